@@ -1,0 +1,223 @@
+"""The Python API: find weights, pick a device, generate and upscale textures.
+
+    from core import load_generator
+    gen = load_generator()                       # shipped weights + the per-user models folder
+    img = gen.generate("grass", seed=3, size=1024)   # (1024, 1024, 3) uint8, seamless
+    big = gen.upscale(img, scale=4)               # (4096, 4096, 3) uint8, still seamless
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import imageio, weights
+from .generator import TextureGenerator
+from .upscaler import Upscaler, upscale_tiled
+
+SHIPPED_DIR = Path(__file__).parent / "weights"
+MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 8192, 64
+GAN_SCALE = 4  # the GAN draws at size/4, the upscaler brings it to size
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def user_models_dir() -> Path:
+    """The per-user models folder (XDG data dir on Linux, the platform's equivalent elsewhere)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "tessera" / "models"
+
+
+def search_path(models_dir: str | Path | None = None) -> list[Path]:
+    """`models_dir` or $TESSERA_MODELS replaces the default: the user folder, then shipped weights."""
+    chosen = models_dir or os.environ.get("TESSERA_MODELS")
+    if chosen:
+        return [Path(chosen).expanduser()]
+    return [user_models_dir(), SHIPPED_DIR]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but this PyTorch build sees no CUDA GPU")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' requested but Metal is not available here")
+    return torch.device(device)
+
+
+def check_size(size: Any) -> int:
+    valid = f"a multiple of {SIZE_STEP} from {MIN_SIZE} to {MAX_SIZE}"
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise ValueError(f"size {size!r} is not a whole number: use {valid}")
+    if not (MIN_SIZE <= size <= MAX_SIZE and size % SIZE_STEP == 0):
+        raise ValueError(f"size {size} is not supported: use {valid}")
+    return int(size)
+
+
+@dataclass
+class _GanEntry:
+    model: TextureGenerator
+    meta: dict[str, Any]
+    path: Path
+
+
+@dataclass
+class Tessera:
+    """Loaded models on one device. Build it with `load_generator`."""
+
+    device: torch.device
+    generators: dict[str, _GanEntry]                 # style name → the generator that holds it
+    upscalers: dict[int, tuple[Upscaler, dict, Path]]  # scale → model
+    errors: list[str] = field(default_factory=list)   # files that could not be loaded, one line each
+
+    @property
+    def styles(self) -> list[str]:
+        return list(self.generators)
+
+    # style names and mixes
+
+    def style_weights(self, style: str | dict[str, float]) -> tuple[_GanEntry, torch.Tensor]:
+        """'grass', 'grass+rock' (equal parts), 'grass:0.7+rock:0.3' or {'grass': 0.7, ...}."""
+        mix = parse_style(style) if isinstance(style, str) else dict(style)
+        if not mix:
+            raise ValueError(f"empty style: choose from {', '.join(self.styles)}")
+        for name in mix:
+            if name not in self.generators:
+                raise ValueError(f"unknown style {name!r}: choose from {', '.join(self.styles)}")
+        entries = {id(self.generators[n].model): self.generators[n] for n in mix}
+        if len(entries) > 1:
+            raise ValueError(f"styles {', '.join(mix)} come from different weights files and cannot be mixed")
+        entry = next(iter(entries.values()))
+        names = entry.meta["styles"]
+        w = torch.zeros(1, len(names))
+        for name, amount in mix.items():
+            w[0, names.index(name)] += amount
+        total = float(w.sum())
+        if total <= 0:
+            raise ValueError(f"style weights in {style!r} must add up to more than 0")
+        return entry, w / total
+
+    # generation
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return nullcontext()
+
+    @torch.inference_mode()
+    def generate_gan(self, style: str | dict[str, float], seed: int = 0, size: int = 256) -> torch.Tensor:
+        """The GAN's own output: (1, 3, size, size) float in [0, 1], size a multiple of its stride."""
+        entry, w = self.style_weights(style)
+        stride = entry.model.cfg.stride
+        assert size % stride == 0, f"GAN size {size} must be a multiple of {stride}"
+        g = torch.Generator().manual_seed(int(seed))
+        with self._autocast():
+            x = entry.model(w.to(self.device), (size // stride, size // stride), g)
+        return (x.float() * 0.5 + 0.5).clamp(0, 1)
+
+    @torch.inference_mode()
+    def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024) -> np.ndarray:
+        """A seamless texture: (size, size, 3) uint8, the same for a seed on a given device."""
+        size = check_size(size)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed {seed!r} must be a whole number ≥ 0")
+        x = self.generate_gan(style, seed, size // GAN_SCALE)
+        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True))
+
+    def _upscale(self, x: torch.Tensor, scale: int, tileable: bool) -> torch.Tensor:
+        if scale not in self.upscalers:
+            have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
+            raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
+        model = self.upscalers[scale][0]
+        tile = 512 if self.device.type != "cpu" else 256
+        with self._autocast():
+            y = upscale_tiled(model, x, tile=tile, tileable=tileable)
+        return y.float().clamp(0, 1)
+
+    @torch.inference_mode()
+    def upscale(self, img: np.ndarray, scale: int = 4, tileable: bool = True) -> np.ndarray:
+        """(H, W, 3) uint8 → (H·scale, W·scale, 3) uint8; wraps around the borders when tileable."""
+        if scale not in (2, 4):
+            raise ValueError(f"scale {scale!r} is not supported: use 2 or 4")
+        x = imageio.to_tensor(img).to(self.device)
+        if self.device.type != "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return imageio.to_uint8(self._upscale(x, scale, tileable))
+
+
+def parse_style(spec: str) -> dict[str, float]:
+    mix: dict[str, float] = {}
+    for part in spec.split("+"):
+        name, _, amount = part.strip().partition(":")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"style {spec!r} has an empty name: write e.g. 'grass' or 'grass:0.7+rock:0.3'")
+        try:
+            value = float(amount) if amount else 1.0
+        except ValueError:
+            raise ValueError(f"style weight {amount!r} in {spec!r} is not a number") from None
+        if value < 0:
+            raise ValueError(f"style weight {value} in {spec!r} must be ≥ 0")
+        mix[name] = mix.get(name, 0.0) + value
+    return mix
+
+
+def model_files(models_dir: str | Path | None = None) -> list[Path]:
+    files: list[Path] = []
+    for folder in search_path(models_dir):
+        if folder.is_dir():
+            files += sorted(folder.glob("*.safetensors"))
+    return files
+
+
+def load_generator(device: str = "auto", models_dir: str | Path | None = None) -> Tessera:
+    """Load every weights file on the search path. Bad files are reported by name (warnings and
+    `.errors`) while good ones still load; with no usable generator at all, raise."""
+    folders = search_path(models_dir)
+    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"models folder {models_dir} does not exist")
+    dev = resolve_device(device)
+    gens: dict[str, _GanEntry] = {}
+    ups: dict[int, tuple[Upscaler, dict, Path]] = {}
+    errors: list[str] = []
+    for path in model_files(models_dir):
+        try:
+            model, meta = weights.build(path)
+        except (weights.ModelFileError, FileNotFoundError) as e:
+            errors.append(str(e))
+            warnings.warn(str(e), stacklevel=2)
+            continue
+        model = model.to(dev)
+        if dev.type != "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        if isinstance(model, TextureGenerator):
+            entry = _GanEntry(model, meta, path)
+            for name in meta["styles"]:
+                gens.setdefault(name, entry)  # earlier folders on the path win
+        else:
+            ups.setdefault(model.cfg.scale, (model, meta, path))
+    if not gens:
+        where = ", ".join(str(f) for f in folders)
+        detail = f" ({'; '.join(errors)})" if errors else ""
+        raise FileNotFoundError(f"no usable generator weights in {where}{detail}")
+    return Tessera(dev, gens, ups, errors)

@@ -1,0 +1,214 @@
+"""`tessera` / `python -m core`: styles, generate, upscale, batch.
+
+Thin: parse arguments, call the API, print. A user's mistake becomes one line on stderr and exit
+status 2; nothing is written unless the whole image is ready (files are renamed into place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+# helpers
+
+def _load(args: argparse.Namespace):
+    from .api import load_generator
+
+    return load_generator(device=args.device, models_dir=args.models)
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'0-63', '1,5,9' or '0-3,10' → sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds.update(range(lo, hi + 1))
+            else:
+                seeds.add(int(part))
+        except ValueError:
+            raise ValueError(f"seeds {spec!r} not understood: write e.g. 0-63 or 1,5,9") from None
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds {spec!r} must be whole numbers ≥ 0")
+    return sorted(seeds)
+
+
+def file_stem(style: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in style)
+
+
+# commands
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    gen = _load(args)
+    if args.json:
+        print(json.dumps([{"name": s, "weights": str(gen.generators[s].path)} for s in gen.styles]))
+    else:
+        print("\n".join(gen.styles))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .api import check_size
+    from .imageio import check_writable, write_png
+
+    check_size(args.size)
+    out = check_writable(args.out)
+    gen = _load(args)
+    t0 = time.perf_counter()
+    img = gen.generate(args.style, seed=args.seed, size=args.size)
+    seconds = time.perf_counter() - t0
+    write_png(out, img)
+    if args.json:
+        print(json.dumps({"path": str(out), "style": args.style, "seed": args.seed, "size": args.size,
+                          "seconds": round(seconds, 3), "device": str(gen.device)}))
+    else:
+        print(out)
+    return 0
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from .api import MAX_SIZE
+    from .imageio import check_writable, read_image, write_png
+
+    if args.scale not in (2, 4):
+        raise ValueError(f"--scale {args.scale} is not supported: use 2 or 4")
+    out = check_writable(args.out)
+    img = read_image(args.input)
+    h, w = img.shape[:2]
+    if max(h, w) * args.scale > 2 * MAX_SIZE:
+        raise ValueError(f"{args.input}: {w}×{h} ×{args.scale} would exceed {2 * MAX_SIZE} px; "
+                         f"use a smaller image or --scale 2")
+    gen = _load(args)
+    write_png(out, gen.upscale(img, scale=args.scale, tileable=not args.no_tileable))
+    print(out)
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .api import check_size
+    from .imageio import write_png
+
+    check_size(args.size)
+    seeds = parse_seeds(args.seeds)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, expected a folder")
+    gen = _load(args)
+    styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else gen.styles
+    for s in styles:
+        gen.style_weights(s)  # validate every style before the first image
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create folder ({e.strerror})") from None
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    done = {(e["style"], e["seed"], e["size"]) for e in manifest.get("images", [])}
+    images = [e for e in manifest.get("images", []) if (out / e["file"]).is_file()]
+    jobs = [(s, seed) for s in styles for seed in seeds if (s, seed, args.size) not in done
+            or not (out / f"{file_stem(s)}_{seed}_albedo.png").is_file()]
+    skipped = len(styles) * len(seeds) - len(jobs)
+    if skipped:
+        print(f"resuming: {skipped} image(s) already in {out}", file=sys.stderr)
+
+    def write_manifest() -> None:
+        data = {"tool": "tessera", "size": args.size, "device": str(gen.device),
+                "models": sorted({str(e.path) for e in gen.generators.values()}), "images": images}
+        tmp = manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(manifest_path)
+
+    for style, seed in tqdm(jobs, desc="batch", unit="img", disable=args.quiet):
+        t0 = time.perf_counter()
+        name = f"{file_stem(style)}_{seed}_albedo.png"
+        write_png(out / name, gen.generate(style, seed=seed, size=args.size))
+        images = [e for e in images if e["file"] != name]
+        images.append({"style": style, "seed": seed, "size": args.size, "file": name,
+                       "seconds": round(time.perf_counter() - t0, 3)})
+        write_manifest()
+    if not jobs:
+        write_manifest()
+    print(manifest_path)
+    return 0
+
+
+# the table
+
+COMMANDS = {
+    "styles": (cmd_styles, "list the styles the loaded weights can make"),
+    "generate": (cmd_generate, "make one seamless texture"),
+    "upscale": (cmd_upscale, "upscale an image ×2 or ×4, keeping it tileable"),
+    "batch": (cmd_batch, "make many textures (styles × seeds) with a manifest; reruns resume"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="tessera", description="Seamless material textures in under a second.")
+    p.add_argument("--version", action="version", version=f"tessera {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models", metavar="DIR", help="models folder (default: $TESSERA_MODELS, "
+                                                          "else the user folder and the shipped weights)")
+    common.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    parsers = {name: sub.add_parser(name, help=text, parents=[common]) for name, (_, text) in COMMANDS.items()}
+
+    parsers["styles"].add_argument("--json", action="store_true", help="machine-readable output")
+
+    g = parsers["generate"]
+    g.add_argument("--style", required=True, help="a style name, or a mix such as grass:0.7+rock:0.3")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--size", type=int, default=1024, help="side in pixels: a multiple of 64 from 256 to 8192")
+    g.add_argument("--out", required=True, help="output .png")
+    g.add_argument("--json", action="store_true", help="print a JSON record instead of the path")
+
+    u = parsers["upscale"]
+    u.add_argument("input", help="image to upscale")
+    u.add_argument("--scale", type=int, default=4, help="2 or 4 (default 4)")
+    u.add_argument("--out", required=True, help="output .png")
+    u.add_argument("--no-tileable", action="store_true", help="treat borders as edges, not wrap-around")
+
+    b = parsers["batch"]
+    b.add_argument("--styles", help="comma-separated styles (default: all)")
+    b.add_argument("--seeds", default="0-7", help="e.g. 0-63 or 1,5,9 (default 0-7)")
+    b.add_argument("--size", type=int, default=1024)
+    b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .weights import ModelFileError
+
+    args = build_parser().parse_args(argv)
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+        print(f"warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = one_line_warning
+    try:
+        return COMMANDS[args.command][0](args)
+    except (ValueError, FileNotFoundError, ModelFileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as e:
+        print(f"error: {e.filename}: permission denied", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,259 @@
+"""`python -m core.eval` (`make eval`): measure the shipped weights and write the model card.
+
+Definitions are those of shared METRICS.md (implemented in core.metrics):
+  tileability  seam ratio and seam percentile of final outputs, over ≥32 samples;
+  realism      per style, SWD(generated, validation crops) / SWD(validation, other validation crops);
+  diversity    per style, mean SWD between two seeds' crops / mean SWD between two real images' crops;
+  upscaler     PSNR-Y / SSIM-Y gain over bicubic on validation textures (LR by antialiased bicubic);
+  speed        median warm time of one 1024² texture on this machine.
+Validation data is the held-out split of `python -m training data` (never seen in training).
+Results go to a JSON file, into the weights files' metadata, and between markers in MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import metrics, weights
+from .api import SHIPPED_DIR, Tessera, load_generator
+from .imageio import read_image, to_tensor, to_uint8
+from .upscaler import downscale
+
+CROP = 128
+CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
+
+
+def default_data() -> Path:
+    return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera")) / "curated"
+
+
+def style_images(folder: Path) -> list[np.ndarray]:
+    return [read_image(p) for p in sorted(folder.glob("*.png"))]
+
+
+def crops(images: list[np.ndarray], n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """n wrap-around crops spread evenly over the images (all sources are tileable)."""
+    per = [n // len(images) + (i < n % len(images)) for i in range(len(images))]
+    out: list[np.ndarray] = []
+    for img, k in zip(images, per):
+        if k:
+            out += metrics.random_crops(img, k, CROP, rng=rng, wrap=True)
+    return out
+
+
+def wrap_bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+    p = 4
+    y = F.interpolate(F.pad(x, (p, p, p, p), mode="circular"), scale_factor=scale, mode="bicubic",
+                      align_corners=False)
+    return y[..., p * scale:-p * scale, p * scale:-p * scale].clamp(0, 1)
+
+
+# the measurements
+
+def tileability(gen: Tessera, samples: int, size: int) -> dict:
+    ratios, pcts = [], []
+    for i in range(samples):
+        img = gen.generate(gen.styles[i % len(gen.styles)], seed=1000 + i, size=size)
+        ratios.append(metrics.seam_ratio(img))
+        pcts.append(metrics.seam_percentile(img))
+    return {"samples": samples, "size": size, "seam_ratio": float(np.mean(ratios)),
+            "seam_ratio_std": float(np.std(ratios)), "seam_percentile": float(np.mean(pcts))}
+
+
+def realism(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
+    out = {}
+    for style in gen.styles:
+        val_dir, train_dir = data / "gan" / "val" / style, data / "gan" / "train" / style
+        if not val_dir.is_dir():
+            out[style] = {"skipped": f"no validation folder {val_dir}"}
+            continue
+        rng = np.random.default_rng(0)
+        val = style_images(val_dir)
+        fakes = [to_uint8(gen.generate_gan(style, seed=s, size=256)) for s in range(seeds)]
+        real_a, real_b = crops(val, n_crops, rng), crops(val, n_crops, rng)
+        gen_c = crops(fakes, n_crops, rng)
+        floor = metrics.swd(real_a, real_b)
+        swd_gen = metrics.swd(gen_c, real_a)
+        rec = {"swd": swd_gen, "floor": floor, "ratio": swd_gen / floor}
+        if train_dir.is_dir():  # what a generator that copied the training set would score
+            rec["train_ratio"] = metrics.swd(crops(style_images(train_dir), n_crops, rng), real_a) / floor
+        # Diversity: two seeds apart vs two real textures apart (crop sets of each single image).
+        per = max(8, n_crops // 4)
+        pairs = [(i, i + 1) for i in range(0, min(seeds, 8) - 1, 2)]
+        d_gen = np.mean([metrics.swd(crops([fakes[i]], per, rng), crops([fakes[j]], per, rng)) for i, j in pairs])
+        rpairs = [(i, i + 1) for i in range(0, min(len(val), 8) - 1, 2)]
+        if rpairs:
+            d_real = np.mean([metrics.swd(crops([val[i]], per, rng), crops([val[j]], per, rng)) for i, j in rpairs])
+            rec["diversity"] = float(d_gen / d_real)
+        rec["diversity_swd"] = float(d_gen)
+        out[style] = rec
+    return out
+
+
+def upscaler(gen: Tessera, data: Path, scale: int, limit: int) -> dict:
+    files = sorted((data / "hr" / "val").rglob("*.png"))[:limit]
+    if scale not in gen.upscalers or not files:
+        return {"skipped": "no upscaler or no validation images"}
+    model = gen.upscalers[scale][0]
+    p_sr, p_bi, s_sr, s_bi = [], [], [], []
+    for f in files:
+        hr = read_image(f)
+        side = min(hr.shape[0], hr.shape[1], 512) // scale * scale
+        hr = hr[:side, :side]
+        x = to_tensor(hr)
+        lr = downscale(x, scale).clamp(0, 1)
+        with torch.inference_mode():
+            sr = to_uint8(model(lr).clamp(0, 1))
+        bi = to_uint8(wrap_bicubic(lr, scale))
+        p_sr.append(metrics.psnr_y(sr, hr, shave=scale))
+        p_bi.append(metrics.psnr_y(bi, hr, shave=scale))
+        s_sr.append(metrics.ssim_y(sr, hr, shave=scale))
+        s_bi.append(metrics.ssim_y(bi, hr, shave=scale))
+    # LR consistency on GAN outputs (no ground truth there).
+    x = gen.generate_gan(gen.styles[0], seed=0, size=256)
+    with torch.inference_mode():
+        back = to_uint8(downscale(model(x).clamp(0, 1), scale).clamp(0, 1))
+    return {"images": len(files), "psnr_y": float(np.mean(p_sr)), "psnr_y_bicubic": float(np.mean(p_bi)),
+            "psnr_gain_db": float(np.mean(p_sr) - np.mean(p_bi)), "ssim_y": float(np.mean(s_sr)),
+            "ssim_y_bicubic": float(np.mean(s_bi)), "lr_consistency_psnr": metrics.psnr_y(back, to_uint8(x), shave=0)}
+
+
+def speed(gen: Tessera, size: int, runs: int) -> dict:
+    style = gen.styles[0]
+    gen.generate(style, seed=0, size=size)  # warm-up
+    times = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        gen.generate(style, seed=i, size=size)
+        times.append(time.perf_counter() - t0)
+    return {"size": size, "runs": runs, "median_s": float(np.median(times)), "min_s": float(np.min(times)),
+            "threads": torch.get_num_threads(), "device": str(gen.device), "machine": machine()}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+# reporting
+
+def card_table(m: dict) -> str:
+    t, sp = m["tileability"], m["speed"]
+    lines = [f"Measured {m['date']} by `python -m core.eval` on {sp['machine']}.", "",
+             "| metric | measured | target | met |", "|---|---|---|---|"]
+
+    def row(name: str, value: str, target: str, ok: bool | None) -> None:
+        lines.append(f"| {name} | {value} | {target} | {'—' if ok is None else ('yes' if ok else 'no')} |")
+
+    row(f"seam ratio, {t['samples']} outputs at {t['size']}²", f"{t['seam_ratio']:.3f} ± {t['seam_ratio_std']:.3f}",
+        "0.95–1.05", 0.95 <= t["seam_ratio"] <= 1.05)
+    row("seam percentile", f"{t['seam_percentile']:.3f}", "≈ 0.5 (1.0 = seam)", None)
+    for scale in (4, 2):
+        u = m.get(f"upscaler_x{scale}", {})
+        if "psnr_gain_db" in u:
+            row(f"upscaler ×{scale} PSNR-Y gain over bicubic ({u['images']} val images)",
+                f"{u['psnr_gain_db']:+.2f} dB ({u['psnr_y']:.2f} vs {u['psnr_y_bicubic']:.2f})",
+                "≥ +1.0 dB" if scale == 4 else "—", u["psnr_gain_db"] >= 1.0 if scale == 4 else None)
+            row(f"upscaler ×{scale} SSIM-Y", f"{u['ssim_y']:.4f} (bicubic {u['ssim_y_bicubic']:.4f})", "—", None)
+    row(f"{sp['size']}² generation, warm median of {sp['runs']}", f"{sp['median_s']:.2f} s ({sp['device']}, "
+        f"{sp['threads']} threads)", "≤ 1.5 s", sp["median_s"] <= 1.5)
+    lines += ["", "Realism and diversity per style (SWD ×1000 on 128² crops, GAN output vs held-out validation "
+              "textures; ratio = SWD / real-vs-real floor; train ratio = the same for the training images, i.e. "
+              "what copying the training set would score; diversity = SWD between two seeds / between two real "
+              "textures, ~1 is as varied as the data, ≪1 is mode collapse):", "",
+              "| style | SWD | floor | ratio (target ≤ 1.5) | met | train ratio | diversity |", "|---|---|---|---|---|---|---|"]
+    for style, r in m["realism"].items():
+        if "ratio" not in r:
+            lines.append(f"| {style} | {r.get('skipped', '')} | | | | | |")
+            continue
+        lines.append(f"| {style} | {r['swd']:.1f} | {r['floor']:.1f} | {r['ratio']:.2f} | "
+                     f"{'yes' if r['ratio'] <= 1.5 else 'no'} | {r.get('train_ratio', float('nan')):.2f} | "
+                     f"{r.get('diversity', float('nan')):.2f} |")
+    return "\n".join(lines)
+
+
+def update_card(card: Path, table: str) -> None:
+    text = card.read_text() if card.is_file() else f"# Model card\n\n## Metrics\n\n{CARD_START}\n{CARD_END}\n"
+    if CARD_START not in text:
+        text += f"\n## Metrics\n\n{CARD_START}\n{CARD_END}\n"
+    head, rest = text.split(CARD_START, 1)
+    tail = rest.split(CARD_END, 1)[1]
+    tmp = card.with_suffix(".md.tmp")
+    tmp.write_text(f"{head}{CARD_START}\n{table}\n{CARD_END}{tail}")
+    tmp.replace(card)
+
+
+def store_in_weights(gen: Tessera, m: dict) -> None:
+    """Put the numbers into each shipped file's header (tensors untouched, re-verified on load)."""
+    paths = {e.path for e in gen.generators.values()} | {p for _, _, p in gen.upscalers.values()}
+    for path in sorted(paths):
+        meta, tensors = weights.read(path)
+        kind, config = meta.pop("kind"), meta.pop("config")
+        for key in ("format", "format_version", "tensor_sha256", "metrics"):
+            meta.pop(key, None)
+        part = {k: v for k, v in m.items() if k in ("date", "speed", "tileability")}
+        if kind == "generator":
+            part["realism"] = m["realism"]
+        else:
+            part |= {k: v for k, v in m.items() if k.startswith("upscaler")}
+        weights.save(path, kind, config, tensors, metrics=part, **meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=default_data(), help="curated data (python -m training data)")
+    p.add_argument("--models", default=None, help="models folder (default: shipped weights)")
+    p.add_argument("--samples", type=int, default=40, help="outputs for the seam measures (≥32)")
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--seeds", type=int, default=8, help="generated textures per style for SWD")
+    p.add_argument("--crops", type=int, default=64, help="crops per set for SWD")
+    p.add_argument("--runs", type=int, default=5, help="timed runs for speed")
+    p.add_argument("--json", type=Path, default=SHIPPED_DIR / "metrics.json")
+    p.add_argument("--card", type=Path, default=SHIPPED_DIR / "MODEL_CARD.md")
+    p.add_argument("--no-write", action="store_true", help="print only; touch no card and no weights")
+    args = p.parse_args(argv)
+    if not (args.data / "gan" / "val").is_dir():
+        print(f"error: no validation data in {args.data}: run `python -m training data` first", file=sys.stderr)
+        return 2
+    gen = load_generator(device="cpu", models_dir=args.models)
+    m: dict = {"date": time.strftime("%Y-%m-%d")}
+    steps = [("speed", lambda: speed(gen, args.size, args.runs)),
+             ("tileability", lambda: tileability(gen, args.samples, args.size)),
+             ("upscaler_x4", lambda: upscaler(gen, args.data, 4, 64)),
+             ("upscaler_x2", lambda: upscaler(gen, args.data, 2, 64)),
+             ("realism", lambda: realism(gen, args.data, args.seeds, args.crops))]
+    for name, fn in steps:
+        t0 = time.perf_counter()
+        m[name] = fn()
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    table = card_table(m)
+    print(table)
+    if not args.no_write:
+        tmp = args.json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(m, indent=1))
+        tmp.replace(args.json)
+        update_card(args.card, table)
+        store_in_weights(gen, m)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

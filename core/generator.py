@@ -1,0 +1,145 @@
+"""A style-conditional texture generator that lives on a torus.
+
+Every layer is periodic: 3×3 convolutions with circular padding, nearest-neighbour upsampling and
+per-pixel operations. The input is a grid of noise cells; each cell becomes `stride` × `stride`
+output pixels. Because nothing in the network knows where the image borders are, rolling the noise
+by k cells rolls the output by k·stride pixels, and tiling the noise 2×2 tiles the output 2×2: the
+texture is seamless by construction, at every size.
+
+The noise has three parts (after PSGAN, Bergmann et al. 2017):
+  local     i.i.d. per cell: the spatial variation;
+  global    constant over the image, drawn per seed, plus the style embedding: the look;
+  periodic  sin(2π(kx·x/W + ky·y/H) + φ) with *integer* wave numbers (kx, ky) per channel, so the
+            waves close on the torus. The frequencies are learned per style, in cycles per cell,
+            and rounded to the nearest integer wave number for the grid at hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GeneratorConfig:
+    styles: int = 8            # number of style embeddings
+    style_dim: int = 64        # width of a style embedding
+    local_dim: int = 16        # i.i.d. noise channels per cell
+    global_dim: int = 16       # per-seed global noise channels
+    periodic_dim: int = 8      # periodic wave channels
+    widths: tuple[int, ...] = (256, 192, 128, 64, 32)  # channels at cell resolution, then after each ×2
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(self.widths)
+        assert len(self.widths) >= 2, "need at least one upsampling stage"
+
+    @property
+    def stride(self) -> int:
+        return 2 ** (len(self.widths) - 1)
+
+    @property
+    def noise_dim(self) -> int:
+        return self.local_dim + self.global_dim + self.periodic_dim
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# helpers
+
+def torus_conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2, padding_mode="circular")
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
+# classes
+
+class StyledConv(nn.Module):
+    """Circular 3×3 conv → pixel norm → per-style scale and shift (FiLM) → leaky ReLU."""
+
+    def __init__(self, cin: int, cout: int, style_dim: int):
+        super().__init__()
+        self.conv = torus_conv(cin, cout)
+        self.film = nn.Linear(style_dim, 2 * cout)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(s)[:, :, None, None].chunk(2, dim=1)
+        return F.leaky_relu(pixel_norm(self.conv(x)) * (1 + gamma) + beta, 0.2)
+
+
+class TextureGenerator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.style = nn.Embedding(cfg.styles, cfg.style_dim)
+        nn.init.normal_(self.style.weight, std=1.0)
+        # Periodic waves: per style, a frequency (cycles per cell, 2-D) for each channel.
+        self.wave = nn.Linear(cfg.style_dim, 2 * cfg.periodic_dim)
+        nn.init.normal_(self.wave.weight, std=0.02)
+        with torch.no_grad():
+            self.wave.bias.copy_(torch.rand(2 * cfg.periodic_dim) * 0.5 - 0.25)
+        w = cfg.widths
+        self.head = StyledConv(cfg.noise_dim + cfg.style_dim, w[0], cfg.style_dim)
+        self.blocks = nn.ModuleList()
+        for cin, cout in zip(w[:-1], w[1:]):
+            self.blocks.append(nn.ModuleList([StyledConv(cin, cout, cfg.style_dim),
+                                              StyledConv(cout, cout, cfg.style_dim)]))
+        self.head2 = StyledConv(w[0], w[0], cfg.style_dim)
+        self.to_rgb = torus_conv(w[-1], 3)
+
+    # noise
+
+    def embed(self, weights: torch.Tensor) -> torch.Tensor:
+        """Style embedding for a (B, styles) matrix of mixing weights (one-hot for a pure style)."""
+        return weights @ self.style.weight
+
+    def make_noise(self, s: torch.Tensor, cells: tuple[int, int], generator: torch.Generator,
+                   ) -> torch.Tensor:
+        """Noise grid (B, noise_dim, H, W) for style embeddings `s` (B, style_dim).
+
+        All random draws come from `generator` on the CPU, so a seed gives the same noise on every
+        device.
+        """
+        cfg, (h, w), b = self.cfg, cells, s.shape[0]
+        local = torch.randn(b, cfg.local_dim, h, w, generator=generator)
+        glob = torch.randn(b, cfg.global_dim, 1, 1, generator=generator).expand(-1, -1, h, w)
+        phase = torch.rand(b, cfg.periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
+        z = torch.cat([local, glob], dim=1).to(s.device, s.dtype)
+        return torch.cat([z, self.periodic(s, (h, w), phase.to(s.device, s.dtype))], dim=1)
+
+    def periodic(self, s: torch.Tensor, cells: tuple[int, int], phase: torch.Tensor) -> torch.Tensor:
+        h, w = cells
+        freq = self.wave(s).view(-1, self.cfg.periodic_dim, 2)        # cycles per cell
+        k = freq * torch.tensor([w, h], device=s.device, dtype=s.dtype)  # cycles per tile
+        k = k + (k.round() - k).detach()  # integer wave numbers; straight-through gradient
+        xs = torch.arange(w, device=s.device, dtype=s.dtype) / w
+        ys = torch.arange(h, device=s.device, dtype=s.dtype) / h
+        arg = (k[..., 0, None, None] * xs[None, None, None, :]
+               + k[..., 1, None, None] * ys[None, None, :, None])
+        return torch.sin(2 * math.pi * arg + phase)
+
+    # synthesis
+
+    def synthesize(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Noise grid (B, noise_dim, H, W) → image (B, 3, H·stride, W·stride) in [-1, 1]."""
+        assert z.shape[1] == self.cfg.noise_dim, f"noise has {z.shape[1]} channels, want {self.cfg.noise_dim}"
+        x = torch.cat([z, s[:, :, None, None].expand(-1, -1, *z.shape[2:])], dim=1)
+        x = self.head2(self.head(x, s), s)
+        for up, conv in self.blocks:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = conv(up(x, s), s)
+        return torch.tanh(self.to_rgb(x))
+
+    def forward(self, weights: torch.Tensor, cells: tuple[int, int],
+                generator: torch.Generator) -> torch.Tensor:
+        s = self.embed(weights)
+        return self.synthesize(self.make_noise(s, cells, generator), s)

@@ -1,0 +1,143 @@
+"""The torus generator: shapes, the exact tileability identities, integer wave numbers, seeds, mixing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.generator import GeneratorConfig, TextureGenerator
+
+TOL = 1e-5
+
+
+# helpers
+
+def one_hot(i: int, n: int = 2, batch: int = 1) -> torch.Tensor:
+    w = torch.zeros(batch, n)
+    w[:, i] = 1.0
+    return w
+
+
+def noise(model: TextureGenerator, cells: tuple[int, int], seed: int = 0, style: int = 0):
+    s = model.embed(one_hot(style, model.cfg.styles))
+    return model.make_noise(s, cells, torch.Generator().manual_seed(seed)), s
+
+
+# tests
+
+def test_config_stride_and_noise_dim():
+    cfg = GeneratorConfig(styles=2, widths=(16, 8, 8))
+    assert cfg.stride == 4
+    assert GeneratorConfig(widths=(8, 8, 8, 8)).stride == 8
+    assert cfg.noise_dim == cfg.local_dim + cfg.global_dim + cfg.periodic_dim
+    with pytest.raises(AssertionError, match="upsampling"):
+        GeneratorConfig(widths=(8,))
+
+
+@pytest.mark.parametrize("cells", [(4, 4), (3, 5), (6, 2)])
+def test_output_shapes(gen_model, cells):
+    model = gen_model
+    h, w = cells
+    weights = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.3, 0.7]])
+    g = torch.Generator().manual_seed(0)
+    z = model.make_noise(model.embed(weights), cells, g)
+    assert z.shape == (3, model.cfg.noise_dim, h, w)
+    out = model(weights, cells, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 3, h * 4, w * 4)
+    assert out.dtype == torch.float32
+    assert out.abs().max() <= 1.0 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shift", [(1, 0), (0, 1), (2, 3), (-1, 4)])
+def test_roll_equivariance(gen_model, shift):
+    """Rolling the noise by k cells rolls the image by k·stride pixels, on both axes, non-square grid."""
+    model = gen_model
+    stride = model.cfg.stride
+    z, s = noise(model, (5, 7), seed=1)
+    # Fully random noise (not just the periodic part) so every channel is exercised.
+    z = torch.randn(z.shape, generator=torch.Generator().manual_seed(2))
+    ky, kx = shift
+    out = model.synthesize(z, s)
+    rolled = model.synthesize(torch.roll(z, shifts=(ky, kx), dims=(2, 3)), s)
+    expect = torch.roll(out, shifts=(ky * stride, kx * stride), dims=(2, 3))
+    assert (rolled - expect).abs().max() < TOL
+    # and the shift is visible at all: the image is not (trivially) shift-invariant
+    assert (rolled - out).abs().max() > 1e-2
+
+
+def test_tiling_noise_tiles_image(gen_model):
+    """synthesize(tile(z)) == tile(synthesize(z)) for a 2×2 tiling."""
+    model = gen_model
+    z, s = noise(model, (3, 5), seed=3)
+    out = model.synthesize(z, s)
+    big = model.synthesize(z.repeat(1, 1, 2, 2), s)
+    assert big.shape == (1, 3, 2 * out.shape[2], 2 * out.shape[3])
+    assert (big - out.repeat(1, 1, 2, 2)).abs().max() < TOL
+
+
+@pytest.mark.parametrize("cells", [(5, 7), (8, 8), (6, 11), (16, 9)])
+def test_periodic_channels_have_integer_wave_numbers(gen_model, cells):
+    """Each periodic channel is an exact sinusoid on the torus: along every row (column) its DFT has all
+    its energy in one ±bin pair, at the rounded wave number."""
+    model = gen_model
+    cfg, (h, w) = model.cfg, cells
+    with torch.no_grad():  # frequencies spread over (-0.5, 0.5) cycles per cell, mostly non-integer per tile
+        model.wave.weight.zero_()
+        model.wave.bias.copy_(torch.tensor([0.37, -0.21, 0.13, 0.44, -0.31, 0.06, 0.23, -0.42]))
+    s = model.embed(one_hot(0))
+    phase = torch.rand(1, cfg.periodic_dim, 1, 1, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    waves = model.periodic(s, (h, w), phase)[0].double().numpy()   # (P, H, W)
+    freq = model.wave.bias.view(cfg.periodic_dim, 2).double().numpy()
+    raw = freq * np.array([w, h])
+    assert np.abs(raw - raw.round()).max() > 0.1, "test needs non-integer raw wave numbers to mean anything"
+    for c in range(cfg.periodic_dim):
+        for axis, n, k in ((1, w, round(raw[c, 0])), (0, h, round(raw[c, 1]))):
+            power = np.abs(np.fft.fft(waves[c], axis=axis)) ** 2
+            power = power if axis == 1 else power.T                   # (lines, bins)
+            bins = {k % n, (-k) % n}
+            inside = power[:, sorted(bins)].sum(axis=1)
+            total = power.sum(axis=1)
+            assert np.all(inside >= (1 - 1e-9) * total), f"channel {c} axis {axis}: energy leaks from bin {k}"
+    # The same noise made through make_noise: the periodic channels are the last ones.
+    z = model.make_noise(s, (h, w), torch.Generator().manual_seed(0))
+    assert z.shape[1] == cfg.noise_dim
+    per = z[0, -cfg.periodic_dim:]
+    assert per.abs().max() <= 1.0 + 1e-6
+    # Closing on the torus: continuing the sinusoid one more period-step equals wrapping around.
+    xs = torch.arange(w + 1, dtype=torch.float64) / w
+    k = torch.tensor(raw.round())
+    ext = torch.sin(2 * math.pi * k[:, 0, None] * xs + phase[0, :, 0].double())
+    assert torch.allclose(ext[:, -1], ext[:, 0], atol=1e-9)
+    assert torch.allclose(torch.from_numpy(waves[:, 0, :]), ext[:, :w], atol=1e-5)
+
+
+def test_determinism_per_seed(gen_model):
+    model = gen_model
+    w = one_hot(1)
+
+    def sample(seed):
+        return model(w, (4, 6), torch.Generator().manual_seed(seed))
+
+    a, b, c = sample(7), sample(7), sample(8)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-2
+
+
+def test_style_mixing(gen_model):
+    model = gen_model
+    e = model.style.weight
+    mix = model.embed(torch.tensor([[0.5, 0.5]]))
+    assert torch.allclose(mix[0], (e[0] + e[1]) / 2, atol=1e-6)
+    pure = model.embed(torch.eye(2))
+    assert torch.allclose(pure, e, atol=1e-6)
+
+    def image(w):
+        return model(w, (4, 4), torch.Generator().manual_seed(0))
+
+    mixed, a, b = image(torch.tensor([[0.5, 0.5]])), image(one_hot(0)), image(one_hot(1))
+    assert (mixed - a).abs().max() > 1e-2
+    assert (mixed - b).abs().max() > 1e-2
+    assert (a - b).abs().max() > 1e-2

@@ -1,0 +1,82 @@
+"""Training checkpoints as safetensors: model and optimizer tensors plus a JSON header. No pickle.
+
+An optimizer's state dict is flattened into tensors named `<opt>.state.<param index>.<key>` and its
+param groups go to the header. Files are written to a temporary name and renamed, so a kill during a
+save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.weights import clean_state_dict
+
+LAST = "last.safetensors"
+
+
+def save(folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+         meta: dict[str, Any], extra: dict[str, torch.Tensor] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    header: dict[str, str] = {"meta": json.dumps(meta)}
+    for name, module in modules.items():
+        for k, v in clean_state_dict(module.state_dict()).items():
+            tensors[f"{name}.{k}"] = v
+    for name, opt in optimizers.items():
+        sd = opt.state_dict()
+        header[f"{name}.param_groups"] = json.dumps(sd["param_groups"])
+        for idx, state in sd["state"].items():
+            for k, v in state.items():
+                t = v if torch.is_tensor(v) else torch.tensor(v)
+                tensors[f"{name}.state.{idx}.{k}"] = t.detach().cpu().contiguous()
+    for k, v in (extra or {}).items():
+        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ckpt.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=header)
+        os.replace(tmp, folder / LAST)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return folder / LAST
+
+
+def load(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
+    """→ (meta, tensors, raw header). Raises FileNotFoundError naming the folder."""
+    from safetensors.torch import load_file, safe_open
+
+    path = folder / LAST
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint {path}: train first, or drop --resume")
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    return json.loads(header["meta"]), load_file(str(path)), header
+
+
+def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.Tensor]) -> None:
+    prefix = f"{name}."
+    module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],
+                      header: dict[str, str]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    prefix = f"{name}.state."
+    for k, v in tensors.items():
+        if k.startswith(prefix):
+            idx, key = k[len(prefix):].split(".", 1)
+            state.setdefault(int(idx), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(header[f"{name}.param_groups"])})
+
+
+def extra(tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    return tensors[f"extra.{name}"]

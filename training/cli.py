@@ -1,0 +1,110 @@
+"""Command table for `python -m training`. Thin: parse, call, print."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera"))
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import curate
+
+    curate(args.cache / "data", args.out or args.cache / "curated", workers=args.workers)
+    return 0
+
+
+def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per config field, help from the field's docstring in the source."""
+    import dataclasses
+    import inspect
+
+    src = inspect.getsource(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        doc = ""
+        marker = f"    {f.name}:"
+        if marker in src:
+            after = src.split(marker, 1)[1].split("\n", 2)
+            if len(after) > 1 and after[1].strip().startswith('"""'):
+                doc = after[1].strip().strip('"')
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action="store_true", help=doc)
+        elif "tuple" in str(f.type):
+            p.add_argument(flag, type=lambda v: tuple(int(x) for x in v.split(",")), default=default,
+                           help=f"{doc} (comma-separated, default {','.join(map(str, default))})")
+        else:
+            kind = {"int": int, "float": float, "Path": Path, "str": str}
+            base = str(f.type).split("|")[0].strip()
+            p.add_argument(flag, type=kind.get(base, str), default=default,
+                           required=f.default is dataclasses.MISSING,
+                           help=f"{doc} (default {default})" if default is not None else doc)
+
+
+def cmd_gan(args: argparse.Namespace) -> int:
+    from .gan import GanConfig, train
+
+    cfg = GanConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "func")})
+    print(f"checkpoint: {train(cfg)}")
+    return 0
+
+
+def cmd_sr(args: argparse.Namespace) -> int:
+    from .sr import SrConfig, train
+
+    cfg = SrConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "func")})
+    print(f"checkpoint: {train(cfg)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    print(f"wrote {export(args.ckpt_dir, args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="fetch and curate the real texture photographs")
+    d.add_argument("--cache", type=Path, default=default_cache(), help="download/unpack folder (outside git)")
+    d.add_argument("--out", type=Path, default=None, help="curated set (default: CACHE/curated)")
+    d.add_argument("--workers", type=int, default=2)
+    d.set_defaults(func=cmd_data)
+
+    from .gan import GanConfig
+
+    g = sub.add_parser("gan", help="train the style-conditional texture generator")
+    _config_args(g, GanConfig)
+    g.set_defaults(func=cmd_gan)
+
+    from .sr import SrConfig
+
+    s = sub.add_parser("sr", help="train the tileable upscaler")
+    _config_args(s, SrConfig)
+    s.set_defaults(func=cmd_sr)
+
+    e = sub.add_parser("export", help="write a weights file from a checkpoint folder")
+    e.add_argument("ckpt_dir", type=Path)
+    e.add_argument("--out", type=Path, required=True, help="FILE.safetensors")
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,183 @@
+"""What both trainers share: style-folder datasets, the distributed set-up, logging and the loop clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tga", ".tif", ".tiff", ".webp", ".dds")
+
+
+# data
+
+@dataclass
+class StyleImages:
+    """Every usable image under a folder, in memory as uint8 (3, H, W) tensors, grouped by style.
+
+    `root/<style>/*.png` gives one style per subfolder; images directly in `root` form one style named
+    after the folder. Unreadable files are skipped with a warning; no usable image is an error.
+    """
+
+    styles: list[str]
+    images: list[list[torch.Tensor]]
+    sources: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, root: Path, max_side: int | None = None) -> "StyleImages":
+        from PIL import Image
+
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} does not exist")
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+        groups = [(p.name, p) for p in folders] or [(root.name, root)]
+        styles, images = [], []
+        for name, folder in groups:
+            imgs = []
+            for f in sorted(folder.iterdir()):
+                if f.suffix.lower() not in IMAGE_EXTS:
+                    continue
+                try:
+                    with Image.open(f) as im:
+                        im = im.convert("RGB")
+                        if max_side and max(im.size) > max_side:
+                            k = max_side / max(im.size)
+                            im = im.resize((max(1, round(im.size[0] * k)), max(1, round(im.size[1] * k))),
+                                           Image.Resampling.LANCZOS)
+                        imgs.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous())
+                except Exception as e:  # noqa: BLE001 — skip any file Pillow cannot decode
+                    warnings.warn(f"skipping unreadable image {f} ({e.__class__.__name__})", stacklevel=2)
+            if imgs:
+                styles.append(name)
+                images.append(imgs)
+        if not styles:
+            raise ValueError(f"no usable image in {root}: put images in {root}/<style>/ subfolders")
+        sources = {}
+        index = root.parent.parent / "index.json"  # the curated set records its sources
+        if index.is_file():
+            sources = json.loads(index.read_text()).get("licences", {})
+        return cls(styles, images, sources or {"user folder": str(root)})
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.images)
+
+    def sample(self, n: int, crop: int, g: torch.Generator, wrap: bool = True,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n random crops (n, 3, crop, crop) in [0, 1] and their style labels. Styles are drawn
+        uniformly (rare styles are not drowned out), then an image, then a position. With `wrap`,
+        crops wrap around the image's torus (the sources are tileable), which is also the roll
+        augmentation; otherwise they stay inside images big enough to hold them."""
+        labels = torch.randint(len(self.styles), (n,), generator=g)
+        out = torch.empty(n, 3, crop, crop)
+        for i, s in enumerate(labels.tolist()):
+            imgs = self.images[s]
+            img = imgs[int(torch.randint(len(imgs), (1,), generator=g))]
+            _, h, w = img.shape
+            inside = not wrap and h >= crop and w >= crop
+            y0 = int(torch.randint(h - crop + 1 if inside else h, (1,), generator=g))
+            x0 = int(torch.randint(w - crop + 1 if inside else w, (1,), generator=g))
+            ys = torch.arange(y0, y0 + crop) % h
+            xs = torch.arange(x0, x0 + crop) % w
+            patch = img[:, ys][:, :, xs].float() / 255.0
+            if torch.rand((), generator=g) < 0.5:
+                patch = patch.flip(2)
+            out[i] = patch
+        return out, labels
+
+
+# distributed
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> Dist:
+    """Single process, or one rank of `torchrun` (gloo on CPU, nccl on CUDA)."""
+    from core.api import resolve_device
+
+    if "RANK" not in os.environ:
+        return Dist(0, 1, resolve_device(device))
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank, world, dev)
+
+
+def teardown(d: Dist) -> None:
+    if d.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def hardware(d: Dist) -> str:
+    if d.device.type == "cuda":
+        return f"{d.world}× {torch.cuda.get_device_name(d.device)}"
+    return f"{d.world} process(es) on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU"
+
+
+def autocast(d: Dist):
+    if d.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+# logging and the clock
+
+class Clock:
+    """Stops after `steps` total steps or `minutes` of this run, whichever comes first."""
+
+    def __init__(self, start_step: int, steps: int | None, minutes: float | None, wall_before: float):
+        self.step, self.steps, self.minutes = start_step, steps, minutes
+        self.t0, self.wall_before = time.time(), wall_before
+
+    @property
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.t0
+
+    def running(self) -> bool:
+        if self.steps is not None and self.step >= self.steps:
+            return False
+        return self.minutes is None or time.time() - self.t0 < self.minutes * 60
+
+
+def progress(clock: Clock, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    total = clock.steps if clock.steps is not None else None
+    return tqdm(total=total, initial=clock.step, desc=desc, unit="step", disable=not enabled,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def log_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def grid(images: torch.Tensor, nrow: int) -> np.ndarray:
+    """(N, 3, H, W) in [0, 1] → one (rows·H, nrow·W, 3) uint8 picture with 2-px gaps."""
+    n, _, h, w = images.shape
+    rows = (n + nrow - 1) // nrow
+    canvas = torch.ones(3, rows * (h + 2), nrow * (w + 2))
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        canvas[:, r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = images[i]
+    return (canvas.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()

@@ -1,0 +1,222 @@
+"""`python -m training gan`: train the style-conditional torus generator.
+
+Reads top to bottom: config → data → models → optimizers → (resume) → loop → checkpoint.
+Hinge loss, spectral norm on D, lazy R1 on real images, EMA of G. D sees every generated image
+rolled by a random offset, i.e. a random wrap-around crop whose seam lands anywhere, so G is judged
+on its seams too; real crops wrap around their (tileable) sources in the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.nn.utils import spectral_norm
+
+from core.generator import GeneratorConfig, TextureGenerator
+from core.imageio import write_png
+
+from . import checkpoint
+from .common import Clock, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
+
+
+@dataclass
+class GanConfig:
+    data: Path
+    """folder of style subfolders (the curated `gan/train` set or your own images)"""
+    out: Path
+    """checkpoint folder: last.safetensors, log.jsonl, samples/"""
+    steps: int | None = None
+    """stop at this total step count (counted across resumes)"""
+    minutes: float | None = None
+    """stop after this many minutes of this run"""
+    resume: bool = False
+    """continue from OUT/last.safetensors"""
+    batch: int = 8
+    """images per step per process"""
+    crop: int = 128
+    """side of the training images (generated and real), pixels at the GAN's scale"""
+    image_size: int = 256
+    """training images are resized so their longer side is at most this"""
+    widths: tuple[int, ...] = (256, 192, 128, 64, 32)
+    """generator channels per resolution, coarse to fine"""
+    d_width: int = 32
+    """discriminator channels at full resolution (doubling as it goes down)"""
+    lr: float = 2e-4
+    r1: float = 1.0
+    r1_every: int = 4
+    ema: float = 0.999
+    ckpt_every: int = 100
+    sample_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give --steps N or --minutes M (or both) so training knows when to stop")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps {self.steps} must be ≥ 1")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"--minutes {self.minutes} must be > 0")
+        if self.batch < 1:
+            raise ValueError(f"--batch {self.batch} must be ≥ 1")
+        stride = 2 ** (len(self.widths) - 1)
+        if self.crop % stride or self.crop < 2 * stride:
+            raise ValueError(f"--crop {self.crop} must be a multiple of {stride} and at least {2 * stride}")
+
+
+class Discriminator(nn.Module):
+    """Strided conv net with spectral norm; projection conditioning on the style (Miyato & Koyama 2018)."""
+
+    def __init__(self, styles: int, width: int = 32, size: int = 128):
+        super().__init__()
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, width, 3, padding=1)), nn.LeakyReLU(0.2)]
+        c = width
+        while size > 4:
+            c2 = min(c * 2, 512)
+            layers += [spectral_norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+                       spectral_norm(nn.Conv2d(c2, c2, 3, padding=1)), nn.LeakyReLU(0.2)]
+            c, size = c2, size // 2
+        self.features = nn.Sequential(*layers)
+        self.linear = spectral_norm(nn.Linear(c, 1))
+        self.embed = spectral_norm(nn.Embedding(styles, c))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+
+
+def random_roll(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Roll each image by its own random offset: a wrap-around crop with the seam anywhere."""
+    _, _, h, w = x.shape
+    shifts = torch.randint(0, max(h, w), (x.shape[0], 2), generator=g).tolist()
+    return torch.stack([xi.roll((dy % h, dx % w), dims=(1, 2)) for xi, (dy, dx) in zip(x, shifts)])
+
+
+def train(cfg: GanConfig) -> Path:
+    d = setup(cfg.device)
+    torch.manual_seed(cfg.seed + d.rank)
+    g_data = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
+    g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
+
+    data = StyleImages.from_folder(cfg.data, cfg.image_size)
+    gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths)
+    G = TextureGenerator(gcfg).to(d.device)
+    D = Discriminator(len(data.styles), cfg.d_width, cfg.crop).to(d.device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+
+    step, wall = 0, 0.0
+    if cfg.resume:
+        meta, tensors, header = checkpoint.load(cfg.out)
+        if meta["styles"] != data.styles:
+            raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
+        for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
+            checkpoint.restore_module(m, name, tensors)
+        checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header)
+        checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header)
+        g_data.set_state(checkpoint.extra(tensors, f"g_data{d.rank}") if f"extra.g_data{d.rank}" in tensors
+                         else g_data.get_state())
+        step, wall = meta["step"], meta["wall_time_s"]
+    elif d.main and (cfg.out / checkpoint.LAST).exists():
+        raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+
+    # Data-parallel: each rank draws its own batch; DDP averages gradients.
+    G_train = DDP(G) if d.world > 1 else G
+    D_train = DDP(D, broadcast_buffers=False) if d.world > 1 else D
+    cells = (cfg.crop // gcfg.stride,) * 2
+    eye = torch.eye(len(data.styles), device=d.device)
+
+    if d.main:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / "samples").mkdir(exist_ok=True)
+        print(f"gan: {len(data)} images in {len(data.styles)} styles ({', '.join(data.styles)}); "
+              f"{sum(p.numel() for p in G.parameters()) / 1e6:.2f}M G params; {d.world} process(es) on {d.device}")
+
+    def save() -> None:
+        if not d.main:
+            return
+        meta = {"kind": "gan", "step": clock.step, "wall_time_s": clock.wall, "styles": data.styles,
+                "generator": gcfg.to_dict(), "train": {k: str(v) if isinstance(v, Path) else v
+                                                        for k, v in asdict(cfg).items()},
+                "sources": data.sources, "hardware": hardware(d)}
+        checkpoint.save(cfg.out, {"G": G, "D": D, "G_ema": G_ema}, {"opt_g": opt_g, "opt_d": opt_d}, meta,
+                        {"g_data0": g_data.get_state()})
+
+    def sample(step_now: int) -> None:
+        if not d.main:
+            return
+        g = torch.Generator().manual_seed(1234)
+        n = 4
+        with torch.no_grad():
+            w = eye.repeat_interleave(n, 0)
+            imgs = G_ema(w, (cfg.crop // gcfg.stride,) * 2, g).float().cpu() * 0.5 + 0.5
+        imgs = imgs.repeat(1, 1, 2, 2)  # show each tiled 2×2: seams would show here
+        write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(imgs, 2 * n))
+
+    clock = Clock(step, cfg.steps, cfg.minutes, wall)
+    bar = progress(clock, "gan", d.main)
+    t_last = time.time()
+    while clock.running():
+        real, labels = data.sample(cfg.batch, cfg.crop, g_data)
+        real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
+        w = eye[labels]
+
+        # D step: hinge loss on real vs rolled fakes; every r1_every steps, R1 on reals (lazy).
+        D.requires_grad_(True)
+        with torch.no_grad(), autocast(d):
+            fake = G(w, cells, g_noise)
+        do_r1 = cfg.r1 > 0 and clock.step % cfg.r1_every == 0
+        real.requires_grad_(do_r1)
+        with autocast(d):
+            logits = D_train(torch.cat([real, random_roll(fake.float(), g_noise)]), torch.cat([labels, labels]))
+        lr_, lf = logits.float().chunk(2)
+        loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
+        r1 = torch.zeros((), device=d.device)
+        if do_r1:
+            (grad,) = torch.autograd.grad(lr_.sum(), real, create_graph=True)
+            r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
+            loss_d = loss_d + cfg.r1 * 0.5 * cfg.r1_every * r1
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # G step: D (not synchronised, not updated) judges rolled fakes.
+        D.requires_grad_(False)
+        with autocast(d):
+            fake = G_train(w, cells, g_noise)
+            loss_g = -D(random_roll(fake, g_noise), labels).float().mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - cfg.ema)
+
+        clock.step += 1
+        bar.update(1)
+        if d.main and clock.step % 10 == 0:
+            now = time.time()
+            rec = {"step": clock.step, "wall_s": round(clock.wall, 1), "loss_d": round(loss_d.item(), 4),
+                   "loss_g": round(loss_g.item(), 4), "r1": round(r1.item(), 4),
+                   "img_per_s": round(10 * cfg.batch * d.world / (now - t_last), 2)}
+            t_last = now
+            log_jsonl(cfg.out / "log.jsonl", rec)
+            bar.set_postfix(loss_d=rec["loss_d"], loss_g=rec["loss_g"])
+        if clock.step % cfg.ckpt_every == 0:
+            save()
+        if clock.step % cfg.sample_every == 0:
+            sample(clock.step)
+    bar.close()
+    save()
+    sample(clock.step)
+    teardown(d)
+    return cfg.out / checkpoint.LAST

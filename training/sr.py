@@ -1,0 +1,181 @@
+"""`python -m training sr`: train the tileable upscaler on (LR, HR) pairs.
+
+LR images are made from HR crops by circular-padded antialiased bicubic downscaling, with mild
+random blur before and noise after on part of the batch, so the model copes with GAN outputs
+(which are softer and noisier than clean downscales) instead of expecting one exact degradation.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from core.imageio import write_png
+from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_bilinear
+
+from . import checkpoint
+from .common import Clock, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
+
+
+@dataclass
+class SrConfig:
+    data: Path
+    """folder of images (style subfolders allowed), e.g. the curated `hr/train` set"""
+    out: Path
+    """checkpoint folder: last.safetensors, log.jsonl, samples/"""
+    steps: int | None = None
+    """stop at this total step count (counted across resumes)"""
+    minutes: float | None = None
+    """stop after this many minutes of this run"""
+    resume: bool = False
+    """continue from OUT/last.safetensors"""
+    scale: int = 4
+    """2 or 4"""
+    channels: int = 32
+    """feature channels (SRResNet: 64)"""
+    blocks: int = 4
+    """residual blocks (SRResNet: 16)"""
+    batch: int = 16
+    """crops per step per process"""
+    crop: int = 128
+    """HR crop side in pixels"""
+    image_size: int = 1024
+    """training images are resized so their longer side is at most this"""
+    lr: float = 2e-4
+    blur_prob: float = 0.5
+    noise_prob: float = 0.5
+    ema: float = 0.999
+    ckpt_every: int = 200
+    sample_every: int = 1000
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give --steps N or --minutes M (or both) so training knows when to stop")
+        if self.scale not in (2, 4):
+            raise ValueError(f"--scale {self.scale} is not supported: use 2 or 4")
+        if self.crop % self.scale or self.crop < 8 * self.scale:
+            raise ValueError(f"--crop {self.crop} must be a multiple of --scale and at least {8 * self.scale}")
+        if self.channels < 2 or self.channels % 2:
+            raise ValueError(f"--channels {self.channels} must be an even number ≥ 2")
+        if self.blocks < 0 or self.batch < 1:
+            raise ValueError("--batch must be ≥ 1 and --blocks ≥ 0")
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image circular Gaussian blur, sigma (B,) in pixels."""
+    r = 3
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t[None] ** 2 / (2 * sigma[:, None] ** 2))
+    k = k / k.sum(1, keepdim=True)                                  # (B, 7)
+    b, c, h, w = x.shape
+    y = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="circular")
+    kx = k.repeat_interleave(c, 0)[:, None, None, :]
+    ky = k.repeat_interleave(c, 0)[:, None, :, None]
+    y = F.conv2d(F.conv2d(y, kx, groups=b * c), ky, groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+def degrade(hr: torch.Tensor, cfg: SrConfig, g: torch.Generator) -> torch.Tensor:
+    b = hr.shape[0]
+    blur = torch.rand(b, generator=g) < cfg.blur_prob
+    if blur.any():
+        sigma = (0.3 + 0.9 * torch.rand(b, generator=g)).to(hr.device)
+        hr = torch.where(blur.to(hr.device)[:, None, None, None], gaussian_blur(hr, sigma), hr)
+    lr = downscale(hr, cfg.scale)
+    noisy = (torch.rand(b, generator=g) < cfg.noise_prob).float()
+    level = noisy * torch.rand(b, generator=g) * 0.02
+    lr = lr + level[:, None, None, None].to(hr.device) * torch.randn(lr.shape, generator=g).to(hr.device)
+    return lr.clamp(0, 1)
+
+
+def train(cfg: SrConfig) -> Path:
+    d = setup(cfg.device)
+    torch.manual_seed(cfg.seed + d.rank)
+    g = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
+
+    data = StyleImages.from_folder(cfg.data, cfg.image_size)
+    ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks)
+    model = Upscaler(ucfg).to(d.device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+
+    step, wall = 0, 0.0
+    if cfg.resume:
+        meta, tensors, header = checkpoint.load(cfg.out)
+        if meta["upscaler"] != ucfg.to_dict():
+            raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}")
+        checkpoint.restore_module(model, "model", tensors)
+        checkpoint.restore_module(ema, "ema", tensors)
+        checkpoint.restore_optimizer(opt, "opt", tensors, header)
+        if f"extra.g{d.rank}" in tensors:
+            g.set_state(checkpoint.extra(tensors, f"g{d.rank}"))
+        step, wall = meta["step"], meta["wall_time_s"]
+    elif d.main and (cfg.out / checkpoint.LAST).exists():
+        raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+
+    net = DDP(model) if d.world > 1 else model
+    if d.main:
+        (cfg.out / "samples").mkdir(parents=True, exist_ok=True)
+        print(f"sr ×{cfg.scale}: {len(data)} images; {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M "
+              f"params; {d.world} process(es) on {d.device}")
+
+    def save() -> None:
+        if d.main:
+            meta = {"kind": "sr", "step": clock.step, "wall_time_s": clock.wall, "upscaler": ucfg.to_dict(),
+                    "train": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                    "sources": data.sources, "hardware": hardware(d)}
+            checkpoint.save(cfg.out, {"model": model, "ema": ema}, {"opt": opt}, meta, {"g0": g.get_state()})
+
+    def sample(step_now: int) -> None:
+        if not d.main:
+            return
+        hr, _ = data.sample(4, cfg.crop, torch.Generator().manual_seed(99), wrap=False)
+        lr = downscale(hr, cfg.scale).clamp(0, 1)
+        with torch.no_grad():
+            sr = ema(lr.to(d.device)).float().cpu().clamp(0, 1)
+        rows = torch.cat([wrap_bilinear(lr, cfg.scale).clamp(0, 1), sr, hr])  # bilinear / model / truth
+        write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(rows, 4))
+
+    clock = Clock(step, cfg.steps, cfg.minutes, wall)
+    bar = progress(clock, f"sr×{cfg.scale}", d.main)
+    t_last = time.time()
+    while clock.running():
+        # Crops stay inside each image: user images need not tile, and a seam is no target to learn.
+        hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
+        hr = hr.to(d.device)
+        lr = degrade(hr, cfg, g)
+        with autocast(d):
+            loss = F.l1_loss(net(lr).float(), hr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(p, 1 - cfg.ema)
+        clock.step += 1
+        bar.update(1)
+        if d.main and clock.step % 10 == 0:
+            now = time.time()
+            rec = {"step": clock.step, "wall_s": round(clock.wall, 1), "l1": round(loss.item(), 5),
+                   "img_per_s": round(10 * cfg.batch * d.world / (now - t_last), 2)}
+            t_last = now
+            log_jsonl(cfg.out / "log.jsonl", rec)
+            bar.set_postfix(l1=rec["l1"])
+        if clock.step % cfg.ckpt_every == 0:
+            save()
+        if clock.step % cfg.sample_every == 0:
+            sample(clock.step)
+    bar.close()
+    save()
+    sample(clock.step)
+    teardown(d)
+    return cfg.out / checkpoint.LAST
