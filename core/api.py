@@ -139,8 +139,8 @@ class Tessera:
     def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024) -> np.ndarray:
         """A seamless texture: (size, size, 3) uint8, the same for a seed on a given device."""
         size = check_size(size)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed {seed!r} must be a whole number ≥ 0")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed {seed!r} must be a whole number from 0 to 2**64 - 1")
         x = self.generate_gan(style, seed, size // GAN_SCALE)
         return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True))
 
@@ -205,7 +205,6 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
             model, meta = weights.build(path)
         except (weights.ModelFileError, FileNotFoundError) as e:
             errors.append(str(e))
-            warnings.warn(str(e), stacklevel=2)
             continue
         model = model.to(dev)
         if dev.type != "cpu":
@@ -220,4 +219,6 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
         where = ", ".join(str(f) for f in folders)
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise FileNotFoundError(f"no usable generator weights in {where}{detail}")
+    for e in errors:  # only now: when nothing loads, the error above already names every bad file
+        warnings.warn(e, stacklevel=2)
     return Tessera(dev, gens, ups, errors)

@@ -100,6 +100,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import check_size
+    from .files import write_text
     from .imageio import write_png
 
     check_size(args.size)
@@ -115,6 +116,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--out {out}: cannot create folder ({e.strerror})") from None
+    for stale in out.glob(".*.tmp"):  # left by a run killed mid-write; never a finished image
+        stale.unlink()
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     done = {(e["style"], e["seed"], e["size"]) for e in manifest.get("images", [])}
@@ -128,9 +131,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     def write_manifest() -> None:
         data = {"tool": "tessera", "size": args.size, "device": str(gen.device),
                 "models": sorted({str(e.path) for e in gen.generators.values()}), "images": images}
-        tmp = manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(manifest_path)
+        write_text(manifest_path, json.dumps(data, indent=1))
 
     for style, seed in tqdm(jobs, desc="batch", unit="img", disable=args.quiet):
         t0 = time.perf_counter()

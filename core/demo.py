@@ -15,19 +15,20 @@ import numpy as np
 
 def contact_sheet(images: dict[str, np.ndarray], cell: int = 384, columns: int = 5) -> np.ndarray:
     """Each image tiled 2×2, shrunk to `cell` px, labelled, in a grid → (H, W, 3) uint8."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     names = list(images)
     rows = (len(names) + columns - 1) // columns
     label_h, pad = 22, 8
     sheet = Image.new("RGB", (columns * (cell + pad) + pad, rows * (cell + label_h + pad) + pad), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=15)
     for i, name in enumerate(names):
         r, c = divmod(i, columns)
         x, y = pad + c * (cell + pad), pad + r * (cell + label_h + pad)
         tiled = Image.fromarray(np.tile(images[name], (2, 2, 1))).resize((cell, cell), Image.Resampling.LANCZOS)
         sheet.paste(tiled, (x, y + label_h))
-        draw.text((x + 2, y + 4), f"{name} (2×2)", fill=(230, 230, 230))
+        draw.text((x + 2, y + 3), f"{name}  (tiled 2x2)", fill=(230, 230, 230), font=font)
     return np.asarray(sheet)
 
 

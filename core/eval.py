@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from . import metrics, weights
 from .api import SHIPPED_DIR, Tessera, load_generator
+from .files import write_text
 from .imageio import read_image, to_tensor, to_uint8
 from .upscaler import downscale
 
@@ -140,6 +141,25 @@ def speed(gen: Tessera, size: int, runs: int) -> dict:
             "threads": torch.get_num_threads(), "device": str(gen.device), "machine": machine()}
 
 
+def peak_memory(gen: Tessera, size: int, models: str | None) -> dict:
+    """Peak resident memory of a fresh `tessera generate --size SIZE` process (Unix only)."""
+    import resource
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "core", "generate", "--style", gen.styles[0], "--size", str(size),
+               "--out", str(Path(tmp) / "big.png"), "--device", "cpu", "--json"]
+        if models:
+            cmd += ["--models", str(models)]
+        t0 = time.perf_counter()
+        rec = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        wall = time.perf_counter() - t0
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"size": size, "peak_rss_mib": round(peak_kib / 1024, 1), "generate_s": rec["seconds"],
+            "process_s": round(wall, 2)}
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -172,6 +192,10 @@ def card_table(m: dict) -> str:
                 f"{u['psnr_gain_db']:+.2f} dB ({u['psnr_y']:.2f} vs {u['psnr_y_bicubic']:.2f})",
                 "≥ +1.0 dB" if scale == 4 else "—", u["psnr_gain_db"] >= 1.0 if scale == 4 else None)
             row(f"upscaler ×{scale} SSIM-Y", f"{u['ssim_y']:.4f} (bicubic {u['ssim_y_bicubic']:.4f})", "—", None)
+    mem = m.get("memory_4096")
+    if mem:
+        row("4096² texture, fresh CLI process", f"peak RSS {mem['peak_rss_mib']:.0f} MiB, "
+            f"{mem['generate_s']:.1f} s generating, {mem['process_s']:.1f} s in all", "works on 24 GB", True)
     row(f"{sp['size']}² generation, warm median of {sp['runs']}", f"{sp['median_s']:.2f} s ({sp['device']}, "
         f"{sp['threads']} threads)", "≤ 1.5 s", sp["median_s"] <= 1.5)
     lines += ["", "Realism and diversity per style (SWD ×1000 on 128² crops, GAN output vs held-out validation "
@@ -189,15 +213,26 @@ def card_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+def training_table(gen: Tessera) -> str:
+    """What each loaded weights file says about its own training (from its header)."""
+    lines = ["| file | kind | config | steps | wall time | hardware |", "|---|---|---|---|---|---|"]
+    entries = {e.path: ("generator", e.model.cfg.to_dict(), e.meta) for e in gen.generators.values()}
+    entries |= {p: ("upscaler", mdl.cfg.to_dict(), meta) for mdl, meta, p in gen.upscalers.values()}
+    for path, (kind, cfg, meta) in sorted(entries.items()):
+        tr = meta.get("training", {})
+        cfg_s = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "styles")
+        lines.append(f"| `{path.name}` | {kind} | {cfg_s} | {tr.get('steps', '?')} | "
+                     f"{tr.get('wall_time_s', 0) / 3600:.2f} h | {tr.get('hardware', '?')} |")
+    return "\n".join(lines)
+
+
 def update_card(card: Path, table: str) -> None:
     text = card.read_text() if card.is_file() else f"# Model card\n\n## Metrics\n\n{CARD_START}\n{CARD_END}\n"
     if CARD_START not in text:
         text += f"\n## Metrics\n\n{CARD_START}\n{CARD_END}\n"
     head, rest = text.split(CARD_START, 1)
     tail = rest.split(CARD_END, 1)[1]
-    tmp = card.with_suffix(".md.tmp")
-    tmp.write_text(f"{head}{CARD_START}\n{table}\n{CARD_END}{tail}")
-    tmp.replace(card)
+    write_text(card, f"{head}{CARD_START}\n{table}\n{CARD_END}{tail}")
 
 
 def store_in_weights(gen: Tessera, m: dict) -> None:
@@ -237,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     m: dict = {"date": time.strftime("%Y-%m-%d")}
     steps = [("speed", lambda: speed(gen, args.size, args.runs)),
              ("tileability", lambda: tileability(gen, args.samples, args.size)),
+             ("memory_4096", lambda: peak_memory(gen, 4096, args.models)),
              ("upscaler_x4", lambda: upscaler(gen, args.data, 4, 64)),
              ("upscaler_x2", lambda: upscaler(gen, args.data, 2, 64)),
              ("realism", lambda: realism(gen, args.data, args.seeds, args.crops))]
@@ -244,12 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         m[name] = fn()
         print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    table = card_table(m)
+    table = card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n" + training_table(gen)
     print(table)
     if not args.no_write:
-        tmp = args.json.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(m, indent=1))
-        tmp.replace(args.json)
+        write_text(args.json, json.dumps(m, indent=1))
         update_card(args.card, table)
         store_in_weights(gen, m)
     return 0

@@ -10,11 +10,12 @@ kill never leaves a truncated image behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .files import atomic_path
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -67,14 +68,6 @@ def write_png(path: str | Path, img: np.ndarray) -> Path:
     """Write an (H, W, C) uint8 array (or (H, W) uint8/uint16) as PNG, atomically."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(img).save(f, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+    return Path(path)

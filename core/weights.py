@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .files import atomic_path
 
 FORMAT = "tessera-weights"
 FORMAT_VERSION = 1
@@ -61,15 +61,8 @@ def save(path: Path | str, kind: str, config: dict, state: dict[str, torch.Tenso
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
               "config": json.dumps(config), "tensor_sha256": tensor_digest(tensors)}
     header.update({k: json.dumps(v) for k, v in meta.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 

@@ -8,13 +8,12 @@ save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from core.files import atomic_path
 from core.weights import clean_state_dict
 
 LAST = "last.safetensors"
@@ -38,15 +37,8 @@ def save(folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str
                 tensors[f"{name}.state.{idx}.{k}"] = t.detach().cpu().contiguous()
     for k, v in (extra or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ckpt.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, folder / LAST)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(folder / LAST) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
     return folder / LAST
 
 

@@ -156,7 +156,17 @@ class Clock:
     def running(self) -> bool:
         if self.steps is not None and self.step >= self.steps:
             return False
-        return self.minutes is None or time.time() - self.t0 < self.minutes * 60
+        if self.minutes is None:
+            return True
+        over = time.time() - self.t0 >= self.minutes * 60
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Each rank reads its own clock: without agreeing, one stops while the others wait
+            # forever in the next step's all-reduce. One tiny all-reduce per step settles it.
+            dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+            flag = torch.tensor([float(over)], device=dev)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = bool(flag.item())
+        return not over
 
 
 def progress(clock: Clock, desc: str, enabled: bool):

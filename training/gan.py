@@ -48,6 +48,8 @@ class GanConfig:
     """generator channels per resolution, coarse to fine"""
     d_width: int = 32
     """discriminator channels at full resolution (doubling as it goes down)"""
+    d_levels: int = 5
+    """discriminator downsampling stages; any --crop ≥ 2**levels works, so the crop can grow on --resume"""
     lr: float = 2e-4
     r1: float = 1.0
     r1_every: int = 4
@@ -70,20 +72,22 @@ class GanConfig:
         stride = 2 ** (len(self.widths) - 1)
         if self.crop % stride or self.crop < 2 * stride:
             raise ValueError(f"--crop {self.crop} must be a multiple of {stride} and at least {2 * stride}")
+        if self.crop < 2 ** self.d_levels:
+            raise ValueError(f"--crop {self.crop} must be at least 2**--d-levels = {2 ** self.d_levels}")
 
 
 class Discriminator(nn.Module):
     """Strided conv net with spectral norm; projection conditioning on the style (Miyato & Koyama 2018)."""
 
-    def __init__(self, styles: int, width: int = 32, size: int = 128):
+    def __init__(self, styles: int, width: int = 32, levels: int = 5):
         super().__init__()
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, width, 3, padding=1)), nn.LeakyReLU(0.2)]
         c = width
-        while size > 4:
+        for _ in range(levels):  # fully convolutional + sum pooling: any crop ≥ 2**levels works
             c2 = min(c * 2, 512)
             layers += [spectral_norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
                        spectral_norm(nn.Conv2d(c2, c2, 3, padding=1)), nn.LeakyReLU(0.2)]
-            c, size = c2, size // 2
+            c = c2
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(c, 1))
         self.embed = spectral_norm(nn.Embedding(styles, c))
@@ -109,7 +113,7 @@ def train(cfg: GanConfig) -> Path:
     data = StyleImages.from_folder(cfg.data, cfg.image_size)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths)
     G = TextureGenerator(gcfg).to(d.device)
-    D = Discriminator(len(data.styles), cfg.d_width, cfg.crop).to(d.device)
+    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels).to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
@@ -164,7 +168,7 @@ def train(cfg: GanConfig) -> Path:
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, "gan", d.main)
-    t_last = time.time()
+    t_last, s_last = time.time(), clock.step
     while clock.running():
         real, labels = data.sample(cfg.batch, cfg.crop, g_data)
         real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
@@ -203,12 +207,12 @@ def train(cfg: GanConfig) -> Path:
 
         clock.step += 1
         bar.update(1)
-        if d.main and clock.step % 10 == 0:
+        if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
             now = time.time()
             rec = {"step": clock.step, "wall_s": round(clock.wall, 1), "loss_d": round(loss_d.item(), 4),
                    "loss_g": round(loss_g.item(), 4), "r1": round(r1.item(), 4),
-                   "img_per_s": round(10 * cfg.batch * d.world / (now - t_last), 2)}
-            t_last = now
+                   "img_per_s": round((clock.step - s_last) * cfg.batch * d.world / (now - t_last), 2)}
+            t_last, s_last = now, clock.step
             log_jsonl(cfg.out / "log.jsonl", rec)
             bar.set_postfix(loss_d=rec["loss_d"], loss_g=rec["loss_g"])
         if clock.step % cfg.ckpt_every == 0:

@@ -147,7 +147,7 @@ def train(cfg: SrConfig) -> Path:
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, f"sr×{cfg.scale}", d.main)
-    t_last = time.time()
+    t_last, s_last = time.time(), clock.step
     while clock.running():
         # Crops stay inside each image: user images need not tile, and a seam is no target to learn.
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
@@ -163,11 +163,11 @@ def train(cfg: SrConfig) -> Path:
                 pe.lerp_(p, 1 - cfg.ema)
         clock.step += 1
         bar.update(1)
-        if d.main and clock.step % 10 == 0:
+        if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
             now = time.time()
             rec = {"step": clock.step, "wall_s": round(clock.wall, 1), "l1": round(loss.item(), 5),
-                   "img_per_s": round(10 * cfg.batch * d.world / (now - t_last), 2)}
-            t_last = now
+                   "img_per_s": round((clock.step - s_last) * cfg.batch * d.world / (now - t_last), 2)}
+            t_last, s_last = now, clock.step
             log_jsonl(cfg.out / "log.jsonl", rec)
             bar.set_postfix(l1=rec["l1"])
         if clock.step % cfg.ckpt_every == 0:

@@ -1,0 +1,424 @@
+"""Tests for `python -m training gan|sr|export`: tiny runs on a generated image set, on one CPU thread.
+
+Each run trains a 16→8→8 generator or an 8-channel, 1-block upscaler for a few steps, so the whole
+file takes well under a minute. Subprocess tests cover what only a real process shows: SIGKILL during
+training, `torchrun` with two processes, and the CLI's one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from training import checkpoint
+from training.cli import main as cli_main
+from training.gan import GanConfig
+from training.gan import train as train_gan
+from training.sr import SrConfig
+from training.sr import train as train_sr
+from training_helpers import (REPO, STYLES, cli_flags, free_port, gan_kwargs, make_dataset, prefixed,
+                              read_checkpoint, same_tensors, sr_kwargs, subprocess_env, write_png)
+
+# Every in-process run reads the dataset's bad.png; tests that check that warning use pytest.warns.
+pytestmark = pytest.mark.filterwarnings("ignore:skipping unreadable image")
+
+
+# fixtures
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The generated image set (read-only: tests that need another one build their own)."""
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two long training jobs share this machine: keep in-process training on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def gan(data: Path, out: Path, **over) -> Path:
+    return train_gan(GanConfig(**gan_kwargs(data, out, **over)))
+
+
+def sr(data: Path, out: Path, **over) -> Path:
+    return train_sr(SrConfig(**sr_kwargs(data, out, **over)))
+
+
+def log_steps(out: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def rewrite_checkpoint(folder: Path, change) -> None:
+    """Apply change(name, tensor) → tensor to every tensor of folder/last.safetensors, header kept."""
+    from safetensors.torch import load_file, safe_open, save_file
+
+    path = folder / checkpoint.LAST
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata()
+    save_file({k: change(k, v) for k, v in load_file(str(path)).items()}, str(path), metadata=header)
+
+
+# GAN
+
+def test_gan_smoke_writes_checkpoint_log_and_samples(data, tmp_path):
+    out = tmp_path / "gan"
+    with pytest.warns(UserWarning, match=r"skipping unreadable image .*bad\.png") as record:
+        path = gan(data, out)
+    assert [str(w.message) for w in record if "notes.txt" in str(w.message)] == []  # not an image: no warning
+
+    assert path == out / "last.safetensors" and path.is_file()
+    meta, tensors = read_checkpoint(out)
+    assert meta["kind"] == "gan" and meta["step"] == 3 and meta["styles"] == STYLES
+    assert meta["wall_time_s"] > 0 and "1 process(es)" in meta["hardware"]
+    assert {k.split(".")[0] for k in tensors} == {"G", "D", "G_ema", "opt_g", "opt_d", "extra"}
+    assert all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
+
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 3
+    assert all(np.isfinite(records[-1][k]) for k in ("loss_d", "loss_g", "r1", "img_per_s"))
+
+    samples = sorted(p.name for p in (out / "samples").glob("*.png"))
+    assert samples == ["step_0000002.png", "step_0000003.png"]  # sample_every=2, plus the last step
+    with Image.open(out / "samples" / samples[-1]) as im:
+        # 4 samples per style, each a 16-px crop tiled 2×2, in one row with 2-px gaps
+        assert im.size == (4 * len(STYLES) * (2 * 16 + 2), 2 * 16 + 2)
+
+
+def test_gan_resume_continues_from_the_checkpoint(data, tmp_path):
+    out = tmp_path / "gan"
+    gan(data, out, steps=3)
+    meta3, t3 = read_checkpoint(out)
+
+    # Resuming to the step it is at trains nothing and writes back exactly what it loaded.
+    gan(data, out, steps=3, resume=True)
+    meta, t = read_checkpoint(out)
+    assert meta["step"] == 3 and same_tensors(t, t3)
+
+    # Shift G's weights in the file by 0.5: a resume that really loads them carries the shift on.
+    rewrite_checkpoint(out, lambda k, v: v + 0.5 if k.startswith("G.") else v)
+    gan(data, out, steps=5, resume=True)
+    meta5, t5 = read_checkpoint(out)
+    assert meta5["step"] == 5 and meta5["wall_time_s"] >= meta3["wall_time_s"]
+    g3, g5 = prefixed(t3, "G."), prefixed(t5, "G.")
+    for k in g3:
+        delta = g5[k] - g3[k]
+        assert torch.allclose(delta, torch.full_like(delta, 0.5), atol=0.01), k  # two small Adam steps
+    assert not same_tensors(prefixed(t5, "D."), prefixed(t3, "D."))  # and D trained on
+    assert int(t5["opt_g.state.0.step"]) == 5 and int(t5["opt_d.state.0.step"]) == 5  # optimizers resumed
+    assert log_steps(out)[-1] == 5
+
+
+def test_gan_refuses_to_overwrite_a_checkpoint(data, tmp_path):
+    out = tmp_path / "gan"
+    gan(data, out)
+    _, before = read_checkpoint(out)
+    with pytest.raises(ValueError, match="already holds a checkpoint.*--resume"):
+        gan(data, out, steps=5)
+    meta, after = read_checkpoint(out)
+    assert meta["step"] == 3 and same_tensors(before, after)
+
+
+def test_gan_resume_without_checkpoint_names_the_folder(data, tmp_path):
+    out = tmp_path / "nothing-here"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(out))):
+        gan(data, out, resume=True)
+
+
+def test_gan_resume_with_other_styles_is_refused(data, tmp_path):
+    out = tmp_path / "gan"
+    gan(data, out)
+    other = make_dataset(tmp_path / "other")
+    write_png(other / "zebra" / "a.png", np.random.default_rng(0).random((48, 48, 3)))
+    with pytest.raises(ValueError, match="--resume: checkpoint styles"):
+        gan(other, out, steps=5, resume=True)
+
+
+@pytest.mark.parametrize("over, flag", [
+    (dict(steps=None, minutes=None), "--steps"),
+    (dict(steps=0), "--steps"),
+    (dict(minutes=0.0), "--minutes"),
+    (dict(batch=0), "--batch"),
+    (dict(crop=18), "--crop"),      # not a multiple of the generator's stride 4
+    (dict(crop=4), "--crop"),       # less than two cells
+    (dict(crop=16, d_levels=5), "--d-levels"),
+])
+def test_gan_config_errors_name_the_flag(tmp_path, over, flag):
+    with pytest.raises(ValueError, match=re.escape(flag)):
+        GanConfig(**gan_kwargs(tmp_path, tmp_path / "out", **over))
+
+
+# kill safety
+
+def test_sigkill_leaves_a_checkpoint_that_resumes(data, tmp_path):
+    out = tmp_path / "gan"
+    args = cli_flags(gan_kwargs(data, out, steps=100_000, ckpt_every=1, sample_every=100_000))
+    with open(tmp_path / "stdout", "w") as so, open(tmp_path / "stderr", "w") as se:
+        proc = subprocess.Popen([sys.executable, "-m", "training", "gan", *args], cwd=REPO,
+                                env=subprocess_env(), stdout=so, stderr=se)
+        try:
+            deadline = time.time() + 90
+            while time.time() < deadline and proc.poll() is None:
+                # Atomic replace: whenever the file is there it is whole, even while it is being rewritten.
+                if (out / checkpoint.LAST).exists() and read_checkpoint(out)[0]["step"] >= 3:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, f"training exited early: {(tmp_path / 'stderr').read_text()[-2000:]}"
+            assert time.time() < deadline, "no checkpoint within 90 s"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    meta, _ = read_checkpoint(out)  # loads: never half-written
+    killed_at = meta["step"]
+    assert killed_at >= 3
+    gan(data, out, steps=killed_at + 2, resume=True)
+    assert read_checkpoint(out)[0]["step"] == killed_at + 2
+
+    # A save cut short may leave its temporary file, but under a name nothing takes for a checkpoint.
+    names = {p.name for p in out.iterdir()}
+    assert {n for n in names if n.endswith(".safetensors")} == {checkpoint.LAST}
+    assert all(re.fullmatch(r"\.ckpt\..*\.tmp", n) for n in names - {checkpoint.LAST, "log.jsonl", "samples"})
+
+
+KILL_DURING_THIRD_SAVE = """
+import os, runpy, signal, sys
+import safetensors.torch as st
+
+real, calls = st.save_file, []
+
+def save_file(tensors, filename, metadata=None):
+    calls.append(filename)
+    if len(calls) < 3:
+        return real(tensors, filename, metadata=metadata)
+    with open(filename, "wb") as f:  # half a file, then die as if the machine had pulled the plug
+        f.write(b"partial")
+        f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+st.save_file = save_file
+sys.argv = ["training", *sys.argv[1:]]
+runpy.run_module("training", run_name="__main__")
+"""
+
+
+def test_sigkill_during_a_save_keeps_the_previous_checkpoint(data, tmp_path):
+    out = tmp_path / "gan"
+    args = cli_flags(gan_kwargs(data, out, steps=10, ckpt_every=1, sample_every=100))
+    res = subprocess.run([sys.executable, "-c", KILL_DURING_THIRD_SAVE, "gan", *args], cwd=REPO,
+                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    assert read_checkpoint(out)[0]["step"] == 2  # the third save (step 3) never replaced it
+    gan(data, out, steps=4, resume=True)
+    assert read_checkpoint(out)[0]["step"] == 4
+
+
+def test_failed_save_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
+    out = tmp_path / "gan"
+    gan(data, out)
+    _, before = read_checkpoint(out)
+
+    import safetensors.torch
+
+    def broken_save_file(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken_save_file)
+    with pytest.raises(OSError, match="disk full"):  # a failed save is an error, not a log line
+        gan(data, out, steps=5, resume=True)
+    monkeypatch.undo()
+    meta, after = read_checkpoint(out)
+    assert meta["step"] == 3 and same_tensors(before, after)
+    assert sorted(p.name for p in out.iterdir()) == ["last.safetensors", "log.jsonl", "samples"]
+
+
+# upscaler
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_sr_smoke_and_resume_is_exact(data, tmp_path, scale):
+    out = tmp_path / f"sr{scale}"
+    assert sr(data, out, scale=scale, steps=3) == out / "last.safetensors"
+    meta, t3 = read_checkpoint(out)
+    assert meta["kind"] == "sr" and meta["step"] == 3
+    assert meta["upscaler"] == {"scale": scale, "channels": 8, "blocks": 1}
+    assert log_steps(out) == [3]
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["step_0000002.png", "step_0000003.png"]
+    with Image.open(out / "samples" / "step_0000003.png") as im:
+        assert im.size == (4 * (32 + 2), 3 * (32 + 2))  # bilinear / model / truth rows of 4 crops
+
+    sr(data, out, scale=scale, steps=5, resume=True)
+    meta5, t5 = read_checkpoint(out)
+    assert meta5["step"] == 5 and not same_tensors(prefixed(t5, "model."), prefixed(t3, "model."))
+
+    # Weights, optimizer and data stream all resume: 3 + 2 steps equal 5 steps in one go.
+    straight = tmp_path / f"straight{scale}"
+    sr(data, straight, scale=scale, steps=5)
+    _, t_straight = read_checkpoint(straight)
+    assert same_tensors(t5, t_straight)
+
+
+def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
+    out = tmp_path / "sr"
+    sr(data, out)
+    with pytest.raises(ValueError, match="--resume: checkpoint upscaler"):
+        sr(data, out, steps=5, resume=True, channels=16)
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        sr(data, out, steps=5)
+
+
+@pytest.mark.parametrize("over, flag", [
+    (dict(steps=None), "--steps"),
+    (dict(scale=3), "--scale"),
+    (dict(crop=30), "--crop"),      # not a multiple of the scale
+    (dict(crop=16), "--crop"),      # under 8 low-res pixels
+    (dict(channels=0), "--channels"),
+])
+def test_sr_config_errors_name_the_flag(tmp_path, over, flag):
+    with pytest.raises(ValueError, match=re.escape(flag)):
+        SrConfig(**sr_kwargs(tmp_path, tmp_path / "out", **over))
+
+
+# export → core
+
+def test_export_then_core_loads_and_generates(data, tmp_path):
+    from core import weights
+    from core.api import load_generator
+
+    gan(data, tmp_path / "gan")
+    sr(data, tmp_path / "sr4", scale=4)
+    models = tmp_path / "models"
+    assert cli_main(["export", str(tmp_path / "gan"), "--out", str(models / "gen.safetensors")]) == 0
+    from training.export import export
+    export(tmp_path / "sr4", models / "up4.safetensors")
+
+    # The shipped tensors are the EMA weights.
+    _, ckpt = read_checkpoint(tmp_path / "gan")
+    meta, tensors = weights.read(models / "gen.safetensors")
+    assert same_tensors(tensors, prefixed(ckpt, "G_ema."))
+    _, ckpt = read_checkpoint(tmp_path / "sr4")
+    up_meta, up_tensors = weights.read(models / "up4.safetensors")
+    assert same_tensors(up_tensors, prefixed(ckpt, "ema."))
+
+    for m, kind, steps in ((meta, "generator", 3), (up_meta, "upscaler", 3)):
+        assert m["kind"] == kind and m["format_version"] == weights.FORMAT_VERSION
+        assert re.fullmatch(r"[0-9a-f]{64}", m["tensor_sha256"])
+        assert m["training"]["steps"] == steps and m["training"]["wall_time_s"] >= 0
+        assert "process(es)" in m["training"]["hardware"]
+        assert m["data"] == {"user folder": str(data)}
+    assert meta["styles"] == STYLES
+
+    tess = load_generator(device="cpu", models_dir=models)
+    assert tess.styles == STYLES and sorted(tess.upscalers) == [4] and tess.errors == []
+    img = tess.generate("stripes", seed=0, size=256)
+    assert img.shape == (256, 256, 3) and img.dtype == np.uint8
+    assert np.array_equal(img, tess.generate("stripes", seed=0, size=256))
+    assert not np.array_equal(img, tess.generate("noise", seed=0, size=256))
+
+
+def test_export_errors(data, tmp_path):
+    from training.export import export
+
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "none"))):
+        export(tmp_path / "none", tmp_path / "w.safetensors")
+    gan(data, tmp_path / "gan")
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        export(tmp_path / "gan", tmp_path / "w.pt")
+    assert not (tmp_path / "w.pt").exists()
+
+
+# distributed
+
+def torchrun(command: str, kwargs: dict, timeout: float = 150) -> subprocess.CompletedProcess:
+    """Two CPU processes under torchrun; on a timeout (a hung rank) the whole process group is killed."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()),
+           "-m", "training", command, *cli_flags(kwargs)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun {command} hung for {timeout} s:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("command", ["gan", "sr"])
+def test_ddp_two_processes(data, tmp_path, command):
+    out = tmp_path / command
+    kwargs = (gan_kwargs if command == "gan" else sr_kwargs)(data, out, steps=2)
+    res = torchrun(command, kwargs)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 process(es)" in res.stdout
+    meta, _ = read_checkpoint(out)
+    assert meta["step"] == 2 and meta["hardware"].startswith("2 process(es)")
+
+
+def test_ddp_minutes_stop_together(data, tmp_path):
+    """With --minutes each rank reads its own clock; rank 0 is slow at every step here (it saves and
+    samples), so without an agreed stop one rank waits in an all-reduce for a peer that has left
+    (or crashes when it does leave). Timing-dependent: without the fix this fails about every other run."""
+    out = tmp_path / "gan"
+    kwargs = gan_kwargs(data, out, steps=None, minutes=0.03, ckpt_every=1, sample_every=1)
+    res = torchrun("gan", kwargs, timeout=60)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert read_checkpoint(out)[0]["step"] > 0
+
+
+# CLI errors
+
+def test_cli_no_usable_image_is_one_error_line(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "rock").mkdir(parents=True)
+    (empty / "readme.txt").write_text("no images here")
+    res = subprocess.run([sys.executable, "-m", "training", "gan",
+                          *cli_flags(gan_kwargs(empty, tmp_path / "out"))],
+                         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [f"error: no usable image in {empty}: put images in "
+                                               f"{empty}/<style>/ subfolders"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["gan", "sr"])
+def test_cli_missing_data_folder(tmp_path, capsys, command):
+    missing = tmp_path / "missing"
+    flags = cli_flags((gan_kwargs if command == "gan" else sr_kwargs)(missing, tmp_path / "out"))
+    assert cli_main([command, *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: data folder {missing} does not exist"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_only_unreadable_images(tmp_path, capsys):
+    folder = tmp_path / "broken"
+    (folder / "grass").mkdir(parents=True)
+    (folder / "grass" / "bad.png").write_text("not a png")
+    with pytest.warns(UserWarning, match="bad.png"):
+        code = cli_main(["sr", *cli_flags(sr_kwargs(folder, tmp_path / "out"))])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: no usable image in ")
+
+
+def test_cli_flags_reach_the_config(data, tmp_path, capsys):
+    out = tmp_path / "gan"
+    assert cli_main(["gan", *cli_flags(gan_kwargs(data, out, steps=2, widths=(8, 8, 8)))]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"checkpoint: {out / 'last.safetensors'}")
+    meta, _ = read_checkpoint(out)
+    assert meta["generator"]["widths"] == [8, 8, 8] and meta["train"]["crop"] == 16 and meta["step"] == 2
