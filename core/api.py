@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -100,7 +101,9 @@ class Tessera:
         mix = parse_style(style) if isinstance(style, str) else dict(style)
         if not mix:
             raise ValueError(f"empty style: choose from {', '.join(self.styles)}")
-        for name in mix:
+        for name, amount in mix.items():
+            if not math.isfinite(amount) or amount < 0:
+                raise ValueError(f"style weight {amount} for {name!r} must be a finite number ≥ 0")
             if name not in self.generators:
                 raise ValueError(f"unknown style {name!r}: choose from {', '.join(self.styles)}")
         entries = {id(self.generators[n].model): self.generators[n] for n in mix}
@@ -129,7 +132,9 @@ class Tessera:
         """The GAN's own output: (1, 3, size, size) float in [0, 1], size a multiple of its stride."""
         entry, w = self.style_weights(style)
         stride = entry.model.cfg.stride
-        assert size % stride == 0, f"GAN size {size} must be a multiple of {stride}"
+        if size % stride:  # only reachable with a user's generator of a larger stride
+            step = stride * GAN_SCALE
+            raise ValueError(f"size {size * GAN_SCALE} does not fit {entry.path.name}: use a multiple of {step}")
         g = torch.Generator().manual_seed(int(seed))
         with self._autocast():
             x = entry.model(w.to(self.device), (size // stride, size // stride), g)
@@ -176,8 +181,8 @@ def parse_style(spec: str) -> dict[str, float]:
             value = float(amount) if amount else 1.0
         except ValueError:
             raise ValueError(f"style weight {amount!r} in {spec!r} is not a number") from None
-        if value < 0:
-            raise ValueError(f"style weight {value} in {spec!r} must be ≥ 0")
+        if not math.isfinite(value) or value < 0:  # nan or inf would silently give a black image
+            raise ValueError(f"style weight {value} in {spec!r} must be a finite number ≥ 0")
         mix[name] = mix.get(name, 0.0) + value
     return mix
 

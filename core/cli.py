@@ -119,9 +119,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for stale in out.glob(".*.tmp"):  # left by a run killed mid-write; never a finished image
         stale.unlink()
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    done = {(e["style"], e["seed"], e["size"]) for e in manifest.get("images", [])}
-    images = [e for e in manifest.get("images", []) if (out / e["file"]).is_file()]
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        done = {(e["style"], e["seed"], e["size"]) for e in manifest.get("images", [])}
+        images = [e for e in manifest.get("images", []) if (out / e["file"]).is_file()]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # edited or foreign file: say which
+        raise ValueError(f"{manifest_path}: not a Tessera batch manifest ({e.__class__.__name__}: {e}); "
+                         f"move it away to start afresh") from None
     jobs = [(s, seed) for s in styles for seed in seeds if (s, seed, args.size) not in done
             or not (out / f"{file_stem(s)}_{seed}_albedo.png").is_file()]
     skipped = len(styles) * len(seeds) - len(jobs)

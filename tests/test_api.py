@@ -52,6 +52,8 @@ def test_parse_style(spec, expect):
 @pytest.mark.parametrize("spec, message", [
     ("grass:abc", "not a number"),
     ("grass:-1", "≥ 0"),
+    ("grass:nan", "finite"),
+    ("grass:inf+rock", "finite"),
     ("grass+", "empty name"),
     (":0.5", "empty name"),
 ])
@@ -67,6 +69,9 @@ def test_style_weights_normalised(gen):
     assert torch.allclose(w, torch.tensor([[1.0, 0.0]]))
     with pytest.raises(ValueError, match="more than 0"):
         gen.style_weights("brick:0+grass:0")
+    for bad in ({"brick": float("nan")}, {"brick": float("inf"), "grass": 1.0}, {"brick": 2.0, "grass": -1.0}):
+        with pytest.raises(ValueError, match="finite number ≥ 0"):
+            gen.style_weights(bad)
 
 
 # generation

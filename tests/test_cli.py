@@ -72,35 +72,39 @@ def _regular_file(d: Path) -> Path:
     return d / "afile"
 
 
+def _manifest(d: Path, text: str) -> Path:
+    (d / "batch").mkdir()
+    (d / "batch" / "manifest.json").write_text(text)
+    return d / "batch"
+
+
 def _input_png(d: Path) -> Path:
     return write_png(d / "in.png", periodic_rgb(16, 24))
 
 
-def _gen(m, d, *extra):
-    return ["generate", "--style", "brick", "--size", "256", "--out", d / "out.png", "--models", m, *extra]
+def _gen(m, d, *extra, style="brick", size="256", out=None, models=None):
+    return ["generate", "--style", style, "--size", size, "--out", out or d / "out.png", "--models", models or m,
+            *extra]
 
 
 BAD_CASES = {
-    "unknown style": (lambda m, d: ["generate", "--style", "lava", "--size", "256", "--out", d / "out.png",
-                                    "--models", m], "brick, grass"),
-    "unknown style in a mix": (lambda m, d: ["generate", "--style", "brick:0.5+lava:0.5", "--size", "256",
-                                             "--out", d / "out.png", "--models", m], "lava"),
-    "bad style weight": (lambda m, d: _gen(m, d)[:2] + ["brick:x"] + _gen(m, d)[3:], "not a number"),
-    "size 0": (lambda m, d: _gen(m, d)[:4] + ["0"] + _gen(m, d)[5:], VALID_SIZE),
-    "size -64": (lambda m, d: _gen(m, d)[:4] + ["-64"] + _gen(m, d)[5:], VALID_SIZE),
-    "size 100": (lambda m, d: _gen(m, d)[:4] + ["100"] + _gen(m, d)[5:], VALID_SIZE),
-    "size 100000": (lambda m, d: _gen(m, d)[:4] + ["100000"] + _gen(m, d)[5:], VALID_SIZE),
+    "unknown style": (lambda m, d: _gen(m, d, style="lava"), "brick, grass"),
+    "unknown style in a mix": (lambda m, d: _gen(m, d, style="brick:0.5+lava:0.5"), "lava"),
+    "bad style weight": (lambda m, d: _gen(m, d, style="brick:x"), "not a number"),
+    "nan style weight": (lambda m, d: _gen(m, d, style="brick:nan+grass"), "finite"),
+    "size 0": (lambda m, d: _gen(m, d, size="0"), VALID_SIZE),
+    "size -64": (lambda m, d: _gen(m, d, size="-64"), VALID_SIZE),
+    "size 100": (lambda m, d: _gen(m, d, size="100"), VALID_SIZE),
+    "size 100000": (lambda m, d: _gen(m, d, size="100000"), VALID_SIZE),
     "negative seed": (lambda m, d: _gen(m, d, "--seed", "-1"), "seed"),
     "huge seed": (lambda m, d: _gen(m, d, "--seed", str(2**70)), "seed"),
     "unknown device": (lambda m, d: _gen(m, d, "--device", "tpu"), "auto, cpu, cuda, mps"),
-    "output not .png": (lambda m, d: _gen(m, d)[:6] + [d / "out.jpg"] + _gen(m, d)[7:], ".png"),
-    "output is a folder": (lambda m, d: _gen(m, d)[:6] + [d] + _gen(m, d)[7:], "folder"),
-    "output parent is a file": (lambda m, d: _gen(m, d)[:6] + [_regular_file(d) / "out.png"] + _gen(m, d)[7:],
-                                "afile"),
-    "output grandparent is a file": (lambda m, d: _gen(m, d)[:6] + [_regular_file(d) / "sub" / "out.png"]
-                                     + _gen(m, d)[7:], "afile"),
-    "missing models folder": (lambda m, d: _gen(d / "nomodels", d), "nomodels"),
-    "corrupt-only models folder": (lambda m, d: _gen(_corrupt_models(d), d), "no usable generator"),
+    "output not .png": (lambda m, d: _gen(m, d, out=d / "out.jpg"), ".png"),
+    "output is a folder": (lambda m, d: _gen(m, d, out=d), "folder"),
+    "output parent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "out.png"), "afile"),
+    "output grandparent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "sub" / "out.png"), "afile"),
+    "missing models folder": (lambda m, d: _gen(m, d, models=d / "nomodels"), "nomodels"),
+    "corrupt-only models folder": (lambda m, d: _gen(m, d, models=_corrupt_models(d)), "no usable generator"),
     "styles, corrupt-only models folder": (lambda m, d: ["styles", "--models", _corrupt_models(d)],
                                            "badmodels"),
     "upscale missing input": (lambda m, d: ["upscale", d / "missing.png", "--out", d / "out.png",
@@ -123,14 +127,18 @@ BAD_CASES = {
                                           "--out", d / "batch", "--models", m], "brick, grass"),
     "batch bad size": (lambda m, d: ["batch", "--seeds", "0", "--size", "1000", "--out", d / "batch",
                                      "--models", m], VALID_SIZE),
+    "batch corrupt manifest": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out",
+                                             _manifest(d, "not json"), "--models", m], "manifest.json"),
+    "batch foreign manifest": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out",
+                                             _manifest(d, '{"images": [{"file": "x.png"}]}'), "--models", m],
+                               "not a Tessera batch manifest"),
     "batch out is a file": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out", _regular_file(d),
                                           "--models", m], "is a file"),
 }
 
 
-SUBPROCESS_CASES = ["size 100", "unknown style", "output parent is a file", "output not .png",
-                    "missing models folder", "corrupt-only models folder", "upscale missing input",
-                    "upscale non-image input", "batch bad seeds range"]
+SUBPROCESS_CASES = ["size 100", "corrupt-only models folder", "unknown style", "upscale non-image input",
+                    "batch bad seeds range"]
 
 
 def check_failed_run(case: str, rc: int, stdout: str, stderr: str, folder: Path, before: set[Path]) -> None:
@@ -301,13 +309,17 @@ def test_batch_survives_sigkill(tiny_models, tmp_path):
         with Image.open(p) as im:
             im.load()   # raises on a truncated file
             assert im.size == (512, 512)
-    if (out / "manifest.json").exists():
-        json.loads((out / "manifest.json").read_text())   # never half-written
+    recorded = 0
+    if (out / "manifest.json").exists():   # never half-written
+        recorded = len(json.loads((out / "manifest.json").read_text())["images"])
+    assert recorded <= len(written)
 
     res = run_cli_plain(*args)
     assert res.returncode == 0, res.stderr
-    assert "resuming" in res.stderr
+    if recorded:   # images in the manifest are kept; a PNG written just before the kill is made again
+        assert f"resuming: {recorded} image(s)" in res.stderr
     assert len(list(out.glob("*.png"))) == n
+    assert not list(out.glob(".*.tmp")), "temporary files from the killed run are cleaned up"
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["images"]) == n
     for p in out.glob("*.png"):

@@ -28,7 +28,7 @@ from training.gan import train as train_gan
 from training.sr import SrConfig
 from training.sr import train as train_sr
 from training_helpers import (REPO, STYLES, cli_flags, free_port, gan_kwargs, make_dataset, prefixed,
-                              read_checkpoint, same_tensors, sr_kwargs, subprocess_env, write_png)
+                              read_checkpoint, run_training, same_tensors, sr_kwargs, subprocess_env, write_png)
 
 # Every in-process run reads the dataset's bad.png; tests that check that warning use pytest.warns.
 pytestmark = pytest.mark.filterwarnings("ignore:skipping unreadable image")
@@ -190,10 +190,12 @@ def test_sigkill_leaves_a_checkpoint_that_resumes(data, tmp_path):
     gan(data, out, steps=killed_at + 2, resume=True)
     assert read_checkpoint(out)[0]["step"] == killed_at + 2
 
-    # A save cut short may leave its temporary file, but under a name nothing takes for a checkpoint.
+    # A save cut short may leave temporary files (ours: .last.safetensors.*.tmp; safetensors' own:
+    # .tmpXXXXXX), but hidden and under names nothing takes for a checkpoint or a weights file.
     names = {p.name for p in out.iterdir()}
     assert {n for n in names if n.endswith(".safetensors")} == {checkpoint.LAST}
-    assert all(re.fullmatch(r"\.ckpt\..*\.tmp", n) for n in names - {checkpoint.LAST, "log.jsonl", "samples"})
+    others = names - {checkpoint.LAST, "log.jsonl", "samples"}
+    assert all(re.fullmatch(r"\.last\.safetensors\..+\.tmp|\.tmp\w+", n) for n in others), others
 
 
 KILL_DURING_THIRD_SAVE = """
@@ -224,6 +226,7 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint(data, tmp_path):
                          env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
     assert read_checkpoint(out)[0]["step"] == 2  # the third save (step 3) never replaced it
+    assert {p.name for p in out.glob("*.safetensors")} == {checkpoint.LAST}  # the torn file is no checkpoint
     gan(data, out, steps=4, resume=True)
     assert read_checkpoint(out)[0]["step"] == 4
 
@@ -387,9 +390,7 @@ def test_cli_no_usable_image_is_one_error_line(tmp_path):
     empty = tmp_path / "empty"
     (empty / "rock").mkdir(parents=True)
     (empty / "readme.txt").write_text("no images here")
-    res = subprocess.run([sys.executable, "-m", "training", "gan",
-                          *cli_flags(gan_kwargs(empty, tmp_path / "out"))],
-                         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    res = run_training("gan", *cli_flags(gan_kwargs(empty, tmp_path / "out")))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [f"error: no usable image in {empty}: put images in "
                                                f"{empty}/<style>/ subfolders"]

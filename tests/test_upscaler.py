@@ -16,10 +16,12 @@ def rand_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def periodic_image(h: int, w: int) -> torch.Tensor:
-    """A smooth image that is exactly periodic on an h × w torus."""
-    ys = torch.arange(h, dtype=torch.float32)[:, None] / h
-    xs = torch.arange(w, dtype=torch.float32)[None, :] / w
+def periodic_image(h: int, w: int, ys: torch.Tensor | None = None, xs: torch.Tensor | None = None,
+                   ) -> torch.Tensor:
+    """A smooth image that is exactly periodic on an h × w torus (optionally sampled at pixel coordinates
+    `ys`, `xs`, which may be fractional)."""
+    ys = (torch.arange(h, dtype=torch.float32) if ys is None else ys)[:, None] / h
+    xs = (torch.arange(w, dtype=torch.float32) if xs is None else xs)[None, :] / w
     two_pi = 2 * torch.pi
     chans = [torch.sin(two_pi * (2 * xs + ys)), torch.cos(two_pi * 3 * ys) * torch.sin(two_pi * xs),
              torch.sin(two_pi * (xs - 2 * ys) + 0.5)]
@@ -118,6 +120,10 @@ def test_downscale_commutes_with_roll(scale, k):
     lr = downscale(hr, scale)
     rolled = downscale(torch.roll(hr, shifts=(k[0] * scale, k[1] * scale), dims=(2, 3)), scale)
     assert (rolled - torch.roll(lr, shifts=k, dims=(2, 3))).abs().max() < TOL
-    # a smooth periodic image survives downscaling: close to point sampling at pixel-block centres
+    # a smooth periodic image survives downscaling: close to sampling it at the centres of the pixel
+    # blocks, at the borders too (a non-circular pad would show there)
     smooth = downscale(periodic_image(48, 32), scale)
-    assert smooth.shape == (1, 3, 48 // scale, 32 // scale)
+    ys, xs = (torch.arange(n // scale, dtype=torch.float32) * scale + (scale - 1) / 2 for n in (48, 32))
+    expect = periodic_image(48, 32, ys, xs)
+    assert smooth.shape == expect.shape == (1, 3, 48 // scale, 32 // scale)
+    assert (smooth - expect).abs().max() < 0.03

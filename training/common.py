@@ -177,6 +177,14 @@ def progress(clock: Clock, desc: str, enabled: bool):
                 dynamic_ncols=True, file=sys.stderr)
 
 
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """Exponential moving average of the weights, with a warm-up so early averages are not just the
+    random initialisation (decay grows as (1 + step) / (10 + step) up to `decay`)."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1 - d)
+
+
 def log_jsonl(path: Path, record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -39,15 +39,15 @@ VAL_FRACTION = 0.12
 
 # First matching rule wins; the order settles names with two materials ("rocks_grass" → rock).
 STYLE_RULES: tuple[tuple[str, str], ...] = (
-    ("snow", r"snow|polar_ice|glacier|\bice\b|ice_"),
+    ("snow", r"snow|polar_ice|glacier|(^|_)ice(_|$)"),
     ("brick", r"brick"),
     ("wood", r"wood|plank|bark|timber|log_"),
-    ("metal", r"metal|mtl|steel|rust|iron|alu"),
+    ("metal", r"metal|mtl|steel|rust|(^|_)iron|(^|_)alu"),
     ("concrete", r"concrete|cement"),
     ("paving", r"paving|pavement|cobble|road|street|flagstone|city_tile|medit_city|floor_stone"),
     ("rock", r"cliff|rock|stone|boulder|gravel"),
     ("sand", r"sand|dune|beach"),
-    ("grass", r"grass|meadow|forestfloor|shrub|flora|plants|savanna|steppe_grass|tropic_grass"),
+    ("grass", r"grass|meadow|forestfloor|shrub|flora|plants|steppe_grass|tropic_grass"),
     ("dirt", r"dirt|mud|soil|clay|farmland|furrow|steppe|peat"),
 )
 EXCLUDE = re.compile(r"_norm|_spec|_nm\b|_sm\b|_gm\b|_glow|lava|ocean|water|coral|shore|test|"

@@ -23,7 +23,7 @@ from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
 
 from . import checkpoint
-from .common import Clock, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
+from .common import Clock, ema_update, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
 
 
 @dataclass
@@ -48,7 +48,7 @@ class GanConfig:
     """generator channels per resolution, coarse to fine"""
     d_width: int = 32
     """discriminator channels at full resolution (doubling as it goes down)"""
-    d_levels: int = 5
+    d_levels: int = 4
     """discriminator downsampling stages; any --crop ≥ 2**levels works, so the crop can grow on --resume"""
     lr: float = 2e-4
     r1: float = 1.0
@@ -77,23 +77,27 @@ class GanConfig:
 
 
 class Discriminator(nn.Module):
-    """Strided conv net with spectral norm; projection conditioning on the style (Miyato & Koyama 2018)."""
+    """Strided conv net with spectral norm; projection conditioning on the style (Miyato & Koyama 2018).
 
-    def __init__(self, styles: int, width: int = 32, levels: int = 5):
+    Kept shallow on purpose: every spectrally normalised layer can only shrink the signal, and with
+    a dozen of them the logits stop depending on the input at all (we measured exactly that).
+    Fully convolutional with mean pooling, so it judges patches of any crop ≥ 2**levels.
+    """
+
+    def __init__(self, styles: int, width: int = 32, levels: int = 4):
         super().__init__()
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, width, 3, padding=1)), nn.LeakyReLU(0.2)]
         c = width
-        for _ in range(levels):  # fully convolutional + sum pooling: any crop ≥ 2**levels works
-            c2 = min(c * 2, 512)
-            layers += [spectral_norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
-                       spectral_norm(nn.Conv2d(c2, c2, 3, padding=1)), nn.LeakyReLU(0.2)]
+        for _ in range(levels):
+            c2 = min(c * 2, 256)
+            layers += [spectral_norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             c = c2
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(c, 1))
         self.embed = spectral_norm(nn.Embedding(styles, c))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).sum(dim=(2, 3))
+        h = self.features(x).mean(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
@@ -127,8 +131,9 @@ def train(cfg: GanConfig) -> Path:
             checkpoint.restore_module(m, name, tensors)
         checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header)
         checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header)
-        g_data.set_state(checkpoint.extra(tensors, f"g_data{d.rank}") if f"extra.g_data{d.rank}" in tensors
-                         else g_data.get_state())
+        for name, gen in (("g_data", g_data), ("g_noise", g_noise)):
+            if f"extra.{name}{d.rank}" in tensors:  # rank 0's streams; other ranks keep their fresh seeds
+                gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
     elif d.main and (cfg.out / checkpoint.LAST).exists():
         raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
@@ -153,7 +158,7 @@ def train(cfg: GanConfig) -> Path:
                                                         for k, v in asdict(cfg).items()},
                 "sources": data.sources, "hardware": hardware(d)}
         checkpoint.save(cfg.out, {"G": G, "D": D, "G_ema": G_ema}, {"opt_g": opt_g, "opt_d": opt_d}, meta,
-                        {"g_data0": g_data.get_state()})
+                        {"g_data0": g_data.get_state(), "g_noise0": g_noise.get_state()})
 
     def sample(step_now: int) -> None:
         if not d.main:
@@ -202,8 +207,7 @@ def train(cfg: GanConfig) -> Path:
         loss_g.backward()
         opt_g.step()
         with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - cfg.ema)
+            ema_update(G_ema, G, cfg.ema, clock.step)
 
         clock.step += 1
         bar.update(1)

@@ -20,7 +20,7 @@ from core.imageio import write_png
 from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_bilinear
 
 from . import checkpoint
-from .common import Clock, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
+from .common import Clock, ema_update, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
 
 
 @dataclass
@@ -159,8 +159,7 @@ def train(cfg: SrConfig) -> Path:
         loss.backward()
         opt.step()
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(p, 1 - cfg.ema)
+            ema_update(ema, model, cfg.ema, clock.step)
         clock.step += 1
         bar.update(1)
         if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
