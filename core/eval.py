@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import metrics, weights
 from .api import SHIPPED_DIR, Tessera, load_generator
 from .files import write_text
 from .imageio import read_image, to_tensor, to_uint8
-from .upscaler import downscale
+from .upscaler import downscale, wrap_upsample
 
 CROP = 128
 CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
@@ -50,13 +49,6 @@ def crops(images: list[np.ndarray], n: int, rng: np.random.Generator) -> list[np
         if k:
             out += metrics.random_crops(img, k, CROP, rng=rng, wrap=True)
     return out
-
-
-def wrap_bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
-    p = 4
-    y = F.interpolate(F.pad(x, (p, p, p, p), mode="circular"), scale_factor=scale, mode="bicubic",
-                      align_corners=False)
-    return y[..., p * scale:-p * scale, p * scale:-p * scale].clamp(0, 1)
 
 
 # the measurements
@@ -115,7 +107,7 @@ def upscaler(gen: Tessera, data: Path, scale: int, limit: int) -> dict:
         lr = downscale(x, scale).clamp(0, 1)
         with torch.inference_mode():
             sr = to_uint8(model(lr).clamp(0, 1))
-        bi = to_uint8(wrap_bicubic(lr, scale))
+        bi = to_uint8(wrap_upsample(lr, scale).clamp(0, 1))
         p_sr.append(metrics.psnr_y(sr, hr, shave=scale))
         p_bi.append(metrics.psnr_y(bi, hr, shave=scale))
         s_sr.append(metrics.ssim_y(sr, hr, shave=scale))

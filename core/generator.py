@@ -55,25 +55,32 @@ def torus_conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2, padding_mode="circular")
 
 
-def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Zero mean, unit variance per channel over the whole torus (so it commutes with roll and tiling)."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    var = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps)
 
 
 # classes
 
 class StyledConv(nn.Module):
-    """Circular 3×3 conv → pixel norm → per-style scale and shift (FiLM) → leaky ReLU."""
+    """Circular 3×3 conv → instance norm → scale and shift from the code (AdaIN) → leaky ReLU.
 
-    def __init__(self, cin: int, cout: int, style_dim: int):
+    Instance norm keeps every channel's spatial variation alive: with a per-pixel norm instead,
+    G learned to drown the noise under the style's shift and painted flat colours.
+    """
+
+    def __init__(self, cin: int, cout: int, code_dim: int):
         super().__init__()
         self.conv = torus_conv(cin, cout)
-        self.film = nn.Linear(style_dim, 2 * cout)
+        self.film = nn.Linear(code_dim, 2 * cout)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.film(s)[:, :, None, None].chunk(2, dim=1)
-        return F.leaky_relu(pixel_norm(self.conv(x)) * (1 + gamma) + beta, 0.2)
+        return F.leaky_relu(instance_norm(self.conv(x)) * (1 + gamma) + beta, 0.2)
 
 
 class TextureGenerator(nn.Module):
@@ -88,12 +95,12 @@ class TextureGenerator(nn.Module):
         with torch.no_grad():
             self.wave.bias.copy_(torch.rand(2 * cfg.periodic_dim) * 0.5 - 0.25)
         w = cfg.widths
-        self.head = StyledConv(cfg.noise_dim + cfg.style_dim, w[0], cfg.style_dim)
+        code = cfg.style_dim + cfg.global_dim  # what modulates every layer: style + per-seed global noise
+        self.head = StyledConv(cfg.noise_dim + cfg.style_dim, w[0], code)
         self.blocks = nn.ModuleList()
         for cin, cout in zip(w[:-1], w[1:]):
-            self.blocks.append(nn.ModuleList([StyledConv(cin, cout, cfg.style_dim),
-                                              StyledConv(cout, cout, cfg.style_dim)]))
-        self.head2 = StyledConv(w[0], w[0], cfg.style_dim)
+            self.blocks.append(nn.ModuleList([StyledConv(cin, cout, code), StyledConv(cout, cout, code)]))
+        self.head2 = StyledConv(w[0], w[0], code)
         self.to_rgb = torus_conv(w[-1], 3)
 
     # noise
@@ -133,10 +140,12 @@ class TextureGenerator(nn.Module):
         """Noise grid (B, noise_dim, H, W) → image (B, 3, H·stride, W·stride) in [-1, 1]."""
         assert z.shape[1] == self.cfg.noise_dim, f"noise has {z.shape[1]} channels, want {self.cfg.noise_dim}"
         x = torch.cat([z, s[:, :, None, None].expand(-1, -1, *z.shape[2:])], dim=1)
-        x = self.head2(self.head(x, s), s)
+        lo = self.cfg.local_dim
+        code = torch.cat([s, z[:, lo:lo + self.cfg.global_dim].mean(dim=(2, 3))], dim=1)
+        x = self.head2(self.head(x, code), code)
         for up, conv in self.blocks:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = conv(up(x, s), s)
+            x = conv(up(x, code), code)
         return torch.tanh(self.to_rgb(x))
 
     def forward(self, weights: torch.Tensor, cells: tuple[int, int],

@@ -23,7 +23,7 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
         shape = getattr(img, "shape", None)
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {shape}")
     if img.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(img)).float() / 255.0
+        x = torch.from_numpy(np.array(img, copy=True)).float() / 255.0
     else:
         x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).clamp(0, 1)
     return x.permute(2, 0, 1)[None].contiguous()

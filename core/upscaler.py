@@ -3,7 +3,7 @@
 SRResNet (Ledig et al. 2017) without batch norm (as in EDSR): a head conv, residual blocks, a body
 conv with a long skip, then ×2 pixel-shuffle stages. Every conv pads circularly, so on a tileable
 image `upscale(roll(x, k)) == roll(upscale(x), k·scale)` exactly. The network predicts a residual on
-top of a wrap-around bilinear upsample, which makes it train fast and never worse than
+top of a wrap-around bicubic upsample, which makes it train fast and never worse than
 interpolation for long.
 
 `upscale_tiled` runs the model on tiles with enough context around each that the result equals a
@@ -39,11 +39,11 @@ class UpscalerConfig:
         """Low-res pixels of context a tile needs so its centre equals a full pass.
 
         Each 3×3 conv at low resolution reaches one pixel further; a conv after a ×2 stage reaches
-        half a low-res pixel. One more for the bilinear skip, and round up.
+        half a low-res pixel. Two more for the bicubic skip, and round up.
         """
         lr_convs = 2 + 2 * self.blocks + 1
         hr_reach = sum(0.5 ** i for i in range(1, self.scale.bit_length() - 1))
-        return int(lr_convs + hr_reach + 1) + 1
+        return int(lr_convs + hr_reach + 2) + 1
 
 
 LIGHT = UpscalerConfig(scale=4, channels=32, blocks=4)
@@ -59,11 +59,11 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
-def wrap_bilinear(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bilinear upsampling on the torus: pad one pixel circularly, upsample, crop."""
-    x = F.pad(x, (1, 1, 1, 1), mode="circular")
-    x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    return x[..., scale:-scale, scale:-scale]
+def wrap_upsample(x: torch.Tensor, scale: int, mode: str = "bicubic") -> torch.Tensor:
+    """Bicubic (or bilinear) upsampling on the torus: pad two pixels circularly, upsample, crop."""
+    x = F.pad(x, (2, 2, 2, 2), mode="circular")
+    x = F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
+    return x[..., 2 * scale:-2 * scale, 2 * scale:-2 * scale]
 
 
 def downscale(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -97,7 +97,7 @@ class Upscaler(nn.Module):
         """(B, 3, H, W) in [0, 1] → (B, 3, H·scale, W·scale), not clamped."""
         f = self.head(x)
         f = f + self.body(f)
-        return wrap_bilinear(x, self.cfg.scale) + self.shuffle(self.tail(self.up(f)))
+        return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(self.up(f)))
 
 
 @torch.inference_mode()

@@ -41,7 +41,7 @@ def tiny_generator(seed: int = 0) -> TextureGenerator:
 
 
 def tiny_upscaler(scale: int, seed: int = 0) -> Upscaler:
-    """Random-init upscaler with a non-zero tail (zero at init), so its output is more than bilinear."""
+    """Random-init upscaler with a non-zero tail (zero at init), so its output is more than bicubic."""
     torch.manual_seed(seed)
     model = Upscaler(UpscalerConfig(scale=scale, channels=8, blocks=1))
     with torch.no_grad():

@@ -263,7 +263,7 @@ def test_sr_smoke_and_resume_is_exact(data, tmp_path, scale):
     assert log_steps(out) == [3]
     assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["step_0000002.png", "step_0000003.png"]
     with Image.open(out / "samples" / "step_0000003.png") as im:
-        assert im.size == (4 * (32 + 2), 3 * (32 + 2))  # bilinear / model / truth rows of 4 crops
+        assert im.size == (4 * (32 + 2), 3 * (32 + 2))  # bicubic / model / truth rows of 4 crops
 
     sr(data, out, scale=scale, steps=5, resume=True)
     meta5, t5 = read_checkpoint(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.upscaler import UpscalerConfig, downscale, upscale_tiled, wrap_bilinear
+from core.upscaler import UpscalerConfig, downscale, upscale_tiled, wrap_upsample
 
 TOL = 1e-5
 
@@ -42,8 +42,8 @@ def test_shapes(make_upscaler, scale):
     y = model(x)
     assert y.shape == (1, 3, 12 * scale, 17 * scale)
     assert torch.isfinite(y).all()
-    # the (non-zero) tail really adds a residual on top of wrap-around bilinear
-    assert (y - wrap_bilinear(x, scale)).abs().max() > 1e-3
+    # the (non-zero) tail really adds a residual on top of wrap-around bicubic
+    assert (y - wrap_upsample(x, scale)).abs().max() > 1e-3
     assert upscale_tiled(model, x, tile=8).shape == y.shape
 
 
@@ -88,20 +88,20 @@ def test_tiled_equals_one_big_tile_not_tileable(make_upscaler, scale):
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-def test_wrap_bilinear_constant(scale):
+def test_wrap_upsample_constant(scale):
     x = torch.full((1, 3, 7, 10), 0.3)
     x[:, 1] = 0.8
-    y = wrap_bilinear(x, scale)
+    y = wrap_upsample(x, scale)
     assert y.shape == (1, 3, 7 * scale, 10 * scale)
     assert (y - y[:, :, :1, :1]).abs().max() < 1e-6
     assert torch.allclose(y[0, :, 0, 0], torch.tensor([0.3, 0.8, 0.3]))
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-def test_wrap_bilinear_commutes_with_roll(scale):
+def test_wrap_upsample_commutes_with_roll(scale):
     x = rand_image(9, 6, seed=4)
-    a = wrap_bilinear(torch.roll(x, shifts=(2, 1), dims=(2, 3)), scale)
-    b = torch.roll(wrap_bilinear(x, scale), shifts=(2 * scale, scale), dims=(2, 3))
+    a = wrap_upsample(torch.roll(x, shifts=(2, 1), dims=(2, 3)), scale)
+    b = torch.roll(wrap_upsample(x, scale), shifts=(2 * scale, scale), dims=(2, 3))
     assert (a - b).abs().max() < TOL
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core.imageio import write_png
-from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_bilinear
+from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_upsample
 
 from . import checkpoint
 from .common import Clock, ema_update, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
@@ -48,8 +48,10 @@ class SrConfig:
     image_size: int = 1024
     """training images are resized so their longer side is at most this"""
     lr: float = 2e-4
-    blur_prob: float = 0.5
-    noise_prob: float = 0.5
+    blur_prob: float = 0.3
+    """share of crops blurred (σ 0.3–1.2 HR px) before downscaling"""
+    noise_prob: float = 0.3
+    """share of LR crops with Gaussian noise (σ ≤ 0.02) added"""
     ema: float = 0.999
     ckpt_every: int = 200
     sample_every: int = 1000
@@ -142,7 +144,7 @@ def train(cfg: SrConfig) -> Path:
         lr = downscale(hr, cfg.scale).clamp(0, 1)
         with torch.no_grad():
             sr = ema(lr.to(d.device)).float().cpu().clamp(0, 1)
-        rows = torch.cat([wrap_bilinear(lr, cfg.scale).clamp(0, 1), sr, hr])  # bilinear / model / truth
+        rows = torch.cat([wrap_upsample(lr, cfg.scale).clamp(0, 1), sr, hr])  # bicubic / model / truth
         write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(rows, 4))
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
