@@ -60,7 +60,8 @@ def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],
-                      header: dict[str, str]) -> None:
+                      header: dict[str, str], lr: float | None = None) -> None:
+    """Load an optimizer's state; `lr` (the run's --lr) replaces the saved one, so it can change on resume."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     prefix = f"{name}.state."
     for k, v in tensors.items():
@@ -68,6 +69,9 @@ def restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, 
             idx, key = k[len(prefix):].split(".", 1)
             state.setdefault(int(idx), {})[key] = v
     opt.load_state_dict({"state": state, "param_groups": json.loads(header[f"{name}.param_groups"])})
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 def extra(tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:

@@ -129,8 +129,8 @@ def train(cfg: GanConfig) -> Path:
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
-        checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header)
-        checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header)
+        checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header, cfg.lr)
+        checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header, cfg.lr)
         for name, gen in (("g_data", g_data), ("g_noise", g_noise)):
             if f"extra.{name}{d.rank}" in tensors:  # rank 0's streams; other ranks keep their fresh seeds
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
@@ -174,6 +174,7 @@ def train(cfg: GanConfig) -> Path:
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, "gan", d.main)
     t_last, s_last = time.time(), clock.step
+    r1 = torch.zeros((), device=d.device)  # the last computed R1 (it is lazy), for the log
     while clock.running():
         real, labels = data.sample(cfg.batch, cfg.crop, g_data)
         real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
@@ -189,11 +190,11 @@ def train(cfg: GanConfig) -> Path:
             logits = D_train(torch.cat([real, random_roll(fake.float(), g_noise)]), torch.cat([labels, labels]))
         lr_, lf = logits.float().chunk(2)
         loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
-        r1 = torch.zeros((), device=d.device)
         if do_r1:
             (grad,) = torch.autograd.grad(lr_.sum(), real, create_graph=True)
             r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
             loss_d = loss_d + cfg.r1 * 0.5 * cfg.r1_every * r1
+            r1 = r1.detach()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
