@@ -12,6 +12,8 @@ The noise has three parts (after PSGAN, Bergmann et al. 2017):
   periodic  sin(2π(kx·x/W + ky·y/H) + φ) with *integer* wave numbers (kx, ky) per channel, so the
             waves close on the torus. The frequencies are learned per style, in cycles per cell,
             and rounded to the nearest integer wave number for the grid at hand.
+Per-pixel detail noise is added at every resolution with a learned strength per channel (as in
+StyleGAN), which is what stochastic textures — sand, grass, gravel — are mostly made of.
 """
 
 from __future__ import annotations
@@ -42,8 +44,15 @@ class GeneratorConfig:
         return 2 ** (len(self.widths) - 1)
 
     @property
-    def noise_dim(self) -> int:
+    def head_noise_dim(self) -> int:
         return self.local_dim + self.global_dim + self.periodic_dim
+
+    @property
+    def noise_dim(self) -> int:
+        """Channels of the noise grid: the head's, then one per-pixel detail map for every ×2 level,
+        stored pixel-unshuffled (4**level channels per cell), so rolling or tiling the grid rolls or
+        tiles every level's map with it."""
+        return self.head_noise_dim + sum(4 ** level for level in range(1, len(self.widths)))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,16 +80,22 @@ class StyledConv(nn.Module):
     G learned to drown the noise under the style's shift and painted flat colours.
     """
 
-    def __init__(self, cin: int, cout: int, code_dim: int):
+    def __init__(self, cin: int, cout: int, code_dim: int, noise: bool = False):
         super().__init__()
         self.conv = torus_conv(cin, cout)
         self.film = nn.Linear(code_dim, 2 * cout)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        self.noise_strength = nn.Parameter(torch.zeros(cout)) if noise else None
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         gamma, beta = self.film(s)[:, :, None, None].chunk(2, dim=1)
-        return F.leaky_relu(instance_norm(self.conv(x)) * (1 + gamma) + beta, 0.2)
+        x = self.conv(x)
+        if self.noise_strength is not None:
+            assert noise is not None, "this layer adds detail noise: pass it"
+            x = x + self.noise_strength[None, :, None, None] * noise
+        return F.leaky_relu(instance_norm(x) * (1 + gamma) + beta, 0.2)
 
 
 class TextureGenerator(nn.Module):
@@ -96,10 +111,11 @@ class TextureGenerator(nn.Module):
             self.wave.bias.copy_(torch.rand(2 * cfg.periodic_dim) * 0.5 - 0.25)
         w = cfg.widths
         code = cfg.style_dim + cfg.global_dim  # what modulates every layer: style + per-seed global noise
-        self.head = StyledConv(cfg.noise_dim + cfg.style_dim, w[0], code)
+        self.head = StyledConv(cfg.head_noise_dim + cfg.style_dim, w[0], code)
         self.blocks = nn.ModuleList()
         for cin, cout in zip(w[:-1], w[1:]):
-            self.blocks.append(nn.ModuleList([StyledConv(cin, cout, code), StyledConv(cout, cout, code)]))
+            self.blocks.append(nn.ModuleList([StyledConv(cin, cout, code, noise=True),
+                                              StyledConv(cout, cout, code, noise=True)]))
         self.head2 = StyledConv(w[0], w[0], code)
         self.to_rgb = torus_conv(w[-1], 3)
 
@@ -120,8 +136,10 @@ class TextureGenerator(nn.Module):
         local = torch.randn(b, cfg.local_dim, h, w, generator=generator)
         glob = torch.randn(b, cfg.global_dim, 1, 1, generator=generator).expand(-1, -1, h, w)
         phase = torch.rand(b, cfg.periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
-        z = torch.cat([local, glob], dim=1).to(s.device, s.dtype)
-        return torch.cat([z, self.periodic(s, (h, w), phase.to(s.device, s.dtype))], dim=1)
+        detail = torch.randn(b, cfg.noise_dim - cfg.head_noise_dim, h, w, generator=generator)
+        wave = self.periodic(s, (h, w), phase.to(s.device, s.dtype))
+        return torch.cat([torch.cat([local, glob], dim=1).to(s.device, s.dtype), wave,
+                          detail.to(s.device, s.dtype)], dim=1)
 
     def periodic(self, s: torch.Tensor, cells: tuple[int, int], phase: torch.Tensor) -> torch.Tensor:
         h, w = cells
@@ -139,13 +157,18 @@ class TextureGenerator(nn.Module):
     def synthesize(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Noise grid (B, noise_dim, H, W) → image (B, 3, H·stride, W·stride) in [-1, 1]."""
         assert z.shape[1] == self.cfg.noise_dim, f"noise has {z.shape[1]} channels, want {self.cfg.noise_dim}"
-        x = torch.cat([z, s[:, :, None, None].expand(-1, -1, *z.shape[2:])], dim=1)
-        lo = self.cfg.local_dim
-        code = torch.cat([s, z[:, lo:lo + self.cfg.global_dim].mean(dim=(2, 3))], dim=1)
+        cfg = self.cfg
+        head, detail = z[:, :cfg.head_noise_dim], z[:, cfg.head_noise_dim:]
+        x = torch.cat([head, s[:, :, None, None].expand(-1, -1, *z.shape[2:])], dim=1)
+        code = torch.cat([s, z[:, cfg.local_dim:cfg.local_dim + cfg.global_dim].mean(dim=(2, 3))], dim=1)
         x = self.head2(self.head(x, code), code)
-        for up, conv in self.blocks:
+        start = 0
+        for level, (up, conv) in enumerate(self.blocks, start=1):
+            n = 4 ** level
+            noise = F.pixel_shuffle(detail[:, start:start + n], 2 ** level)  # (B, 1, H·2^l, W·2^l)
+            start += n
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = conv(up(x, code), code)
+            x = conv(up(x, code, noise), code, noise)
         return torch.tanh(self.to_rgb(x))
 
     def forward(self, weights: torch.Tensor, cells: tuple[int, int],

@@ -29,7 +29,8 @@ def tiny_generator_config() -> GeneratorConfig:
 
 
 def tiny_generator(seed: int = 0) -> TextureGenerator:
-    """Random-init generator whose FiLM layers are non-zero (they start at zero in training)."""
+    """Random-init generator whose FiLM layers and detail-noise strengths are non-zero (both start
+    at zero in training), so the identities below exercise every path of the noise."""
     torch.manual_seed(seed)
     model = TextureGenerator(tiny_generator_config())
     with torch.no_grad():
@@ -37,6 +38,8 @@ def tiny_generator(seed: int = 0) -> TextureGenerator:
             if isinstance(m, torch.nn.Linear) and m is not model.wave:
                 m.weight.normal_(0, 0.3)
                 m.bias.normal_(0, 0.1)
+            if getattr(m, "noise_strength", None) is not None:
+                m.noise_strength.normal_(0, 0.5)
     return model.eval().requires_grad_(False)
 
 

@@ -32,7 +32,8 @@ def test_config_stride_and_noise_dim():
     cfg = GeneratorConfig(styles=2, widths=(16, 8, 8))
     assert cfg.stride == 4
     assert GeneratorConfig(widths=(8, 8, 8, 8)).stride == 8
-    assert cfg.noise_dim == cfg.local_dim + cfg.global_dim + cfg.periodic_dim
+    assert cfg.head_noise_dim == cfg.local_dim + cfg.global_dim + cfg.periodic_dim
+    assert cfg.noise_dim == cfg.head_noise_dim + 4 + 16  # a detail map per ×2 level, pixel-unshuffled
     with pytest.raises(AssertionError, match="upsampling"):
         GeneratorConfig(widths=(8,))
 
@@ -101,10 +102,10 @@ def test_periodic_channels_have_integer_wave_numbers(gen_model, cells):
             inside = power[:, sorted(bins)].sum(axis=1)
             total = power.sum(axis=1)
             assert np.all(inside >= (1 - 1e-9) * total), f"channel {c} axis {axis}: energy leaks from bin {k}"
-    # The same noise made through make_noise: the periodic channels are the last ones.
+    # The same noise made through make_noise: the periodic channels close the head's noise.
     z = model.make_noise(s, (h, w), torch.Generator().manual_seed(0))
     assert z.shape[1] == cfg.noise_dim
-    per = z[0, -cfg.periodic_dim:]
+    per = z[0, cfg.head_noise_dim - cfg.periodic_dim:cfg.head_noise_dim]
     assert per.abs().max() <= 1.0 + 1e-6
     # Closing on the torus: continuing the sinusoid one more period-step equals wrapping around.
     xs = torch.arange(w + 1, dtype=torch.float64) / w

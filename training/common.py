@@ -125,6 +125,7 @@ def setup(device: str = "auto") -> Dist:
 
 def teardown(d: Dist) -> None:
     if d.world > 1 and dist.is_initialized():
+        dist.barrier()  # rank 0 may still be saving; leaving early has aborted a gloo peer here
         dist.destroy_process_group()
 
 
