@@ -95,8 +95,8 @@ def test_gan_smoke_writes_checkpoint_log_and_samples(data, tmp_path):
     samples = sorted(p.name for p in (out / "samples").glob("*.png"))
     assert samples == ["step_0000002.png", "step_0000003.png"]  # sample_every=2, plus the last step
     with Image.open(out / "samples" / samples[-1]) as im:
-        # 4 samples per style, each a 16-px crop tiled 2×2, in one row with 2-px gaps
-        assert im.size == (4 * len(STYLES) * (2 * 16 + 2), 2 * 16 + 2)
+        # 2 samples per style, each a whole 24-px generated image tiled 2×2, in one row with 2-px gaps
+        assert im.size == (2 * len(STYLES) * (2 * 24 + 2), 2 * 24 + 2)
 
 
 def test_gan_resume_continues_from_the_checkpoint(data, tmp_path):
@@ -153,8 +153,9 @@ def test_gan_resume_with_other_styles_is_refused(data, tmp_path):
     (dict(steps=0), "--steps"),
     (dict(minutes=0.0), "--minutes"),
     (dict(batch=0), "--batch"),
-    (dict(crop=18), "--crop"),      # not a multiple of the generator's stride 4
-    (dict(crop=4), "--crop"),       # less than two cells
+    (dict(g_size=18), "--g-size"),  # not a multiple of the generator's stride 4
+    (dict(g_size=4), "--g-size"),   # less than two cells
+    (dict(crop=28), "--crop"),      # larger than --g-size 24
     (dict(crop=16, d_levels=5), "--d-levels"),
 ])
 def test_gan_config_errors_name_the_flag(tmp_path, over, flag):

@@ -66,7 +66,8 @@ def make_dataset(root: Path) -> Path:
 # configs (keyword overrides win)
 
 def gan_kwargs(data: Path, out: Path, **over) -> dict:
-    kw = dict(data=data, out=out, steps=3, widths=(16, 8, 8), d_width=8, d_levels=3, crop=16, batch=2,
+    kw = dict(data=data, out=out, steps=3, widths=(16, 8, 8), d_width=8, d_levels=3, crop=16, g_size=24,
+              batch=2,
               image_size=64, ckpt_every=2, sample_every=2, device="cpu")
     return {**kw, **over}
 

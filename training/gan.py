@@ -1,8 +1,8 @@
 """`python -m training gan`: train the style-conditional torus generator.
 
 Reads top to bottom: config → data → models → optimizers → (resume) → loop → checkpoint.
-Hinge loss, spectral norm on D, lazy R1 on real images, EMA of G. D sees every generated image
-rolled by a random offset, i.e. a random wrap-around crop whose seam lands anywhere, so G is judged
+Hinge loss, spectral norm on D, lazy R1 on real images, EMA of G. D sees a random wrap-around
+crop of every generated image, whose seam lands anywhere, so G is judged
 on its seams too; real crops wrap around their (tileable) sources in the same way.
 """
 
@@ -40,8 +40,11 @@ class GanConfig:
     """continue from OUT/last.safetensors"""
     batch: int = 8
     """images per step per process"""
-    crop: int = 128
-    """side of the training images (generated and real), pixels at the GAN's scale"""
+    crop: int = 64
+    """side of what D sees: real crops and random wrap-around crops of generated images"""
+    g_size: int = 128
+    """side of the generated training images; larger than --crop so G learns on a torus wider than
+    its receptive field, as at inference (a 1024² texture is drawn at 256²)"""
     image_size: int = 256
     """training images are resized so their longer side is at most this"""
     widths: tuple[int, ...] = (256, 192, 128, 64, 32)
@@ -70,8 +73,10 @@ class GanConfig:
         if self.batch < 1:
             raise ValueError(f"--batch {self.batch} must be ≥ 1")
         stride = 2 ** (len(self.widths) - 1)
-        if self.crop % stride or self.crop < 2 * stride:
-            raise ValueError(f"--crop {self.crop} must be a multiple of {stride} and at least {2 * stride}")
+        if self.g_size % stride or self.g_size < 2 * stride:
+            raise ValueError(f"--g-size {self.g_size} must be a multiple of {stride} and at least {2 * stride}")
+        if not 0 < self.crop <= self.g_size:
+            raise ValueError(f"--crop {self.crop} must be between 1 and --g-size {self.g_size}")
         if self.crop < 2 ** self.d_levels:
             raise ValueError(f"--crop {self.crop} must be at least 2**--d-levels = {2 ** self.d_levels}")
 
@@ -101,11 +106,11 @@ class Discriminator(nn.Module):
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
-def random_roll(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Roll each image by its own random offset: a wrap-around crop with the seam anywhere."""
+def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """One random size×size crop per image, wrapping around its torus: the seam can land anywhere."""
     _, _, h, w = x.shape
     shifts = torch.randint(0, max(h, w), (x.shape[0], 2), generator=g).tolist()
-    return torch.stack([xi.roll((dy % h, dx % w), dims=(1, 2)) for xi, (dy, dx) in zip(x, shifts)])
+    return torch.stack([xi.roll((dy % h, dx % w), dims=(1, 2))[:, :size, :size] for xi, (dy, dx) in zip(x, shifts)])
 
 
 def train(cfg: GanConfig) -> Path:
@@ -141,7 +146,7 @@ def train(cfg: GanConfig) -> Path:
     # Data-parallel: each rank draws its own batch; DDP averages gradients.
     G_train = DDP(G) if d.world > 1 else G
     D_train = DDP(D, broadcast_buffers=False) if d.world > 1 else D
-    cells = (cfg.crop // gcfg.stride,) * 2
+    cells = (cfg.g_size // gcfg.stride,) * 2
     eye = torch.eye(len(data.styles), device=d.device)
 
     if d.main:
@@ -164,10 +169,9 @@ def train(cfg: GanConfig) -> Path:
         if not d.main:
             return
         g = torch.Generator().manual_seed(1234)
-        n = 4
+        n = 2
         with torch.no_grad():
-            w = eye.repeat_interleave(n, 0)
-            imgs = G_ema(w, (cfg.crop // gcfg.stride,) * 2, g).float().cpu() * 0.5 + 0.5
+            imgs = G_ema(eye.repeat_interleave(n, 0), cells, g).float().cpu() * 0.5 + 0.5
         imgs = imgs.repeat(1, 1, 2, 2)  # show each tiled 2×2: seams would show here
         write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(imgs, 2 * n))
 
@@ -180,14 +184,15 @@ def train(cfg: GanConfig) -> Path:
         real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
         w = eye[labels]
 
-        # D step: hinge loss on real vs rolled fakes; every r1_every steps, R1 on reals (lazy).
+        # D step: hinge loss on real vs wrap-around crops of fakes; every r1_every steps, R1 on reals (lazy).
         D.requires_grad_(True)
         with torch.no_grad(), autocast(d):
             fake = G(w, cells, g_noise)
         do_r1 = cfg.r1 > 0 and clock.step % cfg.r1_every == 0
         real.requires_grad_(do_r1)
         with autocast(d):
-            logits = D_train(torch.cat([real, random_roll(fake.float(), g_noise)]), torch.cat([labels, labels]))
+            logits = D_train(torch.cat([real, wrap_crops(fake.float(), cfg.crop, g_noise)]),
+                             torch.cat([labels, labels]))
         lr_, lf = logits.float().chunk(2)
         loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
         if do_r1:
@@ -199,11 +204,11 @@ def train(cfg: GanConfig) -> Path:
         loss_d.backward()
         opt_d.step()
 
-        # G step: D (not synchronised, not updated) judges rolled fakes.
+        # G step: D (not synchronised, not updated) judges wrap-around crops of fakes.
         D.requires_grad_(False)
         with autocast(d):
             fake = G_train(w, cells, g_noise)
-            loss_g = -D(random_roll(fake, g_noise), labels).float().mean()
+            loss_g = -D(wrap_crops(fake, cfg.crop, g_noise), labels).float().mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
