@@ -25,7 +25,7 @@ import torch
 
 from . import metrics, weights
 from .api import SHIPPED_DIR, Tessera, load_generator
-from .files import write_text
+from .files import cache_dir, write_text
 from .imageio import read_image, to_tensor, to_uint8
 from .upscaler import downscale, wrap_upsample
 
@@ -34,7 +34,7 @@ CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
 
 
 def default_data() -> Path:
-    return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera")) / "curated"
+    return cache_dir() / "curated"
 
 
 def style_images(folder: Path) -> list[np.ndarray]:

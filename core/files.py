@@ -12,6 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """Downloads, curated data and other regenerable files: $TESSERA_CACHE or ~/.cache/tessera."""
+    return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera"))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

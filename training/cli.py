@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-
-def default_cache() -> Path:
-    return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera"))
+from core.files import cache_dir
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -77,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="fetch and curate the real texture photographs")
-    d.add_argument("--cache", type=Path, default=default_cache(), help="download/unpack folder (outside git)")
+    d.add_argument("--cache", type=Path, default=cache_dir(), help="download/unpack folder (outside git)")
     d.add_argument("--out", type=Path, default=None, help="curated set (default: CACHE/curated)")
     d.add_argument("--workers", type=int, default=2)
     d.set_defaults(func=cmd_data)
