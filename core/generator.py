@@ -135,8 +135,7 @@ class TextureGenerator(nn.Module):
         phase = torch.rand(b, cfg.periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
         detail = torch.randn(b, cfg.noise_dim - cfg.head_noise_dim, h, w, generator=generator)
         wave = self.periodic(s, (h, w), phase.to(s.device, s.dtype))
-        return torch.cat([torch.cat([local, glob], dim=1).to(s.device, s.dtype), wave,
-                          detail.to(s.device, s.dtype)], dim=1)
+        return torch.cat([t.to(s.device, s.dtype) for t in (local, glob, wave, detail)], dim=1)
 
     def periodic(self, s: torch.Tensor, cells: tuple[int, int], phase: torch.Tensor) -> torch.Tensor:
         h, w = cells

@@ -59,10 +59,10 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
-def wrap_upsample(x: torch.Tensor, scale: int, mode: str = "bicubic") -> torch.Tensor:
-    """Bicubic (or bilinear) upsampling on the torus: pad two pixels circularly, upsample, crop."""
+def wrap_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic upsampling on the torus: pad two pixels circularly, upsample, crop."""
     x = F.pad(x, (2, 2, 2, 2), mode="circular")
-    x = F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
+    x = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
     return x[..., 2 * scale:-2 * scale, 2 * scale:-2 * scale]
 
 

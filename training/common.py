@@ -149,6 +149,13 @@ class Clock:
     def __init__(self, start_step: int, steps: int | None, minutes: float | None, wall_before: float):
         self.step, self.steps, self.minutes = start_step, steps, minutes
         self.t0, self.wall_before = time.time(), wall_before
+        self._rate_from = (self.t0, start_step)
+
+    def rate(self, images_per_step: int) -> float:
+        """Images per second since the previous call (or the start of this run)."""
+        now, (t, s) = time.time(), self._rate_from
+        self._rate_from = (now, self.step)
+        return (self.step - s) * images_per_step / max(now - t, 1e-9)
 
     @property
     def wall(self) -> float:
@@ -176,6 +183,13 @@ def progress(clock: Clock, desc: str, enabled: bool):
     total = clock.steps if clock.steps is not None else None
     return tqdm(total=total, initial=clock.step, desc=desc, unit="step", disable=not enabled,
                 dynamic_ncols=True, file=sys.stderr)
+
+
+def config_record(cfg: object) -> dict:
+    """A config dataclass as JSON-ready values (paths as strings), for checkpoint headers."""
+    from dataclasses import asdict
+
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:

@@ -9,8 +9,7 @@ on its seams too; real crops wrap around their (tileable) sources in the same wa
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +22,8 @@ from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
 
 from . import checkpoint
-from .common import Clock, ema_update, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
+from .common import (Clock, StyleImages, autocast, config_record, ema_update, grid, hardware, log_jsonl,
+                     progress, setup, teardown)
 
 
 @dataclass
@@ -159,8 +159,7 @@ def train(cfg: GanConfig) -> Path:
         if not d.main:
             return
         meta = {"kind": "gan", "step": clock.step, "wall_time_s": clock.wall, "styles": data.styles,
-                "generator": gcfg.to_dict(), "train": {k: str(v) if isinstance(v, Path) else v
-                                                        for k, v in asdict(cfg).items()},
+                "generator": gcfg.to_dict(), "train": config_record(cfg),
                 "sources": data.sources, "hardware": hardware(d)}
         checkpoint.save(cfg.out, {"G": G, "D": D, "G_ema": G_ema}, {"opt_g": opt_g, "opt_d": opt_d}, meta,
                         {"g_data0": g_data.get_state(), "g_noise0": g_noise.get_state()})
@@ -177,7 +176,6 @@ def train(cfg: GanConfig) -> Path:
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, "gan", d.main)
-    t_last, s_last = time.time(), clock.step
     r1 = torch.zeros((), device=d.device)  # the last computed R1 (it is lazy), for the log
     while clock.running():
         real, labels = data.sample(cfg.batch, cfg.crop, g_data)
@@ -218,11 +216,9 @@ def train(cfg: GanConfig) -> Path:
         clock.step += 1
         bar.update(1)
         if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
-            now = time.time()
             rec = {"step": clock.step, "wall_s": round(clock.wall, 1), "loss_d": round(loss_d.item(), 4),
                    "loss_g": round(loss_g.item(), 4), "r1": round(r1.item(), 4),
-                   "img_per_s": round((clock.step - s_last) * cfg.batch * d.world / (now - t_last), 2)}
-            t_last, s_last = now, clock.step
+                   "img_per_s": round(clock.rate(cfg.batch * d.world), 2)}
             log_jsonl(cfg.out / "log.jsonl", rec)
             bar.set_postfix(loss_d=rec["loss_d"], loss_g=rec["loss_g"])
         if clock.step % cfg.ckpt_every == 0:

@@ -8,8 +8,7 @@ random blur before and noise after on part of the batch, so the model copes with
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,7 +19,8 @@ from core.imageio import write_png
 from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_upsample
 
 from . import checkpoint
-from .common import Clock, ema_update, StyleImages, autocast, grid, hardware, log_jsonl, progress, setup, teardown
+from .common import (Clock, StyleImages, autocast, config_record, ema_update, grid, hardware, log_jsonl,
+                     progress, setup, teardown)
 
 
 @dataclass
@@ -137,7 +137,7 @@ def train(cfg: SrConfig) -> Path:
     def save() -> None:
         if d.main:
             meta = {"kind": "sr", "step": clock.step, "wall_time_s": clock.wall, "upscaler": ucfg.to_dict(),
-                    "train": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                    "train": config_record(cfg),
                     "sources": data.sources, "hardware": hardware(d)}
             checkpoint.save(cfg.out, {"model": model, "ema": ema}, {"opt": opt}, meta, {"g0": g.get_state()})
 
@@ -154,7 +154,6 @@ def train(cfg: SrConfig) -> Path:
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, f"sr×{cfg.scale}", d.main)
-    t_last, s_last = time.time(), clock.step
     while clock.running():
         # Crops stay inside each image: user images need not tile, and a seam is no target to learn.
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
@@ -170,10 +169,8 @@ def train(cfg: SrConfig) -> Path:
         clock.step += 1
         bar.update(1)
         if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
-            now = time.time()
             rec = {"step": clock.step, "wall_s": round(clock.wall, 1), cfg.loss: round(loss.item(), 5),
-                   "img_per_s": round((clock.step - s_last) * cfg.batch * d.world / (now - t_last), 2)}
-            t_last, s_last = now, clock.step
+                   "img_per_s": round(clock.rate(cfg.batch * d.world), 2)}
             log_jsonl(cfg.out / "log.jsonl", rec)
             bar.set_postfix({cfg.loss: rec[cfg.loss]})
         if clock.step % cfg.ckpt_every == 0:
