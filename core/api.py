@@ -9,9 +9,8 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,32 +20,13 @@ import numpy as np
 import torch
 
 from . import imageio, weights
+from .catalog import SHIPPED_DIR, model_files, search_path, user_models_dir  # noqa: F401  (public here too)
 from .generator import TextureGenerator
 from .upscaler import Upscaler, upscale_tiled
 
-SHIPPED_DIR = Path(__file__).parent / "weights"
 MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 8192, 64
 GAN_SCALE = 4  # the GAN draws at size/4, the upscaler brings it to size
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def user_models_dir() -> Path:
-    """The per-user models folder (XDG data dir on Linux, the platform's equivalent elsewhere)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "tessera" / "models"
-
-
-def search_path(models_dir: str | Path | None = None) -> list[Path]:
-    """`models_dir` or $TESSERA_MODELS replaces the default: the user folder, then shipped weights."""
-    chosen = models_dir or os.environ.get("TESSERA_MODELS")
-    if chosen:
-        return [Path(chosen).expanduser()]
-    return [user_models_dir(), SHIPPED_DIR]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -141,22 +121,29 @@ class Tessera:
         return (x.float() * 0.5 + 0.5).clamp(0, 1)
 
     @torch.inference_mode()
-    def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024) -> np.ndarray:
-        """A seamless texture: (size, size, 3) uint8, the same for a seed on a given device."""
+    def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """A seamless texture: (size, size, 3) uint8, the same for a seed on a given device.
+
+        `progress(done, total)` is told after the GAN and after each upscaling tile; it may raise to stop.
+        """
         size = check_size(size)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
             raise ValueError(f"seed {seed!r} must be a whole number from 0 to 2**64 - 1")
         x = self.generate_gan(style, seed, size // GAN_SCALE)
-        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True))
+        if progress:
+            progress(0, 1)
+        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress))
 
-    def _upscale(self, x: torch.Tensor, scale: int, tileable: bool) -> torch.Tensor:
+    def _upscale(self, x: torch.Tensor, scale: int, tileable: bool,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         if scale not in self.upscalers:
             have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
             raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
         model = self.upscalers[scale][0]
         tile = 512 if self.device.type != "cpu" else 256
         with self._autocast():
-            y = upscale_tiled(model, x, tile=tile, tileable=tileable)
+            y = upscale_tiled(model, x, tile=tile, tileable=tileable, progress=progress)
         return y.float().clamp(0, 1)
 
     @torch.inference_mode()
@@ -185,14 +172,6 @@ def parse_style(spec: str) -> dict[str, float]:
             raise ValueError(f"style weight {value} in {spec!r} must be a finite number ≥ 0")
         mix[name] = mix.get(name, 0.0) + value
     return mix
-
-
-def model_files(models_dir: str | Path | None = None) -> list[Path]:
-    files: list[Path] = []
-    for folder in search_path(models_dir):
-        if folder.is_dir():
-            files += sorted(folder.glob("*.safetensors"))
-    return files
 
 
 def load_generator(device: str = "auto", models_dir: str | Path | None = None) -> Tessera:

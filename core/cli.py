@@ -44,10 +44,6 @@ def parse_seeds(spec: str) -> list[int]:
     return sorted(seeds)
 
 
-def file_stem(style: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in style)
-
-
 # commands
 
 def cmd_styles(args: argparse.Namespace) -> int:
@@ -100,55 +96,34 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import check_size
-    from .files import write_text
-    from .imageio import write_png
+    from .batch import bake
 
     check_size(args.size)
     seeds = parse_seeds(args.seeds)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, expected a folder")
+    if Path(args.out).is_file():
+        raise ValueError(f"--out {args.out} is a file, expected a folder")
     gen = _load(args)
     styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else gen.styles
-    for s in styles:
-        gen.style_weights(s)  # validate every style before the first image
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--out {out}: cannot create folder ({e.strerror})") from None
-    for stale in out.glob(".*.tmp"):  # left by a run killed mid-write; never a finished image
-        stale.unlink()
-    manifest_path = out / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        done = {(e["style"], e["seed"], e["size"]) for e in manifest.get("images", [])}
-        images = [e for e in manifest.get("images", []) if (out / e["file"]).is_file()]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # edited or foreign file: say which
-        raise ValueError(f"{manifest_path}: not a Tessera batch manifest ({e.__class__.__name__}: {e}); "
-                         f"move it away to start afresh") from None
-    jobs = [(s, seed) for s in styles for seed in seeds if (s, seed, args.size) not in done
-            or not (out / f"{file_stem(s)}_{seed}_albedo.png").is_file()]
-    skipped = len(styles) * len(seeds) - len(jobs)
-    if skipped:
-        print(f"resuming: {skipped} image(s) already in {out}", file=sys.stderr)
+    planned, bars = len(styles) * len(seeds), []
 
-    def write_manifest() -> None:
-        data = {"tool": "tessera", "size": args.size, "device": str(gen.device),
-                "models": sorted({str(e.path) for e in gen.generators.values()}), "images": images}
-        write_text(manifest_path, json.dumps(data, indent=1))
+    def progress(done: int, total: int, _name: str) -> None:
+        if not bars:  # the first call, once every style is valid and the folder is ready
+            if total < planned:
+                print(f"resuming: {planned - total} image(s) already in {args.out}", file=sys.stderr)
+            bars.append(tqdm(total=total, desc="batch", unit="img", disable=args.quiet))
+        bars[0].update(done - bars[0].n)
 
-    for style, seed in tqdm(jobs, desc="batch", unit="img", disable=args.quiet):
-        t0 = time.perf_counter()
-        name = f"{file_stem(style)}_{seed}_albedo.png"
-        write_png(out / name, gen.generate(style, seed=seed, size=args.size))
-        images = [e for e in images if e["file"] != name]
-        images.append({"style": style, "seed": seed, "size": args.size, "file": name,
-                       "seconds": round(time.perf_counter() - t0, 3)})
-        write_manifest()
-    if not jobs:
-        write_manifest()
-    print(manifest_path)
+    manifest, _ = bake(gen, styles, seeds, args.size, Path(args.out), progress)
+    for bar in bars:
+        bar.close()
+    print(manifest)
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import main
+
+    return main(models=args.models, device=args.device)
 
 
 # the table
@@ -158,6 +133,7 @@ COMMANDS = {
     "generate": (cmd_generate, "make one seamless texture"),
     "upscale": (cmd_upscale, "upscale an image ×2 or ×4, keeping it tileable"),
     "batch": (cmd_batch, "make many textures (styles × seeds) with a manifest; reruns resume"),
+    "worker": (cmd_worker, "serve requests as JSON lines on stdin/stdout (used by the Blender add-on)"),
 }
 
 

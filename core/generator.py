@@ -1,7 +1,7 @@
 """A style-conditional texture generator that lives on a torus.
 
-Every layer is periodic: 3×3 convolutions with circular padding, nearest-neighbour upsampling and
-per-pixel operations. The input is a grid of noise cells; each cell becomes `stride` × `stride`
+Every layer is periodic: 3×3 convolutions with circular padding, bilinear upsampling on the torus
+and per-pixel operations. The input is a grid of noise cells; each cell becomes `stride` × `stride`
 output pixels. Because nothing in the network knows where the image borders are, rolling the noise
 by k cells rolls the output by k·stride pixels, and tiling the noise 2×2 tiles the output 2×2: the
 texture is seamless by construction, at every size.
@@ -34,10 +34,12 @@ class GeneratorConfig:
     global_dim: int = 16       # per-seed global noise channels
     periodic_dim: int = 8      # periodic wave channels
     widths: tuple[int, ...] = (256, 192, 128, 64, 32)  # channels at cell resolution, then after each ×2
+    upsample: str = "bilinear"  # on the torus; "nearest" (files before 0.2) leaves a faint grid at the cell size
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
         assert len(self.widths) >= 2, "need at least one upsampling stage"
+        assert self.upsample in ("bilinear", "nearest"), f"unknown upsampling {self.upsample!r}"
 
     @property
     def stride(self) -> int:
@@ -62,6 +64,13 @@ class GeneratorConfig:
 
 def torus_conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2, padding_mode="circular")
+
+
+def wrap_upsample(x: torch.Tensor, scale: int, mode: str = "bicubic") -> torch.Tensor:
+    """Nearest, bilinear or bicubic upsampling on the torus: pad two pixels circularly, upsample, crop."""
+    x = F.pad(x, (2, 2, 2, 2), mode="circular")
+    x = F.interpolate(x, scale_factor=scale, mode=mode, align_corners=None if mode == "nearest" else False)
+    return x[..., 2 * scale:-2 * scale, 2 * scale:-2 * scale]
 
 
 class StyledConv(nn.Module):
@@ -163,7 +172,7 @@ class TextureGenerator(nn.Module):
             n = 4 ** level
             noise = F.pixel_shuffle(detail[:, start:start + n], 2 ** level)  # (B, 1, H·2^l, W·2^l)
             start += n
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = wrap_upsample(x, 2, cfg.upsample)
             x = conv(up(x, code, noise), code, noise)
         return torch.tanh(self.to_rgb(x))
 

@@ -12,13 +12,14 @@ single full-size pass, so memory stays bounded for 4096² and larger outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generator import torus_conv
+from .generator import torus_conv, wrap_upsample
 
 
 @dataclass
@@ -59,13 +60,6 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
-def wrap_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bicubic upsampling on the torus: pad two pixels circularly, upsample, crop."""
-    x = F.pad(x, (2, 2, 2, 2), mode="circular")
-    x = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
-    return x[..., 2 * scale:-2 * scale, 2 * scale:-2 * scale]
-
-
 def downscale(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """Antialiased bicubic downscaling on the torus (pad circularly, resize, crop)."""
     p = 2 * scale
@@ -102,10 +96,11 @@ class Upscaler(nn.Module):
 
 @torch.inference_mode()
 def upscale_tiled(model: Upscaler, x: torch.Tensor, *, tile: int = 256, tileable: bool = True,
-                  ) -> torch.Tensor:
+                  progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Upscale (1, 3, H, W) in tiles of `tile` low-res pixels with wrap-around (or mirrored) context.
 
     Equal to `model(x)` on tileable input (up to float rounding), with memory bounded by the tile.
+    `progress(done, total)` is called after each tile (it may raise to stop).
     """
     assert x.dim() == 4 and x.shape[0] == 1, "one image at a time"
     s, m = model.cfg.scale, model.cfg.context
@@ -118,10 +113,11 @@ def upscale_tiled(model: Upscaler, x: torch.Tensor, *, tile: int = 256, tileable
     if h <= tile and w <= tile:
         return model(src)[..., m * s:(m + h) * s, m * s:(m + w) * s]
     out = torch.empty(1, 3, h * s, w * s, dtype=x.dtype, device=x.device)
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            patch = src[..., y0:y1 + 2 * m, x0:x1 + 2 * m]
-            res = model(patch)
-            out[..., y0 * s:y1 * s, x0 * s:x1 * s] = res[..., m * s:(m + y1 - y0) * s, m * s:(m + x1 - x0) * s]
+    corners = [(y0, x0) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+    for i, (y0, x0) in enumerate(corners):
+        y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+        res = model(src[..., y0:y1 + 2 * m, x0:x1 + 2 * m])
+        out[..., y0 * s:y1 * s, x0 * s:x1 * s] = res[..., m * s:(m + y1 - y0) * s, m * s:(m + x1 - x0) * s]
+        if progress:
+            progress(i + 1, len(corners))
     return out

@@ -110,7 +110,8 @@ def build(path: Path | str) -> tuple[torch.nn.Module, dict[str, Any]]:
     meta, tensors = read(path)
     try:
         if meta["kind"] == "generator":
-            model: torch.nn.Module = TextureGenerator(GeneratorConfig(**meta["config"]))
+            config = {"upsample": "nearest", **meta["config"]}  # files that predate the field used nearest
+            model: torch.nn.Module = TextureGenerator(GeneratorConfig(**config))
         else:
             model = Upscaler(UpscalerConfig(**meta["config"]))
         model.load_state_dict(tensors, strict=True)

@@ -1,0 +1,76 @@
+"""Where weights files live and what they hold, without importing torch.
+
+The Blender add-on lists styles from here at draw time; the API loads the same files with torch.
+A safetensors file starts with an 8-byte little-endian header length and a JSON header, whose
+`__metadata__` holds Tessera's string → string metadata (see `core.weights`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+
+SHIPPED_DIR = Path(__file__).parent / "weights"
+MAX_HEADER = 100 * 2**20  # safetensors' own limit on the header size
+
+
+def user_models_dir() -> Path:
+    """The per-user models folder (XDG data dir on Linux, the platform's equivalent elsewhere)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "tessera" / "models"
+
+
+def search_path(models_dir: str | Path | None = None) -> list[Path]:
+    """`models_dir` or $TESSERA_MODELS replaces the default: the user folder, then shipped weights."""
+    chosen = models_dir or os.environ.get("TESSERA_MODELS")
+    if chosen:
+        return [Path(chosen).expanduser()]
+    return [user_models_dir(), SHIPPED_DIR]
+
+
+def model_files(models_dir: str | Path | None = None) -> list[Path]:
+    files: list[Path] = []
+    for folder in search_path(models_dir):
+        if folder.is_dir():
+            files += sorted(folder.glob("*.safetensors"))
+    return files
+
+
+def peek(path: Path) -> dict[str, str]:
+    """The metadata of a weights file, read from its header alone. Raises ValueError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > MAX_HEADER:
+                raise ValueError("header too large")
+            header = json.loads(f.read(n))
+        meta = header.get("__metadata__") or {}
+        if meta.get("format") != "tessera-weights":
+            raise ValueError("not a Tessera weights file")
+        return meta
+    except (OSError, struct.error, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: unusable weights file ({e.__class__.__name__}: {e})") from None
+
+
+def list_styles(models_dir: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """→ (style names over every generator file on the search path, one error line per bad file).
+
+    Cheap (headers only); `core.api.load_generator` still verifies every file before use."""
+    styles: list[str] = []
+    errors: list[str] = []
+    for path in model_files(models_dir):
+        try:
+            meta = peek(path)
+            if meta.get("kind") == "generator":
+                styles += [s for s in json.loads(meta["styles"]) if s not in styles]
+        except (ValueError, KeyError) as e:
+            errors.append(str(e) if isinstance(e, ValueError) else f"{path}: no style names")
+    return styles, errors
