@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: demo test eval clean
+.PHONY: demo test typecheck extension preview eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m core.demo --out $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) typecheck
 	$(PY) -m pytest -q
+
+# the Blender add-on against fake-bpy-module's stubs (settings in pyproject.toml)
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# the extension zip, built and validated by Blender's own tool (shipped inside the bpy package)
+extension: $(STAMP)
+	$(PY) tools/extension.py --out dist
+
+# a Cycles render (CPU) of generated materials, through the installed extension, in real Blender
+preview: $(STAMP)
+	$(PY) tools/preview.py --out docs/preview.png
 
 eval: $(STAMP)
 	$(PY) -m core.eval
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out dist .pytest_cache .mypy_cache

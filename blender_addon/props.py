@@ -1,0 +1,52 @@
+"""`scene.tessera`: every setting of the panel, saved with the .blend file."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import bpy
+
+from . import styles
+
+SIZES = ("512", "1024", "2048", "4096")
+
+
+def settings(context: bpy.types.Context) -> TesseraSettings:
+    """The scene's settings (`scene.tessera`, registered at run time, hence unknown to type checkers)."""
+    return cast(TesseraSettings, getattr(context.scene, "tessera"))
+
+
+def _batch_items(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> list[tuple[str, str, str, int]]:
+    # ENUM_FLAG values are bit flags; the list is kept alive by the styles module's own cache
+    _BATCH[:] = [(s, s.title(), f"Bake {s}", 1 << i) for i, s in enumerate(styles.names(context)[:32])]
+    return _BATCH
+
+
+_BATCH: list[tuple[str, str, str, int]] = []
+
+
+class TesseraSettings(bpy.types.PropertyGroup):
+    style: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Style", description="What the texture shows", items=styles.enum_items)
+    seed: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Seed", description="Each seed gives a different texture of the style", default=0, min=0)
+    size: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Size", description="Side of the texture in pixels",
+        items=[(s, s, f"{s} × {s} pixels") for s in SIZES], default="1024")
+    maps: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Maps", description="Which maps to make and wire into the material",
+        items=[("albedo", "Albedo", "Base colour (sRGB)")], options={"ENUM_FLAG"}, default={"albedo"})
+    tiling: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Tiling", description="Repeats per UV unit for a new material (then the Tiling node in it)",
+        default=1.0, min=0.01, soft_max=16.0)
+    new_slot: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Add as New Slot", description="Add the material in a new slot instead of the active one",
+        default=False)
+    pack: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Pack into .blend", description="Pack images into the .blend file instead of linking the saved PNG",
+        default=False)
+    batch_styles: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Styles", description="Styles to bake (none selected: the current style)",
+        items=_batch_items, options={"ENUM_FLAG"})
+    batch_count: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Seeds", description="How many seeds per style, counting up from Seed", default=8, min=1, max=10000)

@@ -1,0 +1,205 @@
+"""The extension in real Blender (bpy 4.5 LTS as a Python module, headless).
+
+The zip is built with Blender's own tool, installed into a throwaway user folder with
+`bpy.ops.extensions.package_install_files`, enabled, and driven through its operators; the worker is
+a real `python -m core worker` process. In background mode operators run to completion.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import extension  # noqa: E402
+import preview  # noqa: E402
+
+ADDON = "bl_ext.user_default.tessera"
+
+
+@pytest.fixture(scope="module")
+def zip_path(tmp_path_factory) -> Path:
+    return extension.build(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def bpy(zip_path, tmp_path_factory):
+    os.environ["BLENDER_USER_RESOURCES"] = str(tmp_path_factory.mktemp("blender_user"))  # before bpy loads
+    import bpy as blender
+
+    preview.install(blender, zip_path)
+    yield blender
+    blender.ops.preferences.addon_disable(module=ADDON)  # stops the worker
+
+
+@pytest.fixture
+def addon(bpy):
+    """The add-on's modules, with the models folder, output folder and settings reset for one test."""
+    mods = {name: sys.modules[f"{ADDON}.blender_addon.{name}"] for name in ("jobs", "styles", "material")}
+    yield mods
+    p = bpy.context.preferences.addons[ADDON].preferences
+    p.python = p.models_dir = p.output_dir = ""
+    mods["jobs"].STATE.message = None
+
+
+@pytest.fixture
+def scene(bpy, addon, tiny_models, tmp_path):
+    p = bpy.context.preferences.addons[ADDON].preferences
+    p.models_dir, p.output_dir = str(tiny_models), str(tmp_path / "textures")
+    bpy.ops.wm.read_homefile(use_empty=False)  # the default scene: Cube (with "Material"), Camera, Light
+    bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
+    s = bpy.context.scene.tessera
+    s.style, s.seed, s.size = "grass", 3, "512"
+    return s
+
+
+def tessera_images(bpy) -> list:
+    return [im for im in bpy.data.images if im.get("tessera")]
+
+
+def linked(node_tree, from_node: str, from_socket: str, to_node: str, to_socket: str) -> bool:
+    return any(link.from_node.name == from_node and link.from_socket.name == from_socket
+               and link.to_node.name == to_node and link.to_socket.name == to_socket for link in node_tree.links)
+
+
+def test_zip_holds_addon_core_and_weights_only(zip_path):
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert {"__init__.py", "blender_manifest.toml", "blender_addon/__init__.py", "core/worker.py"} <= set(names)
+    assert any(n.startswith("core/weights/") and n.endswith(".safetensors") for n in names)
+    assert all(n.split("/")[0] in {"__init__.py", "blender_manifest.toml", "blender_addon", "core"} for n in names), names
+    assert not any("__pycache__" in n or n.endswith((".pyc", ".pkl", ".pt", ".pth")) for n in names)
+
+
+def test_addon_registers_its_ui(bpy, addon):
+    assert ADDON in bpy.context.preferences.addons
+    for op in ("generate", "batch_bake", "cancel", "randomize_seed"):
+        assert hasattr(bpy.ops.tessera, op)
+    for space in ("view3d", "node", "image"):
+        assert getattr(bpy.types, f"TESSERA_PT_main_{space}").bl_category == "Tessera"
+    assert set(bpy.context.scene.tessera.bl_rna.properties["size"].enum_items.keys()) == {"512", "1024", "2048", "4096"}
+
+
+def test_generate_makes_image_and_material_on_cube(bpy, addon, scene, tmp_path):
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    path = tmp_path / "textures" / "grass_3_albedo.png"
+    img = bpy.data.images["grass_3_albedo"]
+    assert tuple(img.size) == (512, 512) and Path(img.filepath) == path
+    assert img.colorspace_settings.name == "sRGB"
+    # what Blender holds is what the worker wrote
+    pixels = np.array(img.pixels[:]).reshape(512, 512, 4)[::-1, :, :3]  # Blender stores rows bottom-up
+    np.testing.assert_allclose(pixels, np.asarray(Image.open(path).convert("RGB")) / 255.0, atol=1e-3)
+
+    cube = bpy.data.objects["Cube"]
+    mat = cube.active_material
+    assert mat.name == "Tessera grass" and "Material" in bpy.data.materials  # replaced in the slot, not deleted
+    tree = mat.node_tree
+    assert tree.nodes["Tessera Albedo"].image == img and tree.nodes["Tessera Albedo"].extension == "REPEAT"
+    assert linked(tree, "Texture Coordinate", "UV", "Mapping", "Vector")
+    assert linked(tree, "Tessera Tiling", "Value", "Mapping", "Scale")
+    assert linked(tree, "Mapping", "Vector", "Tessera Albedo", "Vector")
+    assert linked(tree, "Tessera Albedo", "Color", "Principled BSDF", "Base Color")
+    assert linked(tree, "Principled BSDF", "BSDF", "Material Output", "Surface")
+
+
+def test_regenerate_replaces_in_place_and_new_slot_adds(bpy, addon, scene):
+    bpy.ops.tessera.generate()
+    bpy.ops.tessera.generate()  # same style and seed: the same datablock
+    assert [im.name for im in tessera_images(bpy)] == ["grass_3_albedo"]
+    scene.seed = 4  # a new seed: the material shows it and the unused old image goes
+    bpy.ops.tessera.generate()
+    assert [im.name for im in tessera_images(bpy)] == ["grass_4_albedo"]
+    assert len([m for m in bpy.data.materials if m.get("tessera")]) == 1
+    cube = bpy.data.objects["Cube"]
+    slots = len(cube.material_slots)
+    scene.style, scene.new_slot = "brick", True
+    bpy.ops.tessera.generate()
+    assert len(cube.material_slots) == slots + 1 and cube.active_material.name == "Tessera brick"
+
+
+def test_pack_keeps_pixels_in_the_blend(bpy, addon, scene, tmp_path):
+    scene.pack = True
+    bpy.ops.tessera.generate()
+    img = bpy.data.images["grass_3_albedo"]
+    assert img.packed_file is not None and tuple(img.size) == (512, 512)
+    assert not (tmp_path / "textures" / "grass_3_albedo.png").exists()
+
+
+def test_batch_bake_writes_files_and_resumes(bpy, addon, scene, tmp_path):
+    scene.batch_styles, scene.batch_count = {"brick", "grass"}, 2
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+    out = tmp_path / "textures" / "batch"
+    files = sorted(p.name for p in out.glob("*.png"))
+    assert files == ["brick_3_albedo.png", "brick_4_albedo.png", "grass_3_albedo.png", "grass_4_albedo.png"]
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}  # nothing left to do
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
+    assert "(4 already there)" in addon["jobs"].STATE.message[1]
+
+
+def test_cancel_leaves_no_file_and_no_image(bpy, addon, scene, tmp_path):
+    """The UI path (timer-driven, not blocking) driven by hand: cancel after the first progress."""
+    jobs = addon["jobs"]
+    out = tmp_path / "textures"
+    out.mkdir()
+    applied = []
+    job = jobs.submit(bpy.context, jobs.Job("generate", "cancel me", lambda r: applied.append(r) or ""),
+                      wait=False, style="grass", seed=1, size=4096, out=str(out / "big.png"))
+    while job.done == 0 and job.outcome is None:
+        jobs.pump(block=True)
+    jobs.cancel()
+    while job.outcome is None:
+        jobs.pump(block=True)
+    assert job.outcome == ("INFO", "Cancelled") and not applied
+    assert list(out.iterdir()) == [] and jobs.running() is None
+    assert bpy.ops.tessera.generate() == {"FINISHED"}  # the worker is still warm and usable
+
+
+@pytest.mark.parametrize("case", ["missing models folder", "unwritable output", "bad python", "worker crashes"])
+def test_bad_settings_report_and_keep_blender_usable(bpy, addon, scene, tmp_path, case):
+    p = bpy.context.preferences.addons[ADDON].preferences
+    if case == "missing models folder":
+        p.models_dir, expected = str(tmp_path / "nope"), "does not exist"
+    elif case == "unwritable output":
+        (tmp_path / "afile").write_text("x")
+        p.output_dir, expected = str(tmp_path / "afile" / "out"), "cannot be created"
+    elif case == "bad python":
+        p.python, expected = str(tmp_path / "no-python"), "not an executable"
+    else:
+        fake = tmp_path / "crash.sh"
+        fake.write_text("#!/bin/sh\necho 'simulated crash' >&2\nexit 7\n")
+        fake.chmod(0o755)
+        p.python, expected = str(fake), "exit code 7"
+    with pytest.raises(RuntimeError, match=expected) as info:
+        bpy.ops.tessera.generate()
+    assert "Traceback" not in str(info.value)
+    assert not tessera_images(bpy)
+    assert bpy.ops.tessera.randomize_seed() == {"FINISHED"}  # Blender and the add-on still answer
+
+
+def test_corrupt_weights_file_is_named_and_good_ones_still_work(bpy, addon, scene, tiny_models):
+    bad = tiny_models / "broken.safetensors"
+    bad.write_bytes(b"\x00garbage")
+    assert "grass" in addon["styles"].names()
+    assert any("broken.safetensors" in e for e in addon["styles"].errors)
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    for f in tiny_models.glob("*.safetensors"):
+        if f != bad:
+            f.unlink()
+    assert addon["styles"].names() == []
+    assert not bpy.ops.tessera.generate.poll()
+
+
+def test_preview_render(bpy, addon, tmp_path):
+    """`make preview` at a tiny size: Cycles on the CPU, shipped weights, a sphere and a plane."""
+    bpy.context.preferences.addons[ADDON].preferences.output_dir = str(tmp_path / "textures")
+    out = preview.render(bpy, tmp_path / "preview.png", width=64, height=36, samples=2, texture="512")
+    img = np.asarray(Image.open(out).convert("RGB")).astype(float)
+    assert img.shape == (36, 64, 3) and img.std() > 5  # a picture, not a flat frame
+    assert {o.active_material.name for o in bpy.data.objects if o.type == "MESH"} == {"Tessera rock", "Tessera grass"}

@@ -1,0 +1,66 @@
+"""`python -m core worker`: the JSON-lines protocol the Blender add-on speaks, in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from helpers import cli_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_worker(requests: list[dict | str], *args: str) -> list[dict]:
+    """Feed requests (then end of input) to a fresh worker → every line it printed, parsed."""
+    lines = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in requests)
+    res = subprocess.run([sys.executable, "-m", "core", "worker", *args], input=lines, capture_output=True,
+                         text=True, cwd=ROOT, env=cli_env(), timeout=300)
+    assert res.returncode in (0, 3), res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def by_id(events: list[dict], rid: int) -> list[dict]:
+    return [e for e in events if e.get("id") == rid]
+
+
+def test_generate_error_batch_in_one_warm_worker(tiny_models, tmp_path):
+    events = run_worker([
+        {"id": 1, "cmd": "generate", "style": "grass", "seed": 2, "size": 256, "out": str(tmp_path / "a.png")},
+        {"id": 2, "cmd": "generate", "style": "lava", "out": str(tmp_path / "b.png")},
+        "this is not json",
+        {"id": 3, "cmd": "batch", "styles": ["brick"], "seeds": [0, 1], "size": 256, "out": str(tmp_path / "batch")},
+        {"id": 4, "cmd": "paint"},
+    ], "--models", str(tiny_models))
+    assert events[0]["event"] == "ready" and events[0]["styles"] == ["brick", "grass"]
+    result = by_id(events, 1)[-1]
+    assert result["event"] == "result" and Image.open(result["files"]["albedo"]).size == (256, 256)
+    assert by_id(events, 2) == [{"id": 2, "event": "error",
+                                 "message": "unknown style 'lava': choose from brick, grass"}]
+    assert not (tmp_path / "b.png").exists()
+    assert any(e["event"] == "error" and "bad request line" in e["message"] for e in events if "id" not in e)
+    batch = by_id(events, 3)
+    assert [e["done"] for e in batch if e["event"] == "progress"] == [0, 1, 2]
+    manifest = json.loads(Path(batch[-1]["manifest"]).read_text())
+    assert sorted(i["file"] for i in manifest["images"]) == ["brick_0_albedo.png", "brick_1_albedo.png"]
+    assert by_id(events, 4)[0]["event"] == "error" and "unknown command 'paint'" in by_id(events, 4)[0]["message"]
+
+
+def test_cancel_before_start_and_bad_map(tiny_models, tmp_path):
+    tmp_path = tmp_path / "out"
+    events = run_worker([
+        {"id": 1, "cmd": "generate", "style": "grass", "size": 256, "maps": ["albedo", "shine"],
+         "out": str(tmp_path / "a.png")},
+        {"id": 2, "cmd": "generate", "style": "grass", "size": 256, "out": str(tmp_path / "b.png")},
+        {"cmd": "cancel", "id": 2},
+    ], "--models", str(tiny_models))
+    assert "unknown map 'shine'" in by_id(events, 1)[-1]["message"]
+    assert by_id(events, 2)[-1]["event"] == "cancelled" and not tmp_path.exists()
+
+
+def test_missing_models_is_fatal_with_one_line(tmp_path):
+    events = run_worker([], "--models", str(tmp_path / "nowhere"))
+    assert events == [{"event": "fatal", "message": f"models folder {tmp_path / 'nowhere'} does not exist"}]
