@@ -96,7 +96,10 @@ class WorkerClient:
             raise WorkerError(self.death_message()) from None
 
     def death_message(self) -> str:
-        code = self.proc.poll()
+        try:
+            code = self.proc.wait(timeout=2)  # its output ended: it is exiting
+        except subprocess.TimeoutExpired:
+            code = None
         tail = self.last_log_line()
         why = f" ({tail})" if tail else ""
         return f"Tessera worker stopped (exit code {code}){why}; see {self.log_path}"

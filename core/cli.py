@@ -174,9 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .weights import ModelFileError
-
     args = build_parser().parse_args(argv)
+    try:
+        from .weights import ModelFileError
+    except ImportError as e:  # torch or numpy missing in this interpreter
+        message = f"PyTorch (or another dependency) is missing for {sys.executable}: {e}"
+        if args.command == "worker":
+            from .worker import fatal
+
+            return fatal(message)
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
         print(f"warning: {message}", file=sys.stderr)

@@ -150,23 +150,25 @@ def read_requests(stream: TextIO, worker: Worker, jobs: queue.Queue) -> None:
     jobs.put(None)
 
 
+def fatal(message: str, out: TextIO | None = None) -> int:
+    """Tell the host why the worker cannot serve (instead of `ready`) → the exit status."""
+    Worker(None, out or sys.stdout).send(event="fatal", message=message)
+    return 3
+
+
 def main(models: str | None = None, device: str = "auto") -> int:
-    out, sys.stdout = sys.stdout, sys.stderr  # only protocol lines on the real stdout
-    fatal = Worker(None, out)
-    try:
-        from .api import load_generator
-    except ImportError as e:
-        fatal.send(event="fatal", message=f"PyTorch (or another dependency) is missing for {sys.executable}: {e}")
-        return 3
     import warnings
+
+    from .api import load_generator
+
+    out, sys.stdout = sys.stdout, sys.stderr  # only protocol lines on the real stdout
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gen = load_generator(device=device, models_dir=models)
     except Exception as e:  # no models, bad folder, bad device: the host shows this line
-        fatal.send(event="fatal", message=str(e))
-        return 3
+        return fatal(str(e), out)
     worker = Worker(gen, out)
     worker.send(event="ready", styles=gen.styles, device=str(gen.device), errors=gen.errors,
                 upscalers=sorted(gen.upscalers))

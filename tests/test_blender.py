@@ -161,7 +161,8 @@ def test_cancel_leaves_no_file_and_no_image(bpy, addon, scene, tmp_path):
     assert bpy.ops.tessera.generate() == {"FINISHED"}  # the worker is still warm and usable
 
 
-@pytest.mark.parametrize("case", ["missing models folder", "unwritable output", "bad python", "worker crashes"])
+@pytest.mark.parametrize("case", ["missing models folder", "unwritable output", "bad python", "worker crashes",
+                                  "python without torch"])
 def test_bad_settings_report_and_keep_blender_usable(bpy, addon, scene, tmp_path, case):
     p = bpy.context.preferences.addons[ADDON].preferences
     if case == "missing models folder":
@@ -171,11 +172,16 @@ def test_bad_settings_report_and_keep_blender_usable(bpy, addon, scene, tmp_path
         p.output_dir, expected = str(tmp_path / "afile" / "out"), "cannot be created"
     elif case == "bad python":
         p.python, expected = str(tmp_path / "no-python"), "not an executable"
-    else:
+    elif case == "worker crashes":
         fake = tmp_path / "crash.sh"
         fake.write_text("#!/bin/sh\necho 'simulated crash' >&2\nexit 7\n")
         fake.chmod(0o755)
         p.python, expected = str(fake), "exit code 7"
+    else:  # the same Python without its site-packages (-S): no torch, no numpy
+        bare = tmp_path / "bare-python.sh"
+        bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+        bare.chmod(0o755)
+        p.python, expected = str(bare), "missing for"
     with pytest.raises(RuntimeError, match=expected) as info:
         bpy.ops.tessera.generate()
     assert "Traceback" not in str(info.value)
