@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import imageio, weights
+from . import imageio, pbr, weights
 from .catalog import SHIPPED_DIR, model_files, search_path, user_models_dir  # noqa: F401  (public here too)
 from .generator import TextureGenerator
 from .upscaler import Upscaler, upscale_tiled
@@ -134,6 +134,23 @@ class Tessera:
         if progress:
             progress(0, 1)
         return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress))
+
+    def generate_maps(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
+                      maps: tuple[str, ...] | list[str] = pbr.MAPS, *,
+                      normal_strength: float = pbr.DEFAULT_NORMAL_STRENGTH,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+        """A seamless PBR set: {map: array} for albedo and normal (size, size, 3) uint8, height
+        (size, size) uint16, roughness and ao (size, size) uint8, each exactly as tileable as the albedo."""
+        maps = pbr.check_maps(maps)
+        albedo = self.generate(style, seed=seed, size=size, progress=progress)
+        return pbr.derive(albedo, maps, roughness=self.roughness(style), normal_strength=normal_strength)
+
+    def roughness(self, style: str | dict[str, float]) -> float:
+        """Base roughness of a style (or the weighted mean over a mix), from the weights' metadata."""
+        entry, w = self.style_weights(style)
+        table = entry.meta.get("pbr", {}).get("roughness", {})
+        bases = [table.get(n, pbr.STYLE_ROUGHNESS.get(n, pbr.DEFAULT_ROUGHNESS)) for n in entry.meta["styles"]]
+        return float(w[0] @ torch.tensor(bases, dtype=w.dtype))
 
     def _upscale(self, x: torch.Tensor, scale: int, tileable: bool,
                  progress: Callable[[int, int], None] | None = None) -> torch.Tensor:

@@ -1,18 +1,21 @@
-"""Batch baking: styles × seeds → PNG files plus `manifest.json`, resumable after any kill.
+"""Batch baking: styles × seeds → PNG files (one per map) plus `manifest.json`, resumable after any kill.
 
-Shared by `tessera batch` and the Blender worker. Every image is renamed into place only when whole
-and the manifest is rewritten (atomically) after each one, so a rerun skips what is finished.
+Shared by `tessera batch`, `tessera generate` and the Blender worker. Every image is renamed into place
+only when whole and the manifest is rewritten (atomically) after each texture set, so a rerun skips
+what is finished.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .files import write_text
-from .imageio import write_png
+from .imageio import have_exr, write_exr, write_png
+from .pbr import check_maps
 
 Progress = Callable[[int, int, str], None]  # (done, total, file just written or ""); may raise to stop
 
@@ -23,6 +26,32 @@ def file_stem(style: str) -> str:
 
 def file_name(style: str, seed: int, map_name: str = "albedo") -> str:
     return f"{file_stem(style)}_{seed}_{map_name}.png"
+
+
+def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> dict[str, Path]:
+    """Where `generate` writes each map: `out` is a folder (existing, or ending in a slash) that gets
+    `<style>_<seed>_<map>.png`, or the albedo's .png, with the other maps named so beside it.
+    Raises ValueError before any work when a file could not be written."""
+    from .imageio import check_writable
+
+    folder_given = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
+    folder = Path(out) if folder_given else Path(out).parent
+    paths = {m: folder / file_name(style, seed, m) for m in maps}
+    if not folder_given:
+        paths["albedo"] = Path(out)
+        check_writable(out)
+    for path in paths.values():
+        check_writable(path)
+    return {m: paths[m] for m in maps}
+
+
+def write_maps(paths: dict[str, Path], maps: dict) -> dict[str, Path]:
+    """Write each map to its path (the height also as `.exr` when OpenEXR is installed)."""
+    for name, img in maps.items():
+        write_png(paths[name], img)
+        if name == "height" and have_exr():
+            write_exr(paths[name].with_suffix(".exr"), img.astype("float32") / 65535)
+    return {name: paths[name] for name in maps}
 
 
 def prepare(out: Path) -> Path:
@@ -40,27 +69,28 @@ def prepare(out: Path) -> Path:
 
 
 def read_manifest(out: Path) -> list[dict]:
-    """The finished images a previous run recorded (only those whose file still exists)."""
+    """The finished texture sets a previous run recorded (only those whose files all still exist)."""
     path = out / "manifest.json"
     if not path.is_file():
         return []
     try:
         images = json.loads(path.read_text())["images"]
-        recorded = [(e["style"], e["seed"], e["size"], e["file"]) for e in images]  # all keys present
+        recorded = [(e["style"], e["seed"], e["size"], dict(e["files"])) for e in images]  # all keys present
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # edited or foreign file: say which
         raise ValueError(f"{path}: not a Tessera batch manifest ({e.__class__.__name__}: {e}); "
                          f"move it away to start afresh") from None
-    return [e for e, r in zip(images, recorded) if (out / r[3]).is_file()]
+    return [e for e, r in zip(images, recorded) if all((out / f).is_file() for f in r[3].values())]
 
 
 def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
-         progress: Progress | None = None) -> tuple[Path, int]:
-    """Make every (style, seed) not already in `out`; → (manifest path, images skipped as done)."""
+         progress: Progress | None = None, maps: tuple[str, ...] = ("albedo",)) -> tuple[Path, int]:
+    """Make every (style, seed) not already in `out`; → (manifest path, texture sets skipped as done)."""
+    maps = check_maps(maps)
     for s in styles:
         gen.style_weights(s)  # validate every style before the first image
     out = prepare(out)
     images = read_manifest(out)
-    done = {(e["style"], e["seed"], e["size"]) for e in images}
+    done = {(e["style"], e["seed"], e["size"]) for e in images if set(maps) <= set(e["files"])}
     jobs = [(s, seed) for s in styles for seed in seeds if (s, seed, size) not in done]
     skipped = len(styles) * len(seeds) - len(jobs)
 
@@ -73,12 +103,13 @@ def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
         progress(0, len(jobs), "")
     for i, (style, seed) in enumerate(jobs):
         t0 = time.perf_counter()
-        name = file_name(style, seed)
-        write_png(out / name, gen.generate(style, seed=seed, size=size))
-        images = [e for e in images if e["file"] != name]
-        images.append({"style": style, "seed": seed, "size": size, "file": name,
+        targets = {m: out / file_name(style, seed, m) for m in maps}
+        paths = write_maps(targets, gen.generate_maps(style, seed=seed, size=size, maps=maps))
+        images = [e for e in images if (e["style"], e["seed"]) != (style, seed)]
+        images.append({"style": style, "seed": seed, "size": size,
+                       "files": {name: p.name for name, p in paths.items()},
                        "seconds": round(time.perf_counter() - t0, 3)})
         write_manifest()
         if progress:
-            progress(i + 1, len(jobs), name)
+            progress(i + 1, len(jobs), paths[maps[0]].name)
     return write_manifest(), skipped

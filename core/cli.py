@@ -57,21 +57,29 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .api import check_size
-    from .imageio import check_writable, write_png
+    from .batch import map_paths, write_maps
+    from .pbr import check_maps
 
     check_size(args.size)
-    out = check_writable(args.out)
+    maps = check_maps(parse_list(args.maps))
+    paths = map_paths(args.out, args.style, args.seed, maps)
     gen = _load(args)
     t0 = time.perf_counter()
-    img = gen.generate(args.style, seed=args.seed, size=args.size)
+    images = gen.generate_maps(args.style, seed=args.seed, size=args.size, maps=maps,
+                               normal_strength=args.normal_strength)
     seconds = time.perf_counter() - t0
-    write_png(out, img)
+    write_maps(paths, images)
     if args.json:
-        print(json.dumps({"path": str(out), "style": args.style, "seed": args.seed, "size": args.size,
+        print(json.dumps({"path": str(paths[maps[0]]), "files": {m: str(p) for m, p in paths.items()},
+                          "style": args.style, "seed": args.seed, "size": args.size,
                           "seconds": round(seconds, 3), "device": str(gen.device)}))
     else:
-        print(out)
+        print("\n".join(str(p) for p in paths.values()))
     return 0
+
+
+def parse_list(spec: str) -> list[str]:
+    return [part.strip() for part in spec.split(",") if part.strip()]
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
@@ -97,13 +105,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from .api import check_size
     from .batch import bake
+    from .pbr import check_maps
 
     check_size(args.size)
     seeds = parse_seeds(args.seeds)
+    maps = check_maps(parse_list(args.maps))
     if Path(args.out).is_file():
         raise ValueError(f"--out {args.out} is a file, expected a folder")
     gen = _load(args)
-    styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else gen.styles
+    styles = parse_list(args.styles) if args.styles else gen.styles
     planned, bars = len(styles) * len(seeds), []
 
     def progress(done: int, total: int, _name: str) -> None:
@@ -113,7 +123,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             bars.append(tqdm(total=total, desc="batch", unit="img", disable=args.quiet))
         bars[0].update(done - bars[0].n)
 
-    manifest, _ = bake(gen, styles, seeds, args.size, Path(args.out), progress)
+    manifest, _ = bake(gen, styles, seeds, args.size, Path(args.out), progress, maps)
     for bar in bars:
         bar.close()
     print(manifest)
@@ -155,8 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--style", required=True, help="a style name, or a mix such as grass:0.7+rock:0.3")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--size", type=int, default=1024, help="side in pixels: a multiple of 64 from 256 to 8192")
-    g.add_argument("--out", required=True, help="output .png")
+    g.add_argument("--out", required=True, help="the albedo's .png (other maps go beside it), or a folder")
     g.add_argument("--json", action="store_true", help="print a JSON record instead of the path")
+    for q in (g, parsers["batch"]):
+        q.add_argument("--maps", default="albedo", help="comma-separated: albedo,normal,height,roughness,ao "
+                                                        "(default albedo)")
+    g.add_argument("--normal-strength", type=float, default=1.0, help="bumpiness of the normal map (default 1)")
 
     u = parsers["upscale"]
     u.add_argument("input", help="image to upscale")

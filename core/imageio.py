@@ -71,3 +71,21 @@ def write_png(path: str | Path, img: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(img).save(tmp, format="PNG")
     return Path(path)
+
+
+def write_exr(path: str | Path, img: np.ndarray) -> Path:
+    """Write an (H, W) float array as a one-channel float32 OpenEXR file, atomically (needs OpenEXR)."""
+    import OpenEXR
+
+    with atomic_path(path) as tmp:
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+        with OpenEXR.File(header, {"Y": np.ascontiguousarray(img, dtype=np.float32)}) as f:
+            f.write(str(tmp))
+    return Path(path)
+
+
+def have_exr() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("OpenEXR") is not None
+

@@ -4,7 +4,8 @@ The models load once; requests then run one at a time while a reader thread keep
 cancel arrives mid-request. Every line on stdout is one JSON object; everything else goes to stderr.
 
 Requests (stdin):
-  {"id": 1, "cmd": "generate", "style": "grass", "seed": 0, "size": 1024, "out": "/dir/grass_0_albedo.png"}
+  {"id": 1, "cmd": "generate", "style": "grass", "seed": 0, "size": 1024, "out": "/dir/grass_0_albedo.png",
+   "maps": ["albedo", "normal"], "normal_strength": 1.0}   (maps, strength optional; out: albedo or folder)
   {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0, 1], "size": 1024, "out": "/dir"}
   {"id": 3, "cmd": "thumbnails", "out": "/dir", "size": 128}
   {"cmd": "cancel", "id": 2}          stop request 2 at its next tile or image
@@ -13,7 +14,7 @@ Replies (stdout), each naming its request's id:
   {"event": "ready", "styles": [...], "device": "cpu", "errors": [...]}     once, when loaded
   {"event": "fatal", "message": "..."}                                       instead of ready; exit 3
   {"id": 1, "event": "progress", "done": 3, "total": 16}
-  {"id": 1, "event": "result", "files": {"albedo": "/dir/grass_0_albedo.png"}, "seconds": 0.3}
+  {"id": 1, "event": "result", "files": {"albedo": "/dir/grass_0_albedo.png", ...}, "seconds": 0.3}
   {"id": 1, "event": "error", "message": "one line"}
   {"id": 1, "event": "cancelled"}
 Files are renamed into place only when whole, so a cancel or a kill never leaves half an image.
@@ -29,9 +30,6 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
-
-MAPS = ("albedo",)  # the maps a generate request can ask for
-
 
 class Cancelled(Exception):
     pass
@@ -59,20 +57,18 @@ class Worker:
 
     def generate(self, rid: Any, req: dict) -> dict:
         from .api import check_size
-        from .imageio import check_writable, write_png
+        from .batch import map_paths, write_maps
+        from .pbr import DEFAULT_NORMAL_STRENGTH, check_maps
 
-        maps = req.get("maps", ["albedo"])
-        unknown = [m for m in maps if m not in MAPS]
-        if unknown:
-            raise ValueError(f"unknown map {unknown[0]!r}: choose from {', '.join(MAPS)}")
+        maps = check_maps(req.get("maps", ["albedo"]))
         size = check_size(req.get("size", 1024))
-        out = check_writable(req["out"])
-        img = self.gen.generate(req["style"], seed=req.get("seed", 0), size=size,
-                                progress=lambda d, t: self.progress(rid, d, t))
+        paths = map_paths(req["out"], req["style"], req.get("seed", 0), maps)
+        images = self.gen.generate_maps(req["style"], seed=req.get("seed", 0), size=size, maps=maps,
+                                        normal_strength=req.get("normal_strength", DEFAULT_NORMAL_STRENGTH),
+                                        progress=lambda d, t: self.progress(rid, d, t))
         if self.cancel.is_set():
             raise Cancelled
-        write_png(out, img)
-        return {"files": {"albedo": str(out)}}
+        return {"files": {m: str(p) for m, p in write_maps(paths, images).items()}}
 
     def batch(self, rid: Any, req: dict) -> dict:
         from .api import check_size
@@ -83,7 +79,7 @@ class Worker:
         if not seeds or min(seeds) < 0:
             raise ValueError(f"seeds {req['seeds']!r} must be whole numbers ≥ 0")
         manifest, skipped = bake(self.gen, list(req["styles"]), seeds, size, Path(req["out"]),
-                                 lambda d, t, _name: self.progress(rid, d, t))
+                                 lambda d, t, _name: self.progress(rid, d, t), tuple(req.get("maps", ["albedo"])))
         return {"manifest": str(manifest), "skipped": skipped}
 
     def thumbnails(self, rid: Any, req: dict) -> dict:

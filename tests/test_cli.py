@@ -100,7 +100,9 @@ BAD_CASES = {
     "huge seed": (lambda m, d: _gen(m, d, "--seed", str(2**70)), "seed"),
     "unknown device": (lambda m, d: _gen(m, d, "--device", "tpu"), "auto, cpu, cuda, mps"),
     "output not .png": (lambda m, d: _gen(m, d, out=d / "out.jpg"), ".png"),
-    "output is a folder": (lambda m, d: _gen(m, d, out=d), "folder"),
+    "unknown map": (lambda m, d: _gen(m, d, "--maps", "albedo,shine"), "albedo, normal, height, roughness, ao"),
+    "batch unknown map": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--maps", "bump",
+                                        "--out", d / "batch", "--models", m], "unknown map 'bump'"),
     "output parent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "out.png"), "afile"),
     "output grandparent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "sub" / "out.png"), "afile"),
     "missing models folder": (lambda m, d: _gen(m, d, models=d / "nomodels"), "nomodels"),
@@ -264,7 +266,7 @@ def test_batch_writes_resumes_and_repairs(run_cli, tiny_models, tmp_path):
         assert png(out / n).shape == (256, 256, 3)
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["images"]) == 6 and manifest["size"] == 256
-    assert sorted(e["file"] for e in manifest["images"]) == names
+    assert sorted(e["files"]["albedo"] for e in manifest["images"]) == names
     assert {(e["style"], e["seed"]) for e in manifest["images"]} == {(s, i) for s in STYLES for i in range(3)}
     stamps = {n: (out / n).stat().st_mtime_ns for n in names}
     first = (out / "brick_1_albedo.png").read_bytes()
@@ -284,7 +286,7 @@ def test_batch_writes_resumes_and_repairs(run_cli, tiny_models, tmp_path):
     assert (out / "brick_1_albedo.png").read_bytes() == first
     assert all((out / n).stat().st_mtime_ns == stamps[n] for n in names if n != "brick_1_albedo.png")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(e["file"] for e in manifest["images"]) == names
+    assert sorted(e["files"]["albedo"] for e in manifest["images"]) == names
 
 
 def test_batch_survives_sigkill(tiny_models, tmp_path):

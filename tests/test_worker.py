@@ -45,7 +45,7 @@ def test_generate_error_batch_in_one_warm_worker(tiny_models, tmp_path):
     batch = by_id(events, 3)
     assert [e["done"] for e in batch if e["event"] == "progress"] == [0, 1, 2]
     manifest = json.loads(Path(batch[-1]["manifest"]).read_text())
-    assert sorted(i["file"] for i in manifest["images"]) == ["brick_0_albedo.png", "brick_1_albedo.png"]
+    assert sorted(i["files"]["albedo"] for i in manifest["images"]) == ["brick_0_albedo.png", "brick_1_albedo.png"]
     assert by_id(events, 4)[0]["event"] == "error" and "unknown command 'paint'" in by_id(events, 4)[0]["message"]
 
 

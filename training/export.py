@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core import weights
 from core.generator import GeneratorConfig, TextureGenerator
+from core.pbr import DEFAULT_ROUGHNESS, STYLE_ROUGHNESS
 from core.upscaler import Upscaler, UpscalerConfig
 
 from . import checkpoint
@@ -20,7 +21,8 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
     if meta["kind"] == "gan":
         model = TextureGenerator(GeneratorConfig(**meta["generator"]))
         checkpoint.restore_module(model, "G_ema", tensors)
-        kind, config, extra = "generator", model.cfg.to_dict(), {"styles": meta["styles"]}
+        pbr = {"roughness": {s: STYLE_ROUGHNESS.get(s, DEFAULT_ROUGHNESS) for s in meta["styles"]}}
+        kind, config, extra = "generator", model.cfg.to_dict(), {"styles": meta["styles"], "pbr": pbr}
     elif meta["kind"] == "sr":
         model = Upscaler(UpscalerConfig(**meta["upscaler"]))
         checkpoint.restore_module(model, "ema", tensors)
