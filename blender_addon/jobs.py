@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,6 +162,9 @@ def _handle(c: worker.WorkerClient, ev: dict[str, Any]) -> None:
             job.outcome = ("INFO", job.on_result(ev))
         except (OSError, RuntimeError, ValueError) as e:  # e.g. Blender could not read the file
             job.outcome = ("ERROR", f"Tessera: {e}")
+        except Exception as e:  # a bug: keep the pump alive, say so in one line, details in the console
+            traceback.print_exc()
+            job.outcome = ("ERROR", f"Tessera internal error ({e.__class__.__name__}: {e}); see the system console")
     elif kind == "cancelled":
         job.outcome = ("INFO", "Cancelled")
     else:

@@ -8,11 +8,17 @@ from typing import Any, cast
 import bpy
 
 TAG = "tessera"  # custom property marking datablocks Tessera made (and may replace)
-ALBEDO_NODE = "Tessera Albedo"
+NODES = {m: f"Tessera {m.title() if m != 'ao' else 'AO'}" for m in ("albedo", "normal", "height", "roughness", "ao")}
+ALBEDO_NODE = NODES["albedo"]
 TILING_NODE = "Tessera Tiling"
+AO_MIX_NODE = "Tessera AO Mix"  # its Factor is how much AO darkens the base colour
 
 
-def load_image(name: str, path: Path, pack: bool, colorspace: str = "sRGB") -> bpy.types.Image:
+def colorspace(map_name: str) -> str:
+    return "sRGB" if map_name == "albedo" else "Non-Color"
+
+
+def load_image(name: str, path: Path, pack: bool, space: str = "sRGB") -> bpy.types.Image:
     """Load `path` into the image datablock `name`, reusing it if it exists (no .001 pile-up)."""
     img = bpy.data.images.get(name)
     if img is None:
@@ -25,7 +31,7 @@ def load_image(name: str, path: Path, pack: bool, colorspace: str = "sRGB") -> b
         img.filepath = str(path)
         img.reload()
     if img.colorspace_settings is not None:  # the stubs know only 'NONE' of the colour spaces
-        img.colorspace_settings.name = colorspace  # type: ignore[assignment]
+        img.colorspace_settings.name = space  # type: ignore[assignment]
     img[TAG] = True
     if pack:
         img.pack()
@@ -42,43 +48,98 @@ def _node(nodes: bpy.types.Nodes, kind: str, name: str, location: tuple[float, f
     return node
 
 
-def build_material(name: str, tiling: float) -> bpy.types.Material:
-    """Principled BSDF ← Image Texture ← Mapping (scale = one Tiling value) ← Texture Coordinate (UV)."""
-    mat = bpy.data.materials.new(name)
+def _socket(sockets: Any, identifier: str) -> Any:
+    """A socket by identifier: the Mix node has several sockets of each name, one per data type."""
+    return next(s for s in sockets if s.identifier == identifier)
+
+
+def build_material(mat: bpy.types.Material, maps: list[str], tiling: float, normal_strength: float,
+                   displacement: float) -> None:
+    """(Re)build the node tree: Texture Coordinate (UV) → Mapping (scale = one Tiling value) → an Image
+    Texture per map → Principled BSDF: albedo (× AO through a Multiply mix) into Base Color, roughness
+    into Roughness, normal through a Normal Map node, height through a Displacement node."""
     mat[TAG] = True
     mat.use_nodes = True
     tree = mat.node_tree
     assert tree is not None  # use_nodes made it
     nodes, links = tree.nodes, tree.links
     nodes.clear()
-    out = _node(nodes, "ShaderNodeOutputMaterial", "Material Output", (600, 0))
-    bsdf = _node(nodes, "ShaderNodeBsdfPrincipled", "Principled BSDF", (300, 0))
-    tex = _node(nodes, "ShaderNodeTexImage", ALBEDO_NODE, (0, 0))
-    tex.extension = "REPEAT"
-    mapping = _node(nodes, "ShaderNodeMapping", "Mapping", (-250, 0))
-    coords = _node(nodes, "ShaderNodeTexCoord", "Texture Coordinate", (-500, 0))
-    knob = _node(nodes, "ShaderNodeValue", TILING_NODE, (-500, -250))
+    out = _node(nodes, "ShaderNodeOutputMaterial", "Material Output", (700, 0))
+    bsdf = _node(nodes, "ShaderNodeBsdfPrincipled", "Principled BSDF", (400, 0))
+    mapping = _node(nodes, "ShaderNodeMapping", "Mapping", (-450, 0))
+    coords = _node(nodes, "ShaderNodeTexCoord", "Texture Coordinate", (-700, 0))
+    knob = _node(nodes, "ShaderNodeValue", TILING_NODE, (-700, -250))
     knob.outputs[0].default_value = tiling
     links.new(coords.outputs["UV"], mapping.inputs["Vector"])
     links.new(knob.outputs[0], mapping.inputs["Scale"])
-    links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
-    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    return mat
+    tex = {}
+    for i, m in enumerate(maps):
+        tex[m] = _node(nodes, "ShaderNodeTexImage", NODES[m], (-150, 300 - 280 * i))
+        tex[m].extension = "REPEAT"
+        links.new(mapping.outputs["Vector"], tex[m].inputs["Vector"])
+    if "albedo" in tex and "ao" in tex:
+        mix = _node(nodes, "ShaderNodeMix", AO_MIX_NODE, (150, 250))
+        mix.data_type, mix.blend_type = "RGBA", "MULTIPLY"
+        mix.inputs["Factor"].default_value = 0.8
+        links.new(tex["albedo"].outputs["Color"], _socket(mix.inputs, "A_Color"))
+        links.new(tex["ao"].outputs["Color"], _socket(mix.inputs, "B_Color"))
+        links.new(_socket(mix.outputs, "Result_Color"), bsdf.inputs["Base Color"])
+    elif "albedo" in tex:
+        links.new(tex["albedo"].outputs["Color"], bsdf.inputs["Base Color"])
+    if "roughness" in tex:
+        links.new(tex["roughness"].outputs["Color"], bsdf.inputs["Roughness"])
+    if "normal" in tex:
+        nmap = _node(nodes, "ShaderNodeNormalMap", "Tessera Normal Map", (150, -250))
+        nmap.inputs["Strength"].default_value = normal_strength
+        links.new(tex["normal"].outputs["Color"], nmap.inputs["Color"])
+        links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
+    if "height" in tex:
+        disp = _node(nodes, "ShaderNodeDisplacement", "Tessera Displacement", (400, -450))
+        disp.inputs["Midlevel"].default_value = 0.5
+        disp.inputs["Scale"].default_value = displacement
+        links.new(tex["height"].outputs["Color"], disp.inputs["Height"])
+        links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
 
 
-def material_for(style: str, images: dict[str, bpy.types.Image], tiling: float) -> bpy.types.Material:
-    """The material "Tessera <style>", made once and then updated: its image nodes get the new images."""
+def material_for(style: str, images: dict[str, bpy.types.Image], tiling: float, normal_strength: float = 1.0,
+                 displacement: float = 0.05) -> bpy.types.Material:
+    """The material "Tessera <style>", made once and then updated in place: its image nodes get the new
+    images (the node tree is rebuilt only when the set of maps changes, keeping the Tiling value)."""
     name = f"Tessera {style}"
     mat = bpy.data.materials.get(name)
-    if mat is None or not mat.get(TAG) or not mat.node_tree or ALBEDO_NODE not in mat.node_tree.nodes:
-        mat = build_material(name, tiling)
+    if mat is None or not mat.get(TAG):
+        mat = bpy.data.materials.new(name)
+    tree = mat.node_tree
+    have = [m for m in NODES if tree is not None and NODES[m] in tree.nodes]
+    if have != [m for m in NODES if m in images]:
+        if tree is not None and TILING_NODE in tree.nodes:
+            tiling = tree.nodes[TILING_NODE].outputs[0].default_value  # type: ignore[attr-defined]
+        build_material(mat, [m for m in NODES if m in images], tiling, normal_strength, displacement)
     assert mat.node_tree is not None
-    node = cast(bpy.types.ShaderNodeTexImage, mat.node_tree.nodes[ALBEDO_NODE])
-    old, node.image = node.image, images["albedo"]
-    if old is not None and old != node.image and old.get(TAG) and old.users == 0:
-        bpy.data.images.remove(old)  # a previous seed's image nobody else uses: do not pile them up
+    for m, img in images.items():
+        node = cast(bpy.types.ShaderNodeTexImage, mat.node_tree.nodes[NODES[m]])
+        old, node.image = node.image, img
+        if old is not None and old != img and old.get(TAG) and old.users == 0:
+            bpy.data.images.remove(old)  # a previous seed's image nobody else uses: do not pile them up
     return mat
+
+
+def preview_tiling(mat: bpy.types.Material, on: bool) -> None:
+    """Double the Tiling value (2×2 repeats) while on; undo it when off. Only Tessera materials."""
+    tree = mat.node_tree
+    if not mat.get(TAG) or tree is None or TILING_NODE not in tree.nodes:
+        return
+    if bool(mat.get("tessera_preview", False)) != on:
+        value = tree.nodes[TILING_NODE].outputs[0]
+        value.default_value *= 2.0 if on else 0.5  # type: ignore[attr-defined]
+        mat["tessera_preview"] = on
+
+
+def set_displacement_method(mat: bpy.types.Material, obj: bpy.types.Object | None) -> None:
+    """True displacement only where there is geometry to move (a Subdivision modifier); bump elsewhere."""
+    dense = obj is not None and any(mod.type == "SUBSURF" for mod in obj.modifiers)
+    mat.displacement_method = "BOTH" if dense else "BUMP"
 
 
 def assign(obj: bpy.types.Object | None, mat: bpy.types.Material, new_slot: bool) -> str:

@@ -61,6 +61,11 @@ def check_common(context: bpy.types.Context, size: int) -> None:
     client.find_python(prefs.get(context).python)  # WorkerError with what to do
 
 
+def chosen_maps(maps: set[str]) -> list[str]:
+    """The maps the panel asks for, in a fixed order (albedo alone when none is ticked)."""
+    return [m for m in material.NODES if m in maps] or ["albedo"]
+
+
 class _Submit(bpy.types.Operator):
     """Shared by the operators that start work: polls, error reporting, background completion."""
 
@@ -99,7 +104,7 @@ class TESSERA_OT_generate(_Submit):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = settings(context)
         style, seed, size = s.style, s.seed, int(s.size)
-        maps = sorted(s.maps) or ["albedo"]
+        maps = chosen_maps(s.maps)
         try:
             check_common(context, size)
             folder = check_folder(prefs.user_dir("packed") if s.pack else prefs.output_dir(context), "Output folder")
@@ -107,18 +112,23 @@ class TESSERA_OT_generate(_Submit):
             return self.fail(e)
         stem = f"{style}_{seed}"
         target = context.active_object.name if context.active_object else None
-        tiling, new_slot, pack = s.tiling, s.new_slot, s.pack
+        preview = s.preview_tiling
+        tiling, new_slot, pack = s.tiling * (2 if preview else 1), s.new_slot, s.pack
+        strength, displacement = s.normal_strength, s.displacement
 
         def apply(result: dict) -> str:
             images = {}
             for name, path in result["files"].items():
-                images[name] = material.load_image(f"{stem}_{name}", Path(path), pack)
+                images[name] = material.load_image(f"{stem}_{name}", Path(path), pack, material.colorspace(name))
                 if pack:
                     Path(path).unlink(missing_ok=True)  # its pixels now live in the .blend
-            mat = material.material_for(style, images, tiling)
+            mat = material.material_for(style, images, tiling, strength, displacement)
+            if mat.get("tessera_preview") is None:  # a new material: its Tiling value already holds the preview
+                mat["tessera_preview"] = preview
             obj = bpy.data.objects.get(target) if target else None
+            material.set_displacement_method(mat, obj)
             what = material.assign(obj, mat, new_slot)
-            return f"{stem} ({size}², {result['seconds']:.1f} s): {what}"
+            return f"{stem} ({size}², {', '.join(images)}; {result['seconds']:.1f} s): {what}"
 
         try:
             job = jobs.submit(context, jobs.Job("generate", f"{style} {seed}", apply), style=style, seed=seed,
@@ -138,6 +148,7 @@ class TESSERA_OT_batch_bake(_Submit):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = settings(context)
         chosen = sorted(s.batch_styles) or [s.style]
+        maps = chosen_maps(s.maps)
         seeds = list(range(s.seed, s.seed + s.batch_count))
         size = int(s.size)
         try:
@@ -152,7 +163,7 @@ class TESSERA_OT_batch_bake(_Submit):
 
         try:
             job = jobs.submit(context, jobs.Job("batch", f"batch of {len(chosen) * len(seeds)}", done),
-                              styles=chosen, seeds=seeds, size=size, out=str(folder))
+                              styles=chosen, seeds=seeds, size=size, out=str(folder), maps=maps)
         except client.WorkerError as e:
             return self.fail(e)
         return self.finish(job)

@@ -25,6 +25,14 @@ def _batch_items(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> l
 _BATCH: list[tuple[str, str, str, int]] = []
 
 
+def _preview_tiling(self: TesseraSettings, context: bpy.types.Context) -> None:
+    from .material import preview_tiling
+
+    obj = context.active_object
+    if obj is not None and obj.active_material is not None:
+        preview_tiling(obj.active_material, self.preview_tiling)
+
+
 class TesseraSettings(bpy.types.PropertyGroup):
     style: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Style", description="What the texture shows", items=styles.enum_items)
@@ -35,7 +43,21 @@ class TesseraSettings(bpy.types.PropertyGroup):
         items=[(s, s, f"{s} × {s} pixels") for s in SIZES], default="1024")
     maps: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Maps", description="Which maps to make and wire into the material",
-        items=[("albedo", "Albedo", "Base colour (sRGB)")], options={"ENUM_FLAG"}, default={"albedo"})
+        items=[("albedo", "Albedo", "Base colour (sRGB)"),
+               ("normal", "Normal", "Normal map (OpenGL), through a Normal Map node"),
+               ("height", "Height", "Height (16-bit), through a Displacement node"),
+               ("roughness", "Roughness", "Roughness, into the BSDF's Roughness"),
+               ("ao", "AO", "Ambient occlusion, multiplied into the base colour")],
+        options={"ENUM_FLAG"}, default={"albedo", "normal", "height", "roughness", "ao"})
+    normal_strength: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Normal Strength", description="Strength of the Normal Map node of a new material",
+        default=1.0, min=0.0, soft_max=4.0)
+    displacement: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Displacement", description="Scale of the Displacement node of a new material (scene units)",
+        default=0.05, min=0.0, soft_max=1.0, subtype="DISTANCE")
+    preview_tiling: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Preview 2×2 Tiling", description="Show the active Tessera material repeated twice as often, "
+        "to check that it tiles", default=False, update=_preview_tiling)
     tiling: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Tiling", description="Repeats per UV unit for a new material (then the Tiling node in it)",
         default=1.0, min=0.01, soft_max=16.0)

@@ -19,7 +19,10 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.prop(s, "size", expand=True)
     layout.prop(s, "maps")
     col = layout.column(heading="Material")
+    col.prop(s, "normal_strength")
+    col.prop(s, "displacement")
     col.prop(s, "tiling")
+    col.prop(s, "preview_tiling")
     col.prop(s, "new_slot")
     col.prop(s, "pack")
 

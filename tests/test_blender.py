@@ -56,7 +56,8 @@ def scene(bpy, addon, tiny_models, tmp_path):
     bpy.ops.wm.read_homefile(use_empty=False)  # the default scene: Cube (with "Material"), Camera, Light
     bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
     s = bpy.context.scene.tessera
-    s.style, s.seed, s.size = "grass", 3, "512"
+    s.style, s.seed, s.size, s.maps = "grass", 3, "512", {"albedo"}
+    s.new_slot = s.pack = s.preview_tiling = False
     return s
 
 
@@ -106,6 +107,42 @@ def test_generate_makes_image_and_material_on_cube(bpy, addon, scene, tmp_path):
     assert linked(tree, "Mapping", "Vector", "Tessera Albedo", "Vector")
     assert linked(tree, "Tessera Albedo", "Color", "Principled BSDF", "Base Color")
     assert linked(tree, "Principled BSDF", "BSDF", "Material Output", "Surface")
+
+
+def test_full_pbr_set_is_wired_with_the_right_colour_spaces(bpy, addon, scene, tmp_path):
+    scene.maps = {"albedo", "normal", "height", "roughness", "ao"}
+    scene.normal_strength, scene.displacement = 1.5, 0.1
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    for m in ("albedo", "normal", "height", "roughness", "ao"):
+        img = bpy.data.images[f"grass_3_{m}"]
+        assert img.colorspace_settings.name == ("sRGB" if m == "albedo" else "Non-Color"), m
+        assert tuple(img.size) == (512, 512) and (tmp_path / "textures" / f"grass_3_{m}.png").is_file()
+    mat = bpy.data.objects["Cube"].active_material
+    tree = mat.node_tree
+    assert linked(tree, "Tessera Albedo", "Color", "Tessera AO Mix", "A")
+    assert linked(tree, "Tessera AO", "Color", "Tessera AO Mix", "B")
+    assert linked(tree, "Tessera AO Mix", "Result", "Principled BSDF", "Base Color")
+    assert tree.nodes["Tessera AO Mix"].blend_type == "MULTIPLY"
+    assert linked(tree, "Tessera Roughness", "Color", "Principled BSDF", "Roughness")
+    assert linked(tree, "Tessera Normal", "Color", "Tessera Normal Map", "Color")
+    assert linked(tree, "Tessera Normal Map", "Normal", "Principled BSDF", "Normal")
+    assert tree.nodes["Tessera Normal Map"].inputs["Strength"].default_value == pytest.approx(1.5)
+    assert linked(tree, "Tessera Height", "Color", "Tessera Displacement", "Height")
+    assert linked(tree, "Tessera Displacement", "Displacement", "Material Output", "Displacement")
+    assert tree.nodes["Tessera Displacement"].inputs["Scale"].default_value == pytest.approx(0.1)
+    for m in ("albedo", "normal", "height", "roughness", "ao"):
+        assert linked(tree, "Mapping", "Vector", f"Tessera {m.title() if m != 'ao' else 'AO'}", "Vector")
+    assert mat.displacement_method == "BUMP"  # a cube has no geometry to displace
+    bpy.data.objects["Cube"].modifiers.new("Subdivision", "SUBSURF")
+    bpy.ops.tessera.generate()
+    assert mat.displacement_method == "BOTH"
+    # the 2×2 preview doubles the Tiling knob and gives it back
+    tiling = tree.nodes["Tessera Tiling"].outputs[0]
+    before = tiling.default_value
+    scene.preview_tiling = True
+    assert tiling.default_value == pytest.approx(2 * before)
+    scene.preview_tiling = False
+    assert tiling.default_value == pytest.approx(before)
 
 
 def test_regenerate_replaces_in_place_and_new_slot_adds(bpy, addon, scene):

@@ -1,4 +1,5 @@
-"""Render a preview in real Blender (Cycles, CPU): a sphere and a plane carrying generated materials.
+"""Render a preview in real Blender (Cycles, CPU): a sphere and a plane carrying generated PBR materials
+(albedo, normal, height, roughness, AO; the subdivided sphere is truly displaced, the plane bump-mapped).
 
     python tools/preview.py --out docs/preview.png [--width 960 --height 540 --samples 64]
 
@@ -29,6 +30,7 @@ def _generate(bpy, obj, style: str, seed: int, size: str, tiling: float) -> None
     bpy.context.view_layer.objects.active = obj
     s = bpy.context.scene.tessera
     s.style, s.seed, s.size, s.tiling = style, seed, size, tiling
+    s.maps = {"albedo", "normal", "height", "roughness", "ao"}
     bpy.ops.tessera.generate()
 
 
@@ -40,6 +42,8 @@ def render(bpy, out: Path, width: int = 960, height: int = 540, samples: int = 6
     bpy.ops.mesh.primitive_uv_sphere_add(segments=64, ring_count=32, radius=1.0, location=(0, 0, 1.0))
     sphere = bpy.context.active_object
     bpy.ops.object.shade_smooth()
+    sub = sphere.modifiers.new("Subdivision", "SUBSURF")  # geometry for true displacement
+    sub.levels, sub.render_levels = 1, 3
     bpy.ops.mesh.primitive_plane_add(size=8.0, location=(0, 0, 0))
     plane = bpy.context.active_object
     _generate(bpy, sphere, "rock", 7, texture, 2.0)
