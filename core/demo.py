@@ -1,6 +1,7 @@
-"""`python -m core.demo` (`make demo`): one texture per shipped style and a contact sheet.
+"""`python -m core.demo` (`make demo`): a full PBR set per shipped style and two contact sheets.
 
-The sheet shows every texture tiled 2×2, so a seam would show as a cross through each cell.
+contact_sheet.png shows every albedo tiled 2×2, so a seam would show as a cross through each cell;
+pbr_sheet.png shows each style's albedo, normal, height, roughness and AO side by side.
 """
 
 from __future__ import annotations
@@ -32,10 +33,36 @@ def contact_sheet(images: dict[str, np.ndarray], cell: int = 384, columns: int =
     return np.asarray(sheet)
 
 
+def pbr_sheet(sets: dict[str, dict[str, np.ndarray]], cell: int = 192) -> np.ndarray:
+    """One row per style: its maps side by side, labelled → (H, W, 3) uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    names = list(sets)
+    maps = list(next(iter(sets.values())))
+    label_w, pad = 90, 6
+    sheet = Image.new("RGB", (label_w + len(maps) * (cell + pad) + pad, 24 + len(names) * (cell + pad) + pad),
+                      (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=15)
+    for j, m in enumerate(maps):
+        draw.text((label_w + j * (cell + pad) + 4, 4), m, fill=(230, 230, 230), font=font)
+    for i, name in enumerate(names):
+        y = 24 + i * (cell + pad)
+        draw.text((6, y + cell // 2 - 8), name, fill=(230, 230, 230), font=font)
+        for j, m in enumerate(maps):
+            img = sets[name][m]
+            if img.dtype == np.uint16:
+                img = (img >> 8).astype(np.uint8)
+            tile = Image.fromarray(img).convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS)
+            sheet.paste(tile, (label_w + j * (cell + pad), y))
+    return np.asarray(sheet)
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from .api import check_size, load_generator
+    from .batch import file_name, write_maps
     from .imageio import write_png
 
     p = argparse.ArgumentParser(prog="python -m core.demo", description=__doc__)
@@ -52,16 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    images, times = {}, []
+    sets, times = {}, []
     for style in tqdm(gen.styles, desc="demo", unit="style"):
         t0 = time.perf_counter()
-        images[style] = gen.generate(style, seed=args.seed, size=args.size)
+        sets[style] = gen.generate_maps(style, seed=args.seed, size=args.size)
         times.append(time.perf_counter() - t0)
-        write_png(out / f"{style}.png", images[style])
-    sheet = write_png(out / "contact_sheet.png", contact_sheet(images))
-    print(f"{len(images)} textures of {args.size}² on {gen.device}: median {np.median(times):.2f} s each "
-          f"(the first includes warm-up)")
-    print(f"contact sheet: {sheet}")
+        write_maps({m: out / file_name(style, args.seed, m) for m in sets[style]}, sets[style])
+    sheet = write_png(out / "contact_sheet.png", contact_sheet({s: maps["albedo"] for s, maps in sets.items()}))
+    maps_sheet = write_png(out / "pbr_sheet.png", pbr_sheet(sets))
+    print(f"{len(sets)} PBR sets of {args.size}² on {gen.device}: median {np.median(times):.2f} s each "
+          f"(albedo + 4 maps; the first includes warm-up)")
+    print(f"contact sheets: {sheet}, {maps_sheet}")
     return 0
 
 

@@ -42,38 +42,46 @@ def check_maps(maps: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(maps))  # unique, in the order given
 
 
-def _luminance(albedo: np.ndarray) -> torch.Tensor:
+def luminance(albedo: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 sRGB → (H, W) float32 linear luminance (Rec. 709)."""
     c = torch.from_numpy(albedo).float() / 255.0
     lin = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     return lin @ torch.tensor([0.2126, 0.7152, 0.0722])
 
 
-def _gaussian_lowpass(x: torch.Tensor, sigmas_px: list[float]) -> list[torch.Tensor]:
-    """Periodic Gaussian blurs of a (H, W) image, one per sigma (in pixels), via one FFT."""
+def _gaussian_lowpass(x: torch.Tensor, sigmas_px: list[float], weights: list[float] | None = None,
+                      ) -> list[torch.Tensor]:
+    """Periodic Gaussian blurs of a (H, W) image, one per sigma (in pixels), via one forward FFT.
+    With `weights`, their weighted sum instead (one filter, one inverse FFT)."""
     h, w = x.shape
     spec = torch.fft.rfft2(x)
     fy = torch.fft.fftfreq(h)[:, None]
     fx = torch.fft.rfftfreq(w)[None, :]
     f2 = fy**2 + fx**2
-    return [torch.fft.irfft2(spec * torch.exp(-2 * math.pi**2 * s**2 * f2), s=(h, w)) for s in sigmas_px]
+    gains = [torch.exp(-2 * math.pi**2 * s**2 * f2) for s in sigmas_px]
+    if weights is not None:
+        gains = [sum(wt * g for wt, g in zip(weights, gains))]
+    return [torch.fft.irfft2(spec * g, s=(h, w)) for g in gains]
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    """Robust min–max to [0, 1] (0.5th and 99.5th percentiles), so a few outliers do not flatten it."""
-    flat = x.flatten()
-    if flat.numel() > 2**20:  # quantile() limits its input; a strided sample gives the same percentiles
-        flat = flat[:: flat.numel() // 2**20 + 1]
-    lo, hi = torch.quantile(flat, torch.tensor([0.005, 0.995]))
+def _normalise(x: torch.Tensor, bins: int = 4096) -> torch.Tensor:
+    """Robust min–max to [0, 1] (0.5th and 99.5th percentiles), so a few outliers do not flatten it.
+
+    Percentiles come from a histogram: linear time, and independent of pixel order, so a rolled image
+    gets exactly the same mapping (a sort-free, sample-free way to keep maps tileable)."""
+    x_min, x_max = x.min(), x.max()
+    width = (x_max - x_min).clamp_min(1e-12) / bins
+    cdf = torch.cumsum(torch.histc(x, bins=bins, min=float(x_min), max=float(x_max)), 0) / x.numel()
+    lo = x_min + width * torch.searchsorted(cdf, torch.tensor(0.005)).float()
+    hi = x_min + width * (torch.searchsorted(cdf, torch.tensor(0.995)).float() + 1)
     return ((x - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
 
 
-def height_map(albedo: np.ndarray) -> torch.Tensor:
-    """(H, W) float32 in [0, 1]."""
-    y = _luminance(albedo)
+def height_map(y: torch.Tensor) -> torch.Tensor:
+    """Linear luminance (H, W) → height (H, W) float32 in [0, 1]."""
     side = max(y.shape)
-    blurs = _gaussian_lowpass(y - y.mean(), [s * side for s in _HEIGHT_SCALES])
-    return _normalise(sum(w * b for w, b in zip(_HEIGHT_WEIGHTS, blurs)))
+    (mix,) = _gaussian_lowpass(y, [s * side for s in _HEIGHT_SCALES], list(_HEIGHT_WEIGHTS))
+    return _normalise(mix)
 
 
 def normals_from_height(height: torch.Tensor, strength: float = DEFAULT_NORMAL_STRENGTH) -> torch.Tensor:
@@ -87,8 +95,8 @@ def normals_from_height(height: torch.Tensor, strength: float = DEFAULT_NORMAL_S
     return n / n.norm(dim=-1, keepdim=True)
 
 
-def roughness_map(albedo: np.ndarray, base: float = DEFAULT_ROUGHNESS) -> torch.Tensor:
-    y = _luminance(albedo)
+def roughness_map(y: torch.Tensor, base: float = DEFAULT_ROUGHNESS) -> torch.Tensor:
+    """Linear luminance (H, W) → roughness (H, W) in [0.02, 1] around `base`."""
     side = max(y.shape)
     (mean,) = _gaussian_lowpass(y, [side / 256])
     (var,) = _gaussian_lowpass((y - mean) ** 2, [side / 256])
@@ -124,9 +132,10 @@ def derive(albedo: np.ndarray, maps: tuple[str, ...] = MAPS, *, roughness: float
     if not math.isfinite(normal_strength) or normal_strength < 0:
         raise ValueError(f"normal strength {normal_strength} must be a finite number ≥ 0")
     out: dict[str, np.ndarray] = {}
+    y = luminance(albedo)
     height16 = height = None
     if {"height", "normal", "ao"} & set(maps):  # the others derive from the 16-bit height as saved,
-        height16 = (height_map(albedo) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+        height16 = (height_map(y) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
         height = torch.from_numpy(height16.astype(np.float32) / 65535)  # so the files agree exactly
     for name in maps:
         if name == "albedo":
@@ -136,7 +145,7 @@ def derive(albedo: np.ndarray, maps: tuple[str, ...] = MAPS, *, roughness: float
         elif name == "normal":
             out[name] = encode_normals(normals_from_height(height, normal_strength))
         elif name == "roughness":
-            out[name] = _u8(roughness_map(albedo, roughness))
+            out[name] = _u8(roughness_map(y, roughness))
         elif name == "ao":
             out[name] = _u8(ao_map(height))
     return out

@@ -31,6 +31,7 @@ def _generate(bpy, obj, style: str, seed: int, size: str, tiling: float) -> None
     s = bpy.context.scene.tessera
     s.style, s.seed, s.size, s.tiling = style, seed, size, tiling
     s.maps = {"albedo", "normal", "height", "roughness", "ao"}
+    s.displacement = 0.025
     bpy.ops.tessera.generate()
 
 
