@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: demo test typecheck extension preview eval clean
+.PHONY: demo test typecheck extension preview eval bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ preview: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m core.eval
+
+# speed on this machine → docs/BENCHMARKS.md (+ plots, raw JSON)
+bench: $(STAMP)
+	$(PY) -m core.bench
 
 clean:
 	rm -rf $(VENV) out dist .pytest_cache .mypy_cache

@@ -5,6 +5,7 @@ Definitions are those of shared METRICS.md (implemented in core.metrics):
   realism      per style, SWD(generated, validation crops) / SWD(validation, other validation crops);
   diversity    per style, mean SWD between two seeds' crops / mean SWD between two real images' crops;
   upscaler     PSNR-Y / SSIM-Y gain over bicubic on validation textures (LR by antialiased bicubic);
+  pbr          per map seam ratio, mean normal length, time to derive the maps;
   speed        median warm time of one 1024² texture on this machine.
 Validation data is the held-out split of `python -m training data` (never seen in training).
 Results go to a JSON file, into the weights files' metadata, and between markers in MODEL_CARD.md.
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import metrics, weights
+from . import metrics, pbr, weights
 from .api import SHIPPED_DIR, Tessera, load_generator
 from .files import cache_dir, write_text
 from .imageio import read_image, to_tensor, to_uint8
@@ -132,6 +133,24 @@ def upscaler(gen: Tessera, data: Path, scale: int) -> dict:
             "gain_db_by_style": {k: float(np.mean(v)) for k, v in sorted(gain_by_style.items())}}
 
 
+def pbr_maps(gen: Tessera, size: int) -> dict:
+    """One PBR set per style: each map's seam ratio (the maps must tile as well as the albedo), the
+    decoded normals' mean length, and the time to derive the four maps from an albedo."""
+    seams: dict[str, list[float]] = {m: [] for m in pbr.MAPS}
+    lengths, times = [], []
+    for i, style in enumerate(gen.styles):
+        albedo = gen.generate(style, seed=2000 + i, size=size)
+        t0 = time.perf_counter()
+        maps = pbr.derive(albedo, roughness=gen.roughness(style))
+        times.append(time.perf_counter() - t0)
+        for name, img in maps.items():
+            x = img.astype(np.float32) / np.iinfo(img.dtype).max
+            seams[name].append(metrics.seam_ratio(x if x.ndim == 3 else x[..., None]))
+        lengths.append(float(np.linalg.norm(pbr.decode_normals(maps["normal"]), axis=-1).mean()))
+    return {"size": size, "sets": len(times), "seam_ratio": {m: float(np.mean(v)) for m, v in seams.items()},
+            "normal_length": float(np.mean(lengths)), "derive_s": float(np.median(times))}
+
+
 def speed(gen: Tessera, size: int, runs: int) -> dict:
     style = gen.styles[0]
     gen.generate(style, seed=0, size=size)  # warm-up
@@ -188,7 +207,7 @@ def card_table(m: dict) -> str:
     row(f"seam ratio, {t['samples']} outputs at {t['size']}²", f"{t['seam_ratio']:.3f} ± {t['seam_ratio_std']:.3f}",
         "0.95–1.05", 0.95 <= t["seam_ratio"] <= 1.05)
     row("seam percentile", f"{t['seam_percentile']:.3f}", "≈ 0.5 (1.0 = seam)", None)
-    row("the same, image rolled by 7 px (edge off the 16-px grid)",
+    row("the same, image rolled by 7 px (edge off the network's 16-px cell grid)",
         f"ratio {t['seam_ratio_rolled7']:.3f}, percentile {t['seam_percentile_rolled7']:.3f}", "diagnostic", None)
     for scale in (4, 2):
         u = m.get(f"upscaler_x{scale}", {})
@@ -199,6 +218,13 @@ def card_table(m: dict) -> str:
             row(f"upscaler ×{scale} SSIM-Y", f"{u['ssim_y']:.4f} (bicubic {u['ssim_y_bicubic']:.4f})", "—", None)
             by_style = ", ".join(f"{k} {v:+.2f}" for k, v in u["gain_db_by_style"].items())
             row(f"upscaler ×{scale} gain per style (dB)", by_style, "—", None)
+    pm = m.get("pbr")
+    if pm:
+        row(f"PBR maps, seam ratio per map ({pm['sets']} sets at {pm['size']}²)",
+            ", ".join(f"{k} {v:.3f}" for k, v in pm["seam_ratio"].items()), "as the albedo", None)
+        row("PBR normals, mean decoded length", f"{pm['normal_length']:.4f}", "within 2% of 1",
+            abs(pm["normal_length"] - 1) <= 0.02)
+        row(f"PBR maps derived from a {pm['size']}² albedo", f"{pm['derive_s']:.2f} s (median)", "—", None)
     mem = m.get("memory_4096")
     if mem:
         row("4096² texture, fresh CLI process", f"peak RSS {mem['peak_rss_mib']:.0f} MiB, "
@@ -279,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     m: dict = {"date": time.strftime("%Y-%m-%d")}
     steps = [("speed", lambda: speed(gen, args.size, args.runs)),
              ("tileability", lambda: tileability(gen, args.samples, args.size)),
+             ("pbr", lambda: pbr_maps(gen, args.size)),
              ("memory_4096", lambda: peak_memory(gen, 4096, args.models)),
              ("upscaler_x4", lambda: upscaler(gen, args.data, 4)),
              ("upscaler_x2", lambda: upscaler(gen, args.data, 2)),

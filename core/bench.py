@@ -1,0 +1,321 @@
+"""`python -m core.bench` (`make bench`): how fast Tessera is on this machine, and why.
+
+Measures (definitions in shared METRICS.md, speed section):
+  pipeline   warm median time of a whole texture at 256…4096², with the GAN's and the upscaler's shares;
+  cold       wall time of a fresh `tessera generate --size 1024` process (imports, loading, writing);
+  memory     peak resident memory of a fresh process generating one texture, per size;
+  throughput textures per minute at 1024² in a warm loop;
+  FLOPs      model FLOPs per 1024² texture (torch.utils.flop_counter) and the achieved FLOP/s as a
+             fraction of this machine's measured peak for the same kind of work: a large 3×3
+             convolution timed in the same run;
+  upscalers  the light (shipped) and full SRResNet configurations vs bicubic: time and quality.
+Writes docs/BENCHMARKS.md with tables and PNG plots, and the raw numbers as JSON beside it. A run saved
+with `--label baseline` is kept and shown next to later runs (before / after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .api import GAN_SCALE, Tessera, load_generator
+from .files import write_text
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SIZES = (256, 512, 1024, 2048, 4096)
+TARGETS_CPU = {"warm_1024_s": 1.0, "cold_1024_s": 4.0, "peak_4096_mib": 2048, "peak_fraction": 0.5}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_time(fn, runs: int, device: torch.device) -> float:
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# the measurements
+
+def pipeline(gen: Tessera, size: int, runs: int) -> dict:
+    """Warm times: the whole texture, then its GAN and upscaler parts separately."""
+    style = gen.styles[0]
+    gen.generate(style, seed=0, size=size)  # warm-up
+    total = _median_time(lambda: gen.generate(style, seed=1, size=size), runs, gen.device)
+    gan = _median_time(lambda: gen.generate_gan(style, seed=1, size=size // GAN_SCALE), runs, gen.device)
+    x = gen.generate_gan(style, seed=1, size=size // GAN_SCALE)
+    with torch.inference_mode():
+        up = _median_time(lambda: gen._upscale(x, GAN_SCALE, tileable=True), runs, gen.device)
+    return {"size": size, "runs": runs, "total_s": total, "gan_s": gan, "upscale_s": up}
+
+
+def child_generate(size: int, models: str | None, device: str) -> dict:
+    """In a fresh process: generate one texture → its time and this process's peak memory."""
+    t0 = time.perf_counter()
+    gen = load_generator(device=device, models_dir=models)
+    loaded = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    gen.generate(gen.styles[0], seed=0, size=size)
+    return {"size": size, "load_s": loaded, "generate_s": time.perf_counter() - t1,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def fresh_process(args: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0, res.stdout
+
+
+def memory(size: int, models: str | None, device: str) -> dict:
+    cmd = ["-m", "core.bench", "--child", str(size), "--device", device] + (["--models", models] if models else [])
+    wall, out = fresh_process(cmd)
+    return json.loads(out) | {"process_s": wall}
+
+
+def cold(size: int, models: str | None, device: str, runs: int) -> dict:
+    """A user's `tessera generate`: Python start, imports, loading weights, generating, writing the PNG."""
+    from .catalog import list_styles
+
+    style = list_styles(models)[0][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["-m", "core", "generate", "--style", style, "--size", str(size), "--device", device,
+               "--out", str(Path(tmp) / "t.png")] + (["--models", models] if models else [])
+        times = [fresh_process(cmd)[0] for _ in range(runs)]
+    return {"size": size, "runs": runs, "median_s": statistics.median(times)}
+
+
+def throughput(gen: Tessera, size: int, count: int) -> dict:
+    gen.generate(gen.styles[0], seed=0, size=size)
+    _sync(gen.device)
+    t0 = time.perf_counter()
+    for i in range(count):
+        gen.generate(gen.styles[i % len(gen.styles)], seed=i, size=size)
+    _sync(gen.device)
+    seconds = time.perf_counter() - t0
+    return {"size": size, "count": count, "per_minute": 60 * count / seconds}
+
+
+def flops(gen: Tessera, size: int, warm_total_s: float) -> dict:
+    """Model FLOPs of one texture, and the machine's peak on a large 3×3 convolution (same dtype/device)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    style = gen.styles[0]
+    with FlopCounterMode(display=False) as counter_gan:
+        x = gen.generate_gan(style, seed=0, size=size // GAN_SCALE)
+    with FlopCounterMode(display=False) as counter_up, torch.inference_mode():
+        gen._upscale(x, GAN_SCALE, tileable=True)
+    total = counter_gan.get_total_flops() + counter_up.get_total_flops()
+    c, side = 64, 256 if gen.device.type == "cpu" else 1024
+    a = torch.randn(1, c, side, side, device=gen.device)
+    w = torch.randn(c, c, 3, 3, device=gen.device)
+    with torch.inference_mode():
+        F.conv2d(a, w, padding=1)
+        t = _median_time(lambda: F.conv2d(a, w, padding=1), 5, gen.device)
+    peak = 2 * c * c * 9 * side * side / t
+    achieved = total / warm_total_s
+    return {"size": size, "gan_gflop": counter_gan.get_total_flops() / 1e9, "upscale_gflop": counter_up.get_total_flops() / 1e9,
+            "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9, "fraction_of_peak": achieved / peak,
+            "peak_probe": f"conv2d 3×3, {c}→{c} channels, {side}²"}
+
+
+def upscalers(gen: Tessera, size: int, runs: int) -> list[dict]:
+    """Light (shipped, trained) vs full SRResNet config (untrained: time only) vs bicubic, ×4 to `size`."""
+    from .upscaler import FULL, Upscaler, upscale_tiled, wrap_upsample
+
+    x = torch.rand(1, 3, size // 4, size // 4, device=gen.device)
+    rows = []
+    with torch.inference_mode():
+        rows.append({"name": "bicubic", "size": size, "params_m": 0.0, "gain_db": 0.0,
+                     "s": _median_time(lambda: wrap_upsample(x, 4), runs, gen.device)})
+        light, meta, _ = gen.upscalers[4]
+        full = Upscaler(FULL).to(gen.device).eval()
+        for name, model, gain in (("light (shipped)", light, meta.get("metrics", {}).get("upscaler_x4", {}).get("psnr_gain_db")),
+                                  ("full SRResNet (untrained)", full, None)):
+            upscale_tiled(model, x)
+            rows.append({"name": name, "size": size, "config": model.cfg.to_dict(),
+                         "s": _median_time(lambda m=model: upscale_tiled(m, x), runs, gen.device),
+                         "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "gain_db": gain})
+    return rows
+
+
+def machine(device: torch.device) -> str:
+    from .eval import machine as cpu_name
+
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name()} ({cpu_name()})"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
+
+
+def run(device: str = "cpu", models: str | None = None, quick: bool = False) -> dict:
+    gen = load_generator(device=device, models_dir=models)
+    sizes = SIZES[:2] if quick else SIZES
+    runs = {256: 5, 512: 5, 1024: 5, 2048: 3, 4096: 2}
+    r: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(gen.device), "device": str(gen.device),
+               "torch": torch.__version__, "quick": quick}
+    steps = [
+        ("pipeline", lambda: [pipeline(gen, s, 2 if quick else runs[s]) for s in sizes]),
+        ("cold", lambda: cold(sizes[-1] if quick else 1024, models, device, 1 if quick else 3)),
+        ("memory", lambda: [memory(s, models, device) for s in (sizes if quick else (1024, 4096))]),
+        ("throughput", lambda: throughput(gen, 256 if quick else 1024, 2 if quick else 8)),
+        ("upscalers", lambda: upscalers(gen, 256 if quick else 1024, 2 if quick else 3)),
+    ]
+    for name, fn in steps:
+        t0 = time.perf_counter()
+        r[name] = fn()
+        print(f"bench {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    ref = next(p for p in r["pipeline"] if p["size"] == (sizes[-1] if quick else 1024))
+    r["flops"] = flops(gen, ref["size"], ref["total_s"])
+    return r
+
+
+# the report
+
+def plot_time(r: dict, base: dict | None, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for data, label, style in ((base, "baseline", "o--"), (r, "now", "o-")):
+        if data:
+            px = [p["size"] ** 2 for p in data["pipeline"]]
+            ax.plot(px, [p["total_s"] for p in data["pipeline"]], style, label=f"total ({label})")
+            ax.plot(px, [p["upscale_s"] for p in data["pipeline"]], style, alpha=0.5, label=f"upscaler ({label})")
+    p = r["pipeline"]
+    if len(p) > 1:  # the linear reference through the 1024² point (or the largest measured)
+        ref = next((q for q in p if q["size"] == 1024), p[-1])
+        xs = np.array([q["size"] ** 2 for q in p], dtype=float)
+        ax.plot(xs, ref["total_s"] * xs / ref["size"] ** 2, ":", color="grey", label="linear in pixels")
+    ax.set(xscale="log", yscale="log", xlabel="output pixels", ylabel="seconds (warm median)",
+           title=f"Tessera pipeline on {r['device']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_upscalers(r: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for u in r["upscalers"]:
+        gain = u["gain_db"]
+        y = gain if gain is not None else 0.0
+        ax.plot(u["s"], y, "o" if gain is not None else "x", markersize=9)
+        ax.annotate(u["name"] + ("" if gain is not None else ": quality not measured"),
+                    (u["s"], y), textcoords="offset points", xytext=(6, 6), fontsize=7)
+    ax.set(xscale="log", xlabel=f"seconds to upscale ×4 to {r['upscalers'][0]['size']}² (warm)", ylabel="PSNR-Y gain over bicubic (dB)",
+           title="Upscaler quality vs speed")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _pipeline_at(data: dict | None, size: int) -> dict | None:
+    return next((p for p in data["pipeline"] if p["size"] == size), None) if data else None
+
+
+def report(r: dict, base: dict | None, out: Path) -> str:
+    stem = out.with_suffix("")
+    plot_time(r, base, stem.parent / f"{stem.name}_time.png")
+    plot_upscalers(r, stem.parent / f"{stem.name}_upscalers.png")
+    fl = r["flops"]
+    lines = ["# Benchmarks", "", f"Measured {r['date']} by `python -m core.bench` on **{r['machine']}** "
+             f"(device {r['device']}){' — quick mode, not for reading' if r['quick'] else ''}.",
+             "", "## Targets", "", "| target | baseline | now | met |", "|---|---|---|---|"]
+
+    def target(name: str, key, goal: float, fmt: str, lower: bool = True) -> None:
+        now, before = key(r), key(base) if base else None
+        ok = None if now is None else (now <= goal if lower else now >= goal)
+        lines.append(f"| {name} | {'—' if before is None else format(before, fmt)} | "
+                     f"{'—' if now is None else format(now, fmt)} | {'—' if ok is None else ('yes' if ok else 'no')} |")
+
+    def mem(d: dict | None, size: int) -> float | None:
+        return next((m["peak_rss_mib"] for m in d["memory"] if m["size"] == size), None) if d else None
+
+    if r["device"] == "cpu":
+        target("1024² warm, s (≤ 1.0)", lambda d: (_pipeline_at(d, 1024) or {}).get("total_s"), 1.0, ".3f")
+        target("cold `tessera generate --size 1024`, s (≤ 4)",
+               lambda d: d["cold"]["median_s"] if d["cold"]["size"] == 1024 else None, 4.0, ".2f")
+        target("4096² peak memory, MiB (≤ 2048)", lambda d: mem(d, 4096), 2048, ".0f")
+        target("pipeline FLOP/s as a fraction of the conv peak (≥ 0.5)", lambda d: d["flops"]["fraction_of_peak"],
+               0.5, ".2f", lower=False)
+        p = {q["size"]: q["total_s"] for q in r["pipeline"]}
+        if 512 in p and 4096 in p:
+            lines.append(f"| time linear in pixels, 512² → 4096² (×64 pixels) | | ×{p[4096] / p[512]:.1f} time | "
+                         f"{'yes' if p[4096] / p[512] <= 64 * 1.25 else 'no'} |")
+    lines += ["", "## Pipeline (warm medians)", "", "| size | total s | GAN s | upscaler s | runs |", "|---|---|---|---|---|"]
+    lines += [f"| {p['size']}² | {p['total_s']:.3f} | {p['gan_s']:.3f} | {p['upscale_s']:.3f} | {p['runs']} |"
+              for p in r["pipeline"]]
+    lines += ["", f"![time vs pixels]({stem.name}_time.png)", "",
+              "## Fresh processes", "", f"- cold `tessera generate --size {r['cold']['size']}`: "
+              f"{r['cold']['median_s']:.2f} s (median of {r['cold']['runs']}: Python start, imports, loading and "
+              f"verifying weights, generating, writing the PNG)"]
+    lines += [f"- {m['size']}²: peak RSS {m['peak_rss_mib']:.0f} MiB, loading {m['load_s']:.2f} s, "
+              f"generating {m['generate_s']:.2f} s (first, cold)" for m in r["memory"]]
+    t = r["throughput"]
+    lines += [f"- throughput: {t['per_minute']:.0f} textures/min at {t['size']}² ({t['count']} in a warm loop)", "",
+              "## Where the time goes", "",
+              f"One {fl['size']}² texture is {fl['gan_gflop']:.2f} GFLOP of GAN and {fl['upscale_gflop']:.2f} GFLOP "
+              f"of upscaler (torch.utils.flop_counter). Achieved: {fl['achieved_gflops']:.1f} GFLOP/s, "
+              f"{100 * fl['fraction_of_peak']:.0f}% of the {fl['peak_gflops']:.1f} GFLOP/s this machine reached on "
+              f"a {fl['peak_probe']} timed in the same run.", "",
+              "## Upscalers: quality vs speed", "", "| upscaler | params (M) | s | PSNR-Y gain (dB) |", "|---|---|---|---|"]
+    lines += [f"| {u['name']} | {u['params_m']:.2f} | {u['s']:.3f} | "
+              f"{'not measured' if u['gain_db'] is None else format(u['gain_db'], '+.2f')} |"
+              for u in r["upscalers"]]
+    lines += ["", f"![upscaler quality vs speed]({stem.name}_upscalers.png)", "",
+              "Quality is the ×4 PSNR-Y gain over bicubic on the held-out validation textures, from the model card "
+              "(`python -m core.eval`); the full configuration has no trained weights yet, so only its speed is shown."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--models", default=None, help="models folder (default: shipped weights)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and few runs: checks the bench runs")
+    p.add_argument("--out", type=Path, default=DOCS / "BENCHMARKS.md")
+    p.add_argument("--label", default="latest", help="'baseline' keeps this run as the before of later ones")
+    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_generate(args.child, args.models, args.device)))
+        return 0
+    r = run(args.device, args.models, args.quick)
+    raw = args.out.with_suffix("")
+    write_text(raw.parent / f"{raw.name}_{args.label}.json", json.dumps(r, indent=1))
+    base_path = raw.parent / f"{raw.name}_baseline.json"
+    base = json.loads(base_path.read_text()) if base_path.is_file() and args.label != "baseline" else None
+    if base is not None and base.get("device") != r["device"]:
+        base = None
+    write_text(args.out, report(r, base, args.out))
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
