@@ -246,3 +246,15 @@ def test_preview_render(bpy, addon, tmp_path):
     img = np.asarray(Image.open(out).convert("RGB")).astype(float)
     assert img.shape == (36, 64, 3) and img.std() > 5  # a picture, not a flat frame
     assert {o.active_material.name for o in bpy.data.objects if o.type == "MESH"} == {"Tessera rock", "Tessera grass"}
+
+
+def test_style_thumbnails_become_enum_icons(bpy, addon, scene, tmp_path):
+    """The worker draws one small sample per style; they load into a previews collection for the dropdown."""
+    jobs, styles = addon["jobs"], addon["styles"]
+    job = jobs.submit(bpy.context, jobs.Job("thumbnails", "thumbnails", lambda r: styles.load_thumbnails(r["files"]) or ""),
+                      out=str(tmp_path / "thumbs"), size=64)
+    assert job.outcome is not None and job.outcome[0] == "INFO", job.outcome
+    assert styles.have_thumbnails()
+    # headless Blender gives previews no icon ids (those need a UI), but they hold the loaded pixels
+    assert {s: tuple(styles._previews[s].image_size) for s in styles.names()} == {"brick": (64, 64), "grass": (64, 64)}
+    assert len(list((tmp_path / "thumbs").rglob("*.png"))) == 2
