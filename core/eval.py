@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import metrics, pbr, weights
-from .api import SHIPPED_DIR, Tessera, load_generator
+from .api import GAN_SCALE, SHIPPED_DIR, Tessera, load_generator
 from .files import cache_dir, write_text
 from .imageio import read_image, to_tensor, to_uint8
 from .upscaler import downscale, wrap_upsample
@@ -55,12 +55,14 @@ def crops(images: list[np.ndarray], n: int, rng: np.random.Generator) -> list[np
 # the measurements
 
 def tileability(gen: Tessera, samples: int, size: int) -> dict:
-    """Seam measures at the wrap-around edge, and again with the image rolled by 7 px: on an exact
-    torus the edge is like any other column, so a difference between the two says the edge sits on a
-    periodic grid artefact of the network (its upsampling blocks), not on a seam."""
-    ratios, pcts, off_ratios, off_pcts = [], [], [], []
+    """Seam measures at the wrap-around edge, and two diagnostics: the same images rolled by 7 px (on
+    an exact torus the edge is like any other column, so a difference between the two says the edge
+    sits on a periodic grid in the image, not on a seam), and the GAN's own output before upscaling."""
+    ratios, pcts, off_ratios, off_pcts, gan_ratios = [], [], [], [], []
     for i in range(samples):
-        img = gen.generate(gen.styles[i % len(gen.styles)], seed=1000 + i, size=size)
+        style, seed = gen.styles[i % len(gen.styles)], 1000 + i
+        gan_ratios.append(metrics.seam_ratio(to_uint8(gen.generate_gan(style, seed=seed, size=size // GAN_SCALE))))
+        img = gen.generate(style, seed=seed, size=size)
         ratios.append(metrics.seam_ratio(img))
         pcts.append(metrics.seam_percentile(img))
         off = np.roll(img, (7, 7), axis=(0, 1))
@@ -68,7 +70,8 @@ def tileability(gen: Tessera, samples: int, size: int) -> dict:
         off_pcts.append(metrics.seam_percentile(off))
     return {"samples": samples, "size": size, "seam_ratio": float(np.mean(ratios)),
             "seam_ratio_std": float(np.std(ratios)), "seam_percentile": float(np.mean(pcts)),
-            "seam_ratio_rolled7": float(np.mean(off_ratios)), "seam_percentile_rolled7": float(np.mean(off_pcts))}
+            "seam_ratio_rolled7": float(np.mean(off_ratios)), "seam_percentile_rolled7": float(np.mean(off_pcts)),
+            "gan_seam_ratio": float(np.mean(gan_ratios))}
 
 
 def realism(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
@@ -163,23 +166,13 @@ def speed(gen: Tessera, size: int, runs: int) -> dict:
             "threads": torch.get_num_threads(), "device": str(gen.device), "machine": machine()}
 
 
-def peak_memory(gen: Tessera, size: int, models: str | None) -> dict:
-    """Peak resident memory of a fresh `tessera generate --size SIZE` process (Unix only)."""
-    import resource
-    import subprocess
-    import tempfile
+def peak_memory(size: int, models: str | None) -> dict:
+    """Peak resident memory of a fresh process generating one SIZE² texture (see core.bench)."""
+    from .bench import memory
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "core", "generate", "--style", gen.styles[0], "--size", str(size),
-               "--out", str(Path(tmp) / "big.png"), "--device", "cpu", "--json"]
-        if models:
-            cmd += ["--models", str(models)]
-        t0 = time.perf_counter()
-        rec = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        wall = time.perf_counter() - t0
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"size": size, "peak_rss_mib": round(peak_kib / 1024, 1), "generate_s": rec["seconds"],
-            "process_s": round(wall, 2)}
+    m = memory(size, models, "cpu")
+    return {"size": size, "peak_rss_mib": round(m["peak_rss_mib"], 1), "generate_s": round(m["generate_s"], 2),
+            "process_s": round(m["process_s"], 2)}
 
 
 def machine() -> str:
@@ -207,8 +200,11 @@ def card_table(m: dict) -> str:
     row(f"seam ratio, {t['samples']} outputs at {t['size']}²", f"{t['seam_ratio']:.3f} ± {t['seam_ratio_std']:.3f}",
         "0.95–1.05", 0.95 <= t["seam_ratio"] <= 1.05)
     row("seam percentile", f"{t['seam_percentile']:.3f}", "≈ 0.5 (1.0 = seam)", None)
-    row("the same, image rolled by 7 px (edge off the network's 16-px cell grid)",
+    row("the same, image rolled by 7 px (edge off any 2/4/8/16-px grid)",
         f"ratio {t['seam_ratio_rolled7']:.3f}, percentile {t['seam_percentile_rolled7']:.3f}", "diagnostic", None)
+    if "gan_seam_ratio" in t:
+        row(f"seam ratio of the GAN's own output ({t['size'] // GAN_SCALE}², before upscaling)",
+            f"{t['gan_seam_ratio']:.3f}", "diagnostic", None)
     for scale in (4, 2):
         u = m.get(f"upscaler_x{scale}", {})
         if "psnr_gain_db" in u:
@@ -227,7 +223,7 @@ def card_table(m: dict) -> str:
         row(f"PBR maps derived from a {pm['size']}² albedo", f"{pm['derive_s']:.2f} s (median)", "—", None)
     mem = m.get("memory_4096")
     if mem:
-        row("4096² texture, fresh CLI process", f"peak RSS {mem['peak_rss_mib']:.0f} MiB, "
+        row("4096² texture, fresh process", f"peak RSS {mem['peak_rss_mib']:.0f} MiB, "
             f"{mem['generate_s']:.1f} s generating, {mem['process_s']:.1f} s in all", "works on 24 GB", True)
     row(f"{sp['size']}² generation, warm median of {sp['runs']}", f"{sp['median_s']:.2f} s ({sp['device']}, "
         f"{sp['threads']} threads)", "≤ 1.5 s", sp["median_s"] <= 1.5)
@@ -306,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = [("speed", lambda: speed(gen, args.size, args.runs)),
              ("tileability", lambda: tileability(gen, args.samples, args.size)),
              ("pbr", lambda: pbr_maps(gen, args.size)),
-             ("memory_4096", lambda: peak_memory(gen, 4096, args.models)),
+             ("memory_4096", lambda: peak_memory(4096, args.models)),
              ("upscaler_x4", lambda: upscaler(gen, args.data, 4)),
              ("upscaler_x2", lambda: upscaler(gen, args.data, 2)),
              ("realism", lambda: realism(gen, args.data, args.seeds, args.crops))]

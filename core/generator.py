@@ -100,8 +100,11 @@ class StyledConv(nn.Module):
         x = F.conv2d(x, wgt.reshape(b * cout, cin, 3, 3).to(x.dtype), groups=b).reshape(b, cout, h, w)
         if self.noise_strength is not None:
             assert noise is not None, "this layer adds detail noise: pass it"
-            x = x + self.noise_strength[None, :, None, None] * noise
-        return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * math.sqrt(2)
+            x = torch.addcmul(x, noise, self.noise_strength[None, :, None, None])
+        bias = self.bias[None, :, None, None]
+        if torch.is_grad_enabled():
+            return F.leaky_relu(x + bias, 0.2) * math.sqrt(2)
+        return F.leaky_relu_(x.add_(bias), 0.2).mul_(math.sqrt(2))  # inference: the same, in place
 
 
 class TextureGenerator(nn.Module):

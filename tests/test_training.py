@@ -424,3 +424,17 @@ def test_cli_flags_reach_the_config(data, tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith(f"checkpoint: {out / 'last.safetensors'}")
     meta, _ = read_checkpoint(out)
     assert meta["generator"]["widths"] == [8, 8, 8] and meta["train"]["crop"] == 16 and meta["step"] == 2
+
+
+def test_block_grid_penalty_sees_a_grid_at_the_scale():
+    """The upscaler's `--grid` penalty: ~0 on grid-free images, clearly up with a 4-px grid, and only
+    for that period (a grid at the scale, not any texture)."""
+    from training.sr import block_grid
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(2, 3, 64, 64, generator=g)
+    gridded = y.clone()
+    gridded[..., 3::4] = (gridded[..., 3::4] + 0.4).clamp(0, 1)
+    assert block_grid(y, 4) < 0.002
+    assert block_grid(gridded, 4) > 10 * block_grid(y, 4)
+    assert block_grid(gridded, 4).requires_grad is False and block_grid(y.requires_grad_(), 4).requires_grad
