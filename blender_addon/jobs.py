@@ -61,8 +61,9 @@ def get_client(context: bpy.types.Context | None = None) -> worker.WorkerClient:
     c = STATE.client
     if c is not None and c.alive() and c.settings == settings:
         return c
-    if c is not None:
+    if c is not None:  # settings changed (or it died) while idle: only background chores can be lost
         c.stop()
+        STATE.jobs = {rid: j for rid, j in STATE.jobs.items() if j.visible}
     STATE.client = worker.WorkerClient(*settings[:2], prefs.models_dir(context), prefs.user_dir() / "worker.log")
     STATE.started = time.monotonic()
     return STATE.client
