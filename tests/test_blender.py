@@ -226,6 +226,17 @@ def test_bad_settings_report_and_keep_blender_usable(bpy, addon, scene, tmp_path
     assert bpy.ops.tessera.randomize_seed() == {"FINISHED"}  # Blender and the add-on still answer
 
 
+def test_a_size_the_machine_cannot_hold_is_refused_before_any_work(bpy, addon, scene, monkeypatch):
+    ops = sys.modules[f"{ADDON}.blender_addon.ops"]
+    monkeypatch.setattr(ops, "memory_available", lambda: 600 * 2**20)  # a machine with 600 MiB free
+    scene.size = "4096"
+    with pytest.raises(RuntimeError, match=r"4096² texture needs about 1\.\d GiB of memory, 0\.6 GiB is free: choose a smaller size"):
+        bpy.ops.tessera.generate()
+    assert not tessera_images(bpy)
+    scene.size = "512"  # 0.4 GiB: fits
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+
+
 def test_corrupt_weights_file_is_named_and_good_ones_still_work(bpy, addon, scene, tiny_models):
     bad = tiny_models / "broken.safetensors"
     bad.write_bytes(b"\x00garbage")
