@@ -9,9 +9,9 @@ import bpy
 
 TAG = "tessera"  # custom property marking datablocks Tessera made (and may replace)
 NODES = {m: f"Tessera {m.title() if m != 'ao' else 'AO'}" for m in ("albedo", "normal", "height", "roughness", "ao")}
-ALBEDO_NODE = NODES["albedo"]
 TILING_NODE = "Tessera Tiling"
 AO_MIX_NODE = "Tessera AO Mix"  # its Factor is how much AO darkens the base colour
+PREVIEW = "tessera_preview"  # custom property: the Tiling value is doubled for the 2×2 preview
 
 
 def colorspace(map_name: str) -> str:
@@ -103,13 +103,16 @@ def build_material(mat: bpy.types.Material, maps: list[str], tiling: float, norm
 
 
 def material_for(style: str, images: dict[str, bpy.types.Image], tiling: float, normal_strength: float = 1.0,
-                 displacement: float = 0.05) -> bpy.types.Material:
+                 displacement: float = 0.05, preview: bool = False) -> bpy.types.Material:
     """The material "Tessera <style>", made once and then updated in place: its image nodes get the new
-    images (the node tree is rebuilt only when the set of maps changes, keeping the Tiling value)."""
+    images (the node tree is rebuilt only when the set of maps changes, keeping the Tiling value).
+    A new material starts with the 2×2 preview on when `preview` is (its Tiling value doubled)."""
     name = f"Tessera {style}"
     mat = bpy.data.materials.get(name)
     if mat is None or not mat.get(TAG):
         mat = bpy.data.materials.new(name)
+        mat[PREVIEW] = preview
+        tiling *= 2 if preview else 1
     tree = mat.node_tree
     have = [m for m in NODES if tree is not None and NODES[m] in tree.nodes]
     if have != [m for m in NODES if m in images]:
@@ -130,10 +133,10 @@ def preview_tiling(mat: bpy.types.Material, on: bool) -> None:
     tree = mat.node_tree
     if not mat.get(TAG) or tree is None or TILING_NODE not in tree.nodes:
         return
-    if bool(mat.get("tessera_preview", False)) != on:
+    if bool(mat.get(PREVIEW, False)) != on:
         value = tree.nodes[TILING_NODE].outputs[0]
         value.default_value *= 2.0 if on else 0.5  # type: ignore[attr-defined]
-        mat["tessera_preview"] = on
+        mat[PREVIEW] = on
 
 
 def set_displacement_method(mat: bpy.types.Material, obj: bpy.types.Object | None) -> None:

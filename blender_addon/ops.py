@@ -113,8 +113,7 @@ class TESSERA_OT_generate(_Submit):
             return self.fail(e)
         stem = f"{style}_{seed}"
         target = context.active_object.name if context.active_object else None
-        preview = s.preview_tiling
-        tiling, new_slot, pack = s.tiling * (2 if preview else 1), s.new_slot, s.pack
+        tiling, preview, new_slot, pack = s.tiling, s.preview_tiling, s.new_slot, s.pack
         strength, displacement = s.normal_strength, s.displacement
 
         def apply(result: dict) -> str:
@@ -123,9 +122,7 @@ class TESSERA_OT_generate(_Submit):
                 images[name] = material.load_image(f"{stem}_{name}", Path(path), pack, material.colorspace(name))
                 if pack:
                     Path(path).unlink(missing_ok=True)  # its pixels now live in the .blend
-            mat = material.material_for(style, images, tiling, strength, displacement)
-            if mat.get("tessera_preview") is None:  # a new material: its Tiling value already holds the preview
-                mat["tessera_preview"] = preview
+            mat = material.material_for(style, images, tiling, strength, displacement, preview)
             obj = bpy.data.objects.get(target) if target else None
             material.set_displacement_method(mat, obj)
             what = material.assign(obj, mat, new_slot)

@@ -17,7 +17,7 @@ def settings(context: bpy.types.Context) -> TesseraSettings:
 
 
 def _batch_items(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> list[tuple[str, str, str, int]]:
-    # ENUM_FLAG values are bit flags; the list is kept alive by the styles module's own cache
+    # ENUM_FLAG values are bit flags; Blender reads the items from Python memory, so _BATCH keeps them alive
     _BATCH[:] = [(s, s.title(), f"Bake {s}", 1 << i) for i, s in enumerate(styles.names(context)[:32])]
     return _BATCH
 

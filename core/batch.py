@@ -39,7 +39,6 @@ def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> 
     paths = {m: folder / file_name(style, seed, m) for m in maps}
     if not folder_given:
         paths["albedo"] = Path(out)
-        check_writable(out)
     for path in paths.values():
         check_writable(path)
     return {m: paths[m] for m in maps}
@@ -54,11 +53,17 @@ def write_maps(paths: dict[str, Path], maps: dict) -> dict[str, Path]:
     return {name: paths[name] for name in maps}
 
 
-def prepare(out: Path) -> Path:
-    """Check or create the output folder and sweep temporary files a killed run left behind."""
+def check_folder(out: str | Path) -> Path:
+    """An output folder to be: fine if missing (it will be made), refused if something else is there."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, expected a folder")
+    return out
+
+
+def prepare(out: Path) -> Path:
+    """Check or create the output folder and sweep temporary files a killed run left behind."""
+    out = check_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -76,6 +75,8 @@ def peak_rss_mib() -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    import resource  # Unix only
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 

@@ -104,14 +104,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import check_size
-    from .batch import bake
+    from .batch import bake, check_folder
     from .pbr import check_maps
 
     check_size(args.size)
     seeds = parse_seeds(args.seeds)
     maps = check_maps(parse_list(args.maps))
-    if Path(args.out).is_file():
-        raise ValueError(f"--out {args.out} is a file, expected a folder")
+    check_folder(args.out)  # before loading models
     gen = _load(args)
     styles = parse_list(args.styles) if args.styles else gen.styles
     planned, bars = len(styles) * len(seeds), []

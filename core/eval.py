@@ -155,14 +155,12 @@ def pbr_maps(gen: Tessera, size: int) -> dict:
 
 
 def speed(gen: Tessera, size: int, runs: int) -> dict:
-    style = gen.styles[0]
-    gen.generate(style, seed=0, size=size)  # warm-up
-    times = []
-    for i in range(runs):
-        t0 = time.perf_counter()
-        gen.generate(style, seed=i, size=size)
-        times.append(time.perf_counter() - t0)
-    return {"size": size, "runs": runs, "median_s": float(np.median(times)), "min_s": float(np.min(times)),
+    """Warm median of a whole texture, measured as `python -m core.bench` does (with the GAN's and the
+    upscaler's shares)."""
+    from .bench import pipeline
+
+    p = pipeline(gen, size, runs)
+    return {"size": size, "runs": runs, "median_s": p["total_s"], "gan_s": p["gan_s"], "upscale_s": p["upscale_s"],
             "threads": torch.get_num_threads(), "device": str(gen.device), "machine": machine()}
 
 

@@ -88,4 +88,3 @@ def have_exr() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("OpenEXR") is not None
-

@@ -31,6 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+
 class Cancelled(Exception):
     pass
 
@@ -158,7 +159,6 @@ def main(models: str | None = None, device: str = "auto") -> int:
     from .api import load_generator
 
     out, sys.stdout = sys.stdout, sys.stderr  # only protocol lines on the real stdout
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
