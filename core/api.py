@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,12 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' requested but Metal is not available here")
     return torch.device(device)
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed {seed!r} must be a whole number from 0 to 2**64 - 1")
+    return int(seed)
 
 
 def check_size(size: Any) -> int:
@@ -99,6 +105,16 @@ class Tessera:
             raise ValueError(f"style weights in {style!r} must add up to more than 0")
         return entry, w / total
 
+    def compile(self, mode: str = "default") -> None:
+        """torch.compile every model in place (`mode` as torch.compile takes it; "reduce-overhead" adds
+        CUDA graphs). Each new shape then compiles on its first call, which takes seconds to minutes.
+        Off by default: `python -m core.bench --compile` measures whether it wins on a machine."""
+        for entry in {id(e.model): e for e in self.generators.values()}.values():
+            entry.model.synthesize = torch.compile(entry.model.synthesize, mode=mode,  # type: ignore[method-assign]
+                                                   dynamic=False)
+        for model, _, _ in self.upscalers.values():
+            model.compile(mode=mode, dynamic=False)
+
     # generation
 
     def _autocast(self):
@@ -110,14 +126,21 @@ class Tessera:
     @torch.inference_mode()
     def generate_gan(self, style: str | dict[str, float], seed: int = 0, size: int = 256) -> torch.Tensor:
         """The GAN's own output: (1, 3, size, size) float in [0, 1], size a multiple of its stride."""
+        return self._gan(style, [check_seed(seed)], size)
+
+    def _gan(self, style: str | dict[str, float], seeds: Sequence[int], size: int) -> torch.Tensor:
+        """(len(seeds), 3, size, size): each seed's noise drawn on its own, so a seed gives the same
+        texture whatever batch it is in (up to float rounding)."""
         entry, w = self.style_weights(style)
-        stride = entry.model.cfg.stride
+        model, stride = entry.model, entry.model.cfg.stride
         if size % stride:  # only reachable with a user's generator of a larger stride
             step = stride * GAN_SCALE
             raise ValueError(f"size {size * GAN_SCALE} does not fit {entry.path.name}: use a multiple of {step}")
-        g = torch.Generator().manual_seed(int(seed))
+        cells = (size // stride, size // stride)
         with self._autocast():
-            x = entry.model(w.to(self.device), (size // stride, size // stride), g)
+            s = model.embed(w.to(self.device))
+            z = torch.cat([model.make_noise(s, cells, torch.Generator().manual_seed(seed)) for seed in seeds])
+            x = model.synthesize(z, s.expand(len(seeds), -1))
         return (x.float() * 0.5 + 0.5).clamp(0, 1)
 
     @torch.inference_mode()
@@ -128,12 +151,29 @@ class Tessera:
         `progress(done, total)` is told after the GAN and after each upscaling tile; it may raise to stop.
         """
         size = check_size(size)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-            raise ValueError(f"seed {seed!r} must be a whole number from 0 to 2**64 - 1")
-        x = self.generate_gan(style, seed, size // GAN_SCALE)
+        x = self._gan(style, [check_seed(seed)], size // GAN_SCALE)
         if progress:
             progress(0, 1)
         return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress))
+
+    def generate_many(self, style: str | dict[str, float], seeds: Iterable[int], size: int = 1024,
+                      batch: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(seed, texture) for each seed in order, `batch` seeds at a time through the models.
+
+        Each texture is `generate(style, seed, size)` up to float rounding (at most one level of 8 bits
+        where a batched kernel rounds differently). The default batch is 1 on a CPU, where bigger batches
+        measured slower per texture (core.bench), and 16 on a GPU, which needs them to be busy.
+        """
+        size, seeds = check_size(size), [check_seed(s) for s in seeds]
+        batch = (1 if self.device.type == "cpu" else 16) if batch is None else batch
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch {batch!r} must be a whole number ≥ 1")
+        self.style_weights(style)  # a bad style fails before the first texture
+        for i in range(0, len(seeds), batch):
+            part = seeds[i:i + batch]
+            with torch.inference_mode():
+                x = self._upscale(self._gan(style, part, size // GAN_SCALE), GAN_SCALE, tileable=True)
+            yield from zip(part, (imageio.to_uint8(img[None]) for img in x))
 
     def generate_maps(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
                       maps: tuple[str, ...] | list[str] = pbr.MAPS, *,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .files import write_text
 from .imageio import have_exr, write_exr, write_png
-from .pbr import check_maps
+from .pbr import check_maps, derive
 
 Progress = Callable[[int, int, str], None]  # (done, total, file just written or ""); may raise to stop
 
@@ -106,15 +106,19 @@ def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
 
     if progress:
         progress(0, len(jobs), "")
-    for i, (style, seed) in enumerate(jobs):
-        t0 = time.perf_counter()
-        targets = {m: out / file_name(style, seed, m) for m in maps}
-        paths = write_maps(targets, gen.generate_maps(style, seed=seed, size=size, maps=maps))
-        images = [e for e in images if (e["style"], e["seed"]) != (style, seed)]
-        images.append({"style": style, "seed": seed, "size": size,
-                       "files": {name: p.name for name, p in paths.items()},
-                       "seconds": round(time.perf_counter() - t0, 3)})
-        write_manifest()
-        if progress:
-            progress(i + 1, len(jobs), paths[maps[0]].name)
+    done_count, t0 = 0, time.perf_counter()
+    for style in styles:  # each style's seeds go through the models together (batched on a GPU)
+        pending = [seed for s, seed in jobs if s == style]
+        roughness = gen.roughness(style)
+        for seed, albedo in gen.generate_many(style, pending, size):
+            targets = {m: out / file_name(style, seed, m) for m in maps}
+            paths = write_maps(targets, derive(albedo, maps, roughness=roughness))
+            images = [e for e in images if (e["style"], e["seed"]) != (style, seed)]
+            images.append({"style": style, "seed": seed, "size": size,
+                           "files": {name: p.name for name, p in paths.items()},
+                           "seconds": round(time.perf_counter() - t0, 3)})
+            write_manifest()
+            done_count, t0 = done_count + 1, time.perf_counter()
+            if progress:
+                progress(done_count, len(jobs), paths[maps[0]].name)
     return write_manifest(), skipped

@@ -4,7 +4,8 @@ Measures (definitions in shared METRICS.md, speed section):
   pipeline   warm median time of a whole texture at 256…4096², with the GAN's and the upscaler's shares;
   cold       wall time of a fresh `tessera generate --size 1024` process (imports, loading, writing);
   memory     peak resident memory of a fresh process generating one texture, per size;
-  throughput textures per minute at 1024² in a warm loop;
+  throughput textures per second at 1024² through `generate_many`, per batch size (seeds per pass);
+  compile    with --compile: torch.compile modes against eager (compile time, warm time, any difference);
   FLOPs      model FLOPs per 1024² texture (torch.utils.flop_counter) and the achieved FLOP/s as a
              fraction of this machine's measured peak for the same kind of work: a large 3×3
              convolution timed in the same run;
@@ -115,15 +116,40 @@ def cold(size: int, models: str | None, device: str, runs: int) -> dict:
     return {"size": size, "runs": runs, "median_s": statistics.median(times)}
 
 
-def throughput(gen: Tessera, size: int, count: int) -> dict:
-    gen.generate(gen.styles[0], seed=0, size=size)
-    _sync(gen.device)
-    t0 = time.perf_counter()
-    for i in range(count):
-        gen.generate(gen.styles[i % len(gen.styles)], seed=i, size=size)
-    _sync(gen.device)
-    seconds = time.perf_counter() - t0
-    return {"size": size, "count": count, "per_minute": 60 * count / seconds}
+def throughput(gen: Tessera, size: int, count: int, batch: int) -> dict:
+    """Textures per second through `generate_many`, `batch` seeds at a time, styles taking turns."""
+    def run() -> None:
+        for i in range(0, count, batch):
+            for _ in gen.generate_many(gen.styles[i // batch % len(gen.styles)], range(i, i + batch), size, batch):
+                pass
+
+    run()  # warm-up: every shape once
+    seconds = _median_time(run, 3, gen.device)
+    return {"size": size, "count": count, "batch": batch, "per_s": count / seconds,
+            "ms_per_texture": 1000 * seconds / count}
+
+
+def compiled(device: str, models: str | None, size: int, runs: int, modes: tuple[str, ...]) -> list[dict]:
+    """torch.compile against eager on fresh models: compile time (the first call) and warm time."""
+    rows = []
+    for mode in modes:
+        gen = load_generator(device=device, models_dir=models)
+        style = gen.styles[0]
+        eager = gen.generate(style, seed=0, size=size)
+        eager_s = _median_time(lambda: gen.generate(style, seed=1, size=size), runs, gen.device)
+        row: dict = {"mode": mode, "size": size, "eager_s": eager_s}
+        try:
+            gen.compile(mode)
+            t0 = time.perf_counter()
+            out = gen.generate(style, seed=0, size=size)
+            row["first_call_s"] = time.perf_counter() - t0
+            row["warm_s"] = _median_time(lambda: gen.generate(style, seed=1, size=size), runs, gen.device)
+            row["max_diff_8bit"] = int(np.abs(out.astype(int) - eager.astype(int)).max())
+        except Exception as e:  # a backend that cannot compile here is a result to report, not a crash
+            row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160]}"
+        rows.append(row)
+        print(f"bench compile {mode}: {row}", file=sys.stderr)
+    return rows
 
 
 def flops(gen: Tessera, size: int, warm_total_s: float) -> dict:
@@ -177,24 +203,28 @@ def machine(device: torch.device) -> str:
     return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
-def run(device: str = "cpu", models: str | None = None, quick: bool = False) -> dict:
+def run(device: str = "cpu", models: str | None = None, quick: bool = False, compile_modes: tuple[str, ...] = ()) -> dict:
     gen = load_generator(device=device, models_dir=models)
     sizes = SIZES[:2] if quick else SIZES
     runs = {256: 20, 512: 15, 1024: 11, 2048: 4, 4096: 2}  # this VM's timings vary by ±10 %: medians of many
+    # Batches: measured slower per texture on a CPU (cache-bound), the way to keep a GPU busy.
+    batches = (1, 2) if quick else (1, 4) if gen.device.type == "cpu" else (1, 8, 32, 64)
     r: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(gen.device), "device": str(gen.device),
                "torch": torch.__version__, "quick": quick}
+    size_1024 = sizes[-1] if quick else 1024
     steps = [
         ("pipeline", lambda: [pipeline(gen, s, 2 if quick else runs[s]) for s in sizes]),
-        ("cold", lambda: cold(sizes[-1] if quick else 1024, models, device, 1 if quick else 3)),
+        ("cold", lambda: cold(size_1024, models, device, 1 if quick else 3)),
         ("memory", lambda: [memory(s, models, device) for s in (sizes if quick else (1024, 4096))]),
-        ("throughput", lambda: throughput(gen, 256 if quick else 1024, 2 if quick else 8)),
+        ("throughput", lambda: [throughput(gen, size_1024, 2 if quick else max(8, 2 * b), b) for b in batches]),
         ("upscalers", lambda: upscalers(gen, 256 if quick else 1024, 2 if quick else 3)),
+        ("compile", lambda: compiled(device, models, size_1024, 2 if quick else 5, compile_modes)),
     ]
     for name, fn in steps:
         t0 = time.perf_counter()
         r[name] = fn()
         print(f"bench {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    ref = next(p for p in r["pipeline"] if p["size"] == (sizes[-1] if quick else 1024))
+    ref = next(p for p in r["pipeline"] if p["size"] == size_1024)
     r["flops"] = flops(gen, ref["size"], ref["total_s"])
     return r
 
@@ -282,6 +312,14 @@ def report(r: dict, base: dict | None, out: Path) -> str:
         if 512 in p and 4096 in p:
             lines.append(f"| time linear in pixels, 512² → 4096² (×64 pixels; met: ≤ ×80) | | ×{p[4096] / p[512]:.1f} "
                          f"time | {'yes' if p[4096] / p[512] <= 64 * 1.25 else 'no'} |")
+    else:
+        best = min(r["throughput"], key=lambda t: t["ms_per_texture"])
+        target(f"1024² per texture in batches of {best['batch']}, ms (≤ 10)",
+               lambda d: min((t["ms_per_texture"] for t in d["throughput"] if "ms_per_texture" in t), default=None),
+               10, ".1f")
+        target("textures per second at 1024² (≥ 100)",
+               lambda d: max((t["per_s"] for t in d["throughput"] if "per_s" in t), default=None), 100, ".0f",
+               lower=False)
     if r["device"] == "cpu":
         lines += ["", "GPU targets (one H100/H200: 1024² ≤ 10 ms per texture in batches, ≥ 100 textures/s) are measured "
                   "with `python -m core.bench --device cuda --out docs/BENCHMARKS_cuda.md` on a GPU machine; this "
@@ -295,9 +333,17 @@ def report(r: dict, base: dict | None, out: Path) -> str:
               f"verifying weights, generating, writing the PNG)"]
     lines += [f"- {m['size']}²: peak RSS {m['peak_rss_mib']:.0f} MiB, loading {m['load_s']:.2f} s, "
               f"generating {m['generate_s']:.2f} s (first, cold)" for m in r["memory"]]
-    t = r["throughput"]
-    lines += [f"- throughput: {t['per_minute']:.0f} textures/min at {t['size']}² ({t['count']} in a warm loop)", "",
-              "## Where the time goes", "",
+    lines += ["", "## Throughput and batching", "", f"`generate_many` at {r['throughput'][0]['size']}², styles taking "
+              "turns, median of 3 warm passes:", "", "| seeds per batch | textures/s | textures/min | ms per texture |",
+              "|---|---|---|---|"]
+    lines += [f"| {t['batch']} | {t['per_s']:.1f} | {60 * t['per_s']:.0f} | {t['ms_per_texture']:.1f} |"
+              for t in r["throughput"]]
+    if r.get("compile"):
+        lines += ["", "## torch.compile", "", "Fresh models per mode; the first call includes compiling.", "",
+                  "| mode | eager s | first call s | compiled s | max difference (8-bit levels) |", "|---|---|---|---|---|"]
+        lines += [f"| {c['mode']} | {c['eager_s']:.3f} | " + (f"failed: {c['error']} | | |" if "error" in c else
+                  f"{c['first_call_s']:.1f} | {c['warm_s']:.3f} | {c['max_diff_8bit']} |") for c in r["compile"]]
+    lines += ["", "## Where the time goes", "",
               f"One {fl['size']}² texture is {fl['gan_gflop']:.2f} GFLOP of GAN and {fl['upscale_gflop']:.2f} GFLOP "
               f"of upscaler (torch.utils.flop_counter). Achieved: {fl['achieved_gflops']:.1f} GFLOP/s, "
               f"{100 * fl['fraction_of_peak']:.0f}% of the {fl['peak_gflops']:.1f} GFLOP/s this machine reached on "
@@ -320,12 +366,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes and few runs: checks the bench runs")
     p.add_argument("--out", type=Path, default=DOCS / "BENCHMARKS.md")
     p.add_argument("--label", default="latest", help="'baseline' keeps this run as the before of later ones")
+    p.add_argument("--compile", nargs="*", metavar="MODE", default=None,
+                   help="also time torch.compile (modes: default, reduce-overhead = CUDA graphs, max-autotune, …; "
+                        "none named: default)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(child_generate(args.child, args.models, args.device)))
         return 0
-    r = run(args.device, args.models, args.quick)
+    modes = () if args.compile is None else tuple(args.compile) or ("default",)
+    r = run(args.device, args.models, args.quick, modes)
     raw = args.out.with_suffix("")
     write_text(raw.parent / f"{raw.name}_{args.label}.json", json.dumps(r, indent=1))
     base_path = raw.parent / f"{raw.name}_baseline.json"

@@ -97,14 +97,13 @@ class Upscaler(nn.Module):
 @torch.inference_mode()
 def upscale_tiled(model: Upscaler, x: torch.Tensor, *, tile: int = 256, tileable: bool = True,
                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Upscale (1, 3, H, W) in tiles of `tile` low-res pixels with wrap-around (or mirrored) context.
+    """Upscale (B, 3, H, W) in tiles of `tile` low-res pixels with wrap-around (or mirrored) context.
 
     Equal to `model(x)` on tileable input (up to float rounding), with memory bounded by the tile.
     `progress(done, total)` is called after each tile (it may raise to stop).
     """
-    assert x.dim() == 4 and x.shape[0] == 1, "one image at a time"
     s, m = model.cfg.scale, model.cfg.context
-    _, _, h, w = x.shape
+    b, _, h, w = x.shape
     # Torus or mirror: build the context by padding once (mirror needs m < size, else wrap).
     if tileable and h <= tile and w <= tile:
         return model(x)  # the model itself lives on the torus
@@ -112,7 +111,7 @@ def upscale_tiled(model: Upscaler, x: torch.Tensor, *, tile: int = 256, tileable
     src = F.pad(x, (m, m, m, m), mode=mode)
     if h <= tile and w <= tile:
         return model(src)[..., m * s:(m + h) * s, m * s:(m + w) * s]
-    out = torch.empty(1, 3, h * s, w * s, dtype=x.dtype, device=x.device)
+    out = torch.empty(b, 3, h * s, w * s, dtype=x.dtype, device=x.device)
     corners = [(y0, x0) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
     for i, (y0, x0) in enumerate(corners):
         y1, x1 = min(y0 + tile, h), min(x0 + tile, w)

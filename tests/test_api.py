@@ -123,6 +123,27 @@ def test_generate_is_tiled_gan_through_upscaler(gen):
     assert np.array_equal(gen.generate("brick", seed=9, size=256), expect)
 
 
+@pytest.mark.parametrize("size", [256, 1088])  # 1088: the GAN image is wider than a tile, so tiled
+def test_generate_many_equals_generate_per_seed(gen, size):
+    seeds = [3, 0, 7, 1, 5]
+    got = list(gen.generate_many("grass+brick", seeds, size=size, batch=2))  # the last batch is partial
+    assert [s for s, _ in got] == seeds
+    for seed, img in got:
+        diff = np.abs(img.astype(int) - gen.generate("grass+brick", seed=seed, size=size).astype(int))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+@pytest.mark.parametrize("batch", [0, -2, 1.5, True])
+def test_generate_many_bad_batch(gen, batch):
+    with pytest.raises(ValueError, match="batch"):
+        list(gen.generate_many("brick", [0], size=256, batch=batch))
+
+
+def test_generate_many_checks_every_seed_before_work(gen):
+    with pytest.raises(ValueError, match="seed -1"):
+        next(gen.generate_many("brick", [0, 1, -1], size=256))
+
+
 # upscaling
 
 @pytest.mark.parametrize("scale", [2, 4])

@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quick_bench_writes_report_plots_and_json(tiny_models, tmp_path):
     out = tmp_path / "B.md"
-    res = subprocess.run([sys.executable, "-m", "core.bench", "--quick", "--models", str(tiny_models), "--out", str(out)],
+    res = subprocess.run([sys.executable, "-m", "core.bench", "--quick", "--models", str(tiny_models), "--out", str(out),
+                          "--compile"],
                          capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)
     assert res.returncode == 0, res.stderr
     text = out.read_text()
-    for section in ("## Targets", "## Pipeline", "## Fresh processes", "## Where the time goes", "## Upscalers"):
+    for section in ("## Targets", "## Pipeline", "## Fresh processes", "## Throughput and batching", "## torch.compile",
+                    "## Where the time goes", "## Upscalers"):
         assert section in text
     for png in ("B_time.png", "B_upscalers.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -28,3 +30,7 @@ def test_quick_bench_writes_report_plots_and_json(tiny_models, tmp_path):
     assert r["flops"]["gan_gflop"] > 0 and r["flops"]["upscale_gflop"] > 0 and r["flops"]["peak_gflops"] > 0
     assert [m["size"] for m in r["memory"]] == [256, 512] and all(m["peak_rss_mib"] > 50 for m in r["memory"])
     assert {u["name"] for u in r["upscalers"]} == {"bicubic", "light (shipped)", "full SRResNet (untrained)"}
+    assert [t["batch"] for t in r["throughput"]] == [1, 2] and all(t["per_s"] > 0 for t in r["throughput"])
+    [c] = r["compile"]
+    assert c["mode"] == "default" and "error" not in c, c
+    assert c["max_diff_8bit"] <= 1  # the compiled models draw the same texture

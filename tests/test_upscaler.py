@@ -73,6 +73,15 @@ def test_tiled_equals_full_pass_tileable(make_upscaler, scale, tile):
     assert (tiled - full).abs().max() < TOL
 
 
+@pytest.mark.parametrize("tileable", [True, False])
+def test_tiled_batch_equals_each_image_alone(make_upscaler, tileable):
+    model = make_upscaler(4)
+    x = torch.cat([rand_image(40, 29, seed=s) for s in (4, 5, 6)])
+    both = upscale_tiled(model, x, tile=16, tileable=tileable)
+    for i in range(3):
+        assert (both[i:i + 1] - upscale_tiled(model, x[i:i + 1], tile=16, tileable=tileable)).abs().max() < TOL
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_tiled_equals_one_big_tile_not_tileable(make_upscaler, scale):
     model = make_upscaler(scale)
