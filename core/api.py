@@ -26,6 +26,7 @@ from .upscaler import Upscaler, upscale_tiled
 
 MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 8192, 64
 GAN_SCALE = 4  # the GAN draws at size/4, the upscaler brings it to size
+GPU_BATCH_PIXELS = 16 * 1024**2  # output pixels per batch on a GPU by default
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -162,10 +163,12 @@ class Tessera:
 
         Each texture is `generate(style, seed, size)` up to float rounding (at most one level of 8 bits
         where a batched kernel rounds differently). The default batch is 1 on a CPU, where bigger batches
-        measured slower per texture (core.bench), and 16 on a GPU, which needs them to be busy.
+        measured slower per texture (core.bench), and on a GPU, which needs them to be busy, as many as
+        make 16 textures of 1024² (4 of 2048², 1 of 4096² and up), so memory stays bounded.
         """
         size, seeds = check_size(size), [check_seed(s) for s in seeds]
-        batch = (1 if self.device.type == "cpu" else 16) if batch is None else batch
+        if batch is None:
+            batch = 1 if self.device.type == "cpu" else max(1, GPU_BATCH_PIXELS // size**2)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch {batch!r} must be a whole number ≥ 1")
         self.style_weights(style)  # a bad style fails before the first texture
