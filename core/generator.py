@@ -12,6 +12,11 @@ The noise has three parts (after PSGAN, Bergmann et al. 2017):
   periodic  sin(2π(kx·x/W + ky·y/H) + φ) with *integer* wave numbers (kx, ky) per channel, so the
             waves close on the torus. The frequencies are learned per style, in cycles per cell,
             and rounded to the nearest integer wave number for the grid at hand.
+A sampled cell grid can hold no wave shorter than two cells (32 px), while brick courses, planks and
+paving joints repeat every 8–16 px. So a second set of waves, `fine_periodic_dim` of them, is drawn at
+a finer level (`fine_level`, half the output resolution by default) with frequencies up to that
+level's limit, and added to its features with a learned per-style amplitude (zero at the start, so
+a network extended with them draws exactly what it drew before).
 Per-pixel detail noise is added at every resolution with a learned strength per channel (as in
 StyleGAN), which is what stochastic textures — sand, grass, gravel — are mostly made of.
 """
@@ -35,11 +40,16 @@ class GeneratorConfig:
     periodic_dim: int = 8      # periodic wave channels
     widths: tuple[int, ...] = (256, 192, 128, 64, 32)  # channels at cell resolution, then after each ×2
     upsample: str = "bilinear"  # on the torus; "nearest" (files before 0.2) leaves a faint grid at the cell size
+    fine_periodic_dim: int = 0  # waves added at `fine_level` (0 in files before 0.3)
+    fine_level: int = -1        # the ×2 level they join (1 … len(widths) - 1); -1: the one before the last
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
         assert len(self.widths) >= 2, "need at least one upsampling stage"
         assert self.upsample in ("bilinear", "nearest"), f"unknown upsampling {self.upsample!r}"
+        if self.fine_level < 0:
+            self.fine_level = max(1, len(self.widths) - 2)
+        assert 1 <= self.fine_level < len(self.widths), f"fine_level {self.fine_level} is not a ×2 level"
 
     @property
     def stride(self) -> int:
@@ -53,14 +63,32 @@ class GeneratorConfig:
     def noise_dim(self) -> int:
         """Channels of the noise grid: the head's, then one per-pixel detail map for every ×2 level,
         stored pixel-unshuffled (4**level channels per cell), so rolling or tiling the grid rolls or
-        tiles every level's map with it."""
-        return self.head_noise_dim + sum(4 ** level for level in range(1, len(self.widths)))
+        tiles every level's map with it; then the fine waves, stored the same way."""
+        return self.head_noise_dim + self.detail_dim + self.fine_periodic_dim * 4 ** self.fine_level
+
+    @property
+    def detail_dim(self) -> int:
+        return sum(4 ** level for level in range(1, len(self.widths)))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 # helpers
+
+def waves(freq: torch.Tensor, cells: tuple[int, int], n: int, phase: torch.Tensor) -> torch.Tensor:
+    """sin(2π(kx·x/W + ky·y/H) + φ) on a grid of cells × n samples per cell side: (B, C, H·n, W·n).
+
+    `freq` (B, C, 2) is in cycles per cell; it is rounded to integer wave numbers per tile (with a
+    straight-through gradient), so every wave closes on the torus exactly."""
+    h, w = cells
+    k = freq * torch.tensor([w, h], device=freq.device, dtype=freq.dtype)  # cycles per tile
+    k = k + (k.round() - k).detach()
+    xs = torch.arange(w * n, device=freq.device, dtype=freq.dtype) / (w * n)
+    ys = torch.arange(h * n, device=freq.device, dtype=freq.dtype) / (h * n)
+    arg = k[..., 0, None, None] * xs[None, None, None, :] + k[..., 1, None, None] * ys[None, None, :, None]
+    return torch.sin(2 * math.pi * arg + phase)
+
 
 def torus_conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2, padding_mode="circular")
@@ -127,6 +155,19 @@ class TextureGenerator(nn.Module):
                                               StyledConv(cout, cout, code, noise=True)]))
         self.head2 = StyledConv(w[0], w[0], code)
         self.to_rgb = torus_conv(w[-1], 3)
+        if cfg.fine_periodic_dim:
+            f = cfg.fine_periodic_dim
+            self.fine_wave = nn.Linear(cfg.style_dim, 2 * f)
+            nn.init.normal_(self.fine_wave.weight, std=0.02)
+            with torch.no_grad():  # a spread of periods from 6 to 50 px, half of them along the axes
+                radius = torch.exp(torch.empty(f).uniform_(math.log(0.3), math.log(2.5)))  # cycles per cell
+                angle = torch.rand(f) * math.pi
+                angle[: f // 2] = torch.arange(f // 2) % 2 * (math.pi / 2)
+                self.fine_wave.bias.copy_(torch.stack([radius * angle.cos(), radius * angle.sin()], 1).flatten())
+            self.fine_amp = nn.Linear(cfg.style_dim, f)  # per style: how much of each wave; zero at first
+            nn.init.zeros_(self.fine_amp.weight)
+            nn.init.zeros_(self.fine_amp.bias)
+            self.fine_proj = nn.Conv2d(f, w[cfg.fine_level - 1], 1, bias=False)  # joins the upsampled features
 
     # noise
 
@@ -145,20 +186,15 @@ class TextureGenerator(nn.Module):
         local = torch.randn(b, cfg.local_dim, h, w, generator=generator)
         glob = torch.randn(b, cfg.global_dim, 1, 1, generator=generator).expand(-1, -1, h, w)
         phase = torch.rand(b, cfg.periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
-        detail = torch.randn(b, cfg.noise_dim - cfg.head_noise_dim, h, w, generator=generator)
-        wave = self.periodic(s, (h, w), phase.to(s.device, s.dtype))
-        return torch.cat([t.to(s.device, s.dtype) for t in (local, glob, wave, detail)], dim=1)
-
-    def periodic(self, s: torch.Tensor, cells: tuple[int, int], phase: torch.Tensor) -> torch.Tensor:
-        h, w = cells
-        freq = self.wave(s).view(-1, self.cfg.periodic_dim, 2)        # cycles per cell
-        k = freq * torch.tensor([w, h], device=s.device, dtype=s.dtype)  # cycles per tile
-        k = k + (k.round() - k).detach()  # integer wave numbers; straight-through gradient
-        xs = torch.arange(w, device=s.device, dtype=s.dtype) / w
-        ys = torch.arange(h, device=s.device, dtype=s.dtype) / h
-        arg = (k[..., 0, None, None] * xs[None, None, None, :]
-               + k[..., 1, None, None] * ys[None, None, :, None])
-        return torch.sin(2 * math.pi * arg + phase)
+        detail = torch.randn(b, cfg.detail_dim, h, w, generator=generator)
+        wave = waves(self.wave(s).view(b, cfg.periodic_dim, 2), (h, w), 1, phase.to(s.device, s.dtype))
+        parts = [local, glob, wave, detail]
+        if cfg.fine_periodic_dim:
+            n = 2 ** cfg.fine_level
+            phase = torch.rand(b, cfg.fine_periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
+            fine = waves(self.fine_wave(s).view(b, cfg.fine_periodic_dim, 2), (h, w), n, phase.to(s.device, s.dtype))
+            parts.append(F.pixel_unshuffle(fine, n))
+        return torch.cat([t.to(s.device, s.dtype) for t in parts], dim=1)
 
     # synthesis
 
@@ -166,7 +202,7 @@ class TextureGenerator(nn.Module):
         """Noise grid (B, noise_dim, H, W) → image (B, 3, H·stride, W·stride) in [-1, 1]."""
         assert z.shape[1] == self.cfg.noise_dim, f"noise has {z.shape[1]} channels, want {self.cfg.noise_dim}"
         cfg = self.cfg
-        head, detail = z[:, :cfg.head_noise_dim], z[:, cfg.head_noise_dim:]
+        head, detail = z[:, :cfg.head_noise_dim], z[:, cfg.head_noise_dim:cfg.head_noise_dim + cfg.detail_dim]
         x = torch.cat([head, s[:, :, None, None].expand(-1, -1, *z.shape[2:])], dim=1)
         code = torch.cat([s, z[:, cfg.local_dim:cfg.local_dim + cfg.global_dim].mean(dim=(2, 3))], dim=1)
         x = self.head2(self.head(x, code), code)
@@ -176,6 +212,9 @@ class TextureGenerator(nn.Module):
             noise = F.pixel_shuffle(detail[:, start:start + n], 2 ** level)  # (B, 1, H·2^l, W·2^l)
             start += n
             x = wrap_upsample(x, 2, cfg.upsample)
+            if level == cfg.fine_level and cfg.fine_periodic_dim:
+                fine = F.pixel_shuffle(z[:, cfg.head_noise_dim + cfg.detail_dim:], 2 ** level)
+                x = x + self.fine_proj(fine * self.fine_amp(s)[:, :, None, None])
             x = conv(up(x, code, noise), code, noise)
         return torch.tanh(self.to_rgb(x))
 

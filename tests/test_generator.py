@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.generator import GeneratorConfig, TextureGenerator
+from core.generator import GeneratorConfig, TextureGenerator, waves
 
 TOL = 1e-5
 
@@ -36,6 +36,38 @@ def test_config_stride_and_noise_dim():
     assert cfg.noise_dim == cfg.head_noise_dim + 4 + 16  # a detail map per ×2 level, pixel-unshuffled
     with pytest.raises(AssertionError, match="upsampling"):
         GeneratorConfig(widths=(8,))
+    fine = GeneratorConfig(styles=2, widths=(16, 8, 8, 8), fine_periodic_dim=3)
+    assert fine.fine_level == 2  # the level before the last
+    assert fine.noise_dim == fine.head_noise_dim + 4 + 16 + 64 + 3 * 16  # fine waves, pixel-unshuffled
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_waves_close_on_the_torus_at_any_sampling(n):
+    """Continuing each wave one tile further equals wrapping around, also n samples per cell."""
+    freq = torch.tensor([[[0.37, -0.21], [1.3, 0.6], [-2.2, 1.05]]], dtype=torch.float64)  # cycles per cell
+    phase = torch.rand(1, 3, 1, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 * math.pi
+    h, w = 5, 7
+    one = waves(freq, (h, w), n, phase)
+    assert one.shape == (1, 3, h * n, w * n)
+    # the same wave numbers on a grid twice as wide and high is the tile repeated 2×2
+    k = (freq * torch.tensor([w, h])).round() / torch.tensor([w, h])  # the rounded frequencies
+    two = waves(k, (2 * h, 2 * w), n, phase)
+    assert (two - one.repeat(1, 1, 2, 2)).abs().max() < TOL
+
+
+def test_fine_waves_start_silent_so_an_extended_model_draws_what_it_drew():
+    """A generator extended with fine waves (new layers at their initial values) gives the same image
+    for the same seed as the one it was extended from: the fine amplitude starts at zero and the
+    extra phases are drawn after every old draw."""
+    base = TextureGenerator(GeneratorConfig(styles=2, style_dim=8, local_dim=4, global_dim=4, periodic_dim=4,
+                                            widths=(16, 8, 8, 8))).eval()
+    ext = TextureGenerator(GeneratorConfig(**{**base.cfg.to_dict(), "fine_periodic_dim": 3})).eval()
+    missing, unexpected = ext.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("fine_") for k in missing)
+    with torch.no_grad():
+        a = base(one_hot(1), (4, 5), torch.Generator().manual_seed(3))
+        b = ext(one_hot(1), (4, 5), torch.Generator().manual_seed(3))
+    assert (a - b).abs().max() == 0
 
 
 @pytest.mark.parametrize("cells", [(4, 4), (3, 5), (6, 2)])
@@ -90,13 +122,13 @@ def test_periodic_channels_have_integer_wave_numbers(gen_model, cells):
         model.wave.bias.copy_(torch.tensor([0.37, -0.21, 0.13, 0.44, -0.31, 0.06, 0.23, -0.42]))
     s = model.embed(one_hot(0))
     phase = torch.rand(1, cfg.periodic_dim, 1, 1, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
-    waves = model.periodic(s, (h, w), phase)[0].double().numpy()   # (P, H, W)
+    per_cell = waves(model.wave(s).view(1, cfg.periodic_dim, 2), (h, w), 1, phase)[0].double().numpy()  # (P, H, W)
     freq = model.wave.bias.view(cfg.periodic_dim, 2).double().numpy()
     raw = freq * np.array([w, h])
     assert np.abs(raw - raw.round()).max() > 0.1, "test needs non-integer raw wave numbers to mean anything"
     for c in range(cfg.periodic_dim):
         for axis, n, k in ((1, w, round(raw[c, 0])), (0, h, round(raw[c, 1]))):
-            power = np.abs(np.fft.fft(waves[c], axis=axis)) ** 2
+            power = np.abs(np.fft.fft(per_cell[c], axis=axis)) ** 2
             power = power if axis == 1 else power.T                   # (lines, bins)
             bins = {k % n, (-k) % n}
             inside = power[:, sorted(bins)].sum(axis=1)
@@ -112,7 +144,7 @@ def test_periodic_channels_have_integer_wave_numbers(gen_model, cells):
     k = torch.tensor(raw.round())
     ext = torch.sin(2 * math.pi * k[:, 0, None] * xs + phase[0, :, 0].double())
     assert torch.allclose(ext[:, -1], ext[:, 0], atol=1e-9)
-    assert torch.allclose(torch.from_numpy(waves[:, 0, :]), ext[:, :w], atol=1e-5)
+    assert torch.allclose(torch.from_numpy(per_cell[:, 0, :]), ext[:, :w], atol=1e-5)
 
 
 def test_determinism_per_seed(gen_model):

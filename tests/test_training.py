@@ -148,6 +148,31 @@ def test_gan_resume_with_other_styles_is_refused(data, tmp_path):
         gan(other, out, steps=5, resume=True)
 
 
+def test_gan_init_extends_a_run_with_fine_waves(data, tmp_path):
+    """--init: a run without fine waves carries on in a new folder with them; everything it had is
+    loaded as it was, the new layers start silent, and the step count continues."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    gan(data, a, fine_waves=0)
+    _, ta = read_checkpoint(a)
+    gan(data, b, init=a, fine_waves=4)  # already at step 3: trains nothing, writes what it built
+    meta, tb = read_checkpoint(b)
+    assert meta["step"] == 3 and meta["generator"]["fine_periodic_dim"] == 4
+    for prefix in ("G.", "G_ema.", "D."):
+        old = prefixed(ta, prefix)
+        assert same_tensors(old, {k: v for k, v in prefixed(tb, prefix).items() if k in old}), prefix
+    assert {k for k in prefixed(tb, "G.") if k not in prefixed(ta, "G.")} == {
+        "fine_wave.weight", "fine_wave.bias", "fine_amp.weight", "fine_amp.bias", "fine_proj.weight"}
+    assert tb["G.fine_amp.weight"].abs().max() == 0 and tb["G.fine_amp.bias"].abs().max() == 0
+    gan(data, b, steps=5, resume=True, fine_waves=4)
+    assert read_checkpoint(b)[0]["step"] == 5
+    with pytest.raises(ValueError, match="--resume: checkpoint generator .* --init"):
+        gan(data, a, steps=5, resume=True, fine_waves=4)
+    with pytest.raises(ValueError, match="does not fit"):
+        gan(data, tmp_path / "c", init=a, widths=(16, 8, 4))
+    with pytest.raises(ValueError, match="--init .* --resume"):
+        GanConfig(**gan_kwargs(data, tmp_path / "d", init=a, resume=True))
+
+
 @pytest.mark.parametrize("over, flag", [
     (dict(steps=None, minutes=None), "--steps"),
     (dict(steps=0), "--steps"),
@@ -157,6 +182,7 @@ def test_gan_resume_with_other_styles_is_refused(data, tmp_path):
     (dict(g_size=4), "--g-size"),   # less than two cells
     (dict(crop=28), "--crop"),      # larger than --g-size 24
     (dict(crop=16, d_levels=5), "--d-levels"),
+    (dict(fine_waves=-1), "--fine-waves"),
 ])
 def test_gan_config_errors_name_the_flag(tmp_path, over, flag):
     with pytest.raises(ValueError, match=re.escape(flag)):

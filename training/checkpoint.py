@@ -54,9 +54,21 @@ def load(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[st
     return json.loads(header["meta"]), load_file(str(path)), header
 
 
-def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.Tensor]) -> None:
+def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.Tensor],
+                   strict: bool = True) -> set[str]:
+    """Load `name.*` tensors into `module`. With strict=False, the module may have parameters the
+    checkpoint lacks (they keep their initial values) → the names of those; every tensor the
+    checkpoint has must still fit."""
     prefix = f"{name}."
-    module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=strict)
+    except RuntimeError as e:  # a shape that differs: name the first one
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise ValueError(f"checkpoint {name} does not fit this model: {lines[min(1, len(lines) - 1)]}") from None
+    if unexpected:
+        raise ValueError(f"checkpoint {name} has tensors this model lacks: {', '.join(unexpected[:4])}")
+    return {k.split(".")[0] for k in missing}
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],

@@ -38,6 +38,10 @@ class GanConfig:
     """stop after this many minutes of this run"""
     resume: bool = False
     """continue from OUT/last.safetensors"""
+    init: Path | None = None
+    """start from another run's checkpoint folder: same styles; layers this generator adds (e.g.
+    --fine-waves on a run that had none) start at their initial values, optimizers afresh; the step
+    count and wall time carry on"""
     batch: int = 8
     """images per step per process"""
     crop: int = 64
@@ -49,6 +53,8 @@ class GanConfig:
     """training images are resized so their longer side is at most this"""
     widths: tuple[int, ...] = (256, 192, 128, 64, 32)
     """generator channels per resolution, coarse to fine"""
+    fine_waves: int = 8
+    """periodic wave channels at half the output resolution, for courses, planks and joints (0: none)"""
     d_width: int = 32
     """discriminator channels at full resolution (doubling as it goes down)"""
     d_levels: int = 4
@@ -64,6 +70,11 @@ class GanConfig:
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
+        self.init = None if self.init is None else Path(self.init)
+        if self.init is not None and self.resume:
+            raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
+        if self.fine_waves < 0:
+            raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
         if self.steps is None and self.minutes is None:
             raise ValueError("give --steps N or --minutes M (or both) so training knows when to stop")
         if self.steps is not None and self.steps < 1:
@@ -120,7 +131,7 @@ def train(cfg: GanConfig) -> Path:
     g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
 
     data = StyleImages.from_folder(cfg.data, cfg.image_size)
-    gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths)
+    gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
     D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels).to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -132,6 +143,9 @@ def train(cfg: GanConfig) -> Path:
         meta, tensors, header = checkpoint.load(cfg.out)
         if meta["styles"] != data.styles:
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
+        if GeneratorConfig(**meta["generator"]) != gcfg:
+            raise ValueError(f"--resume: checkpoint generator {meta['generator']} differs from {gcfg.to_dict()}: "
+                             f"pass its --widths and --fine-waves, or start a new run from it with --init")
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
         checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header, cfg.lr)
@@ -140,7 +154,18 @@ def train(cfg: GanConfig) -> Path:
             if f"extra.{name}{d.rank}" in tensors:  # rank 0's streams; other ranks keep their fresh seeds
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
-    elif d.main and (cfg.out / checkpoint.LAST).exists():
+    elif cfg.init is not None:
+        meta, tensors, _ = checkpoint.load(cfg.init)
+        if meta.get("kind") != "gan" or meta["styles"] != data.styles:
+            raise ValueError(f"--init {cfg.init}: a GAN checkpoint with the styles {data.styles} is needed "
+                             f"(it has {meta.get('styles')})")
+        added = set()
+        for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
+            added |= checkpoint.restore_module(m, name, tensors, strict=False)
+        step, wall = meta["step"], meta["wall_time_s"]
+        if d.main:
+            print(f"gan: starting from {cfg.init} at step {step}; new: {', '.join(sorted(added)) or 'nothing'}")
+    if d.main and not cfg.resume and (cfg.out / checkpoint.LAST).exists():
         raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
 
     # Data-parallel: each rank draws its own batch; DDP averages gradients.
