@@ -170,7 +170,8 @@ def flops(gen: Tessera, size: int, warm_total_s: float) -> dict:
         t = _median_time(lambda: F.conv2d(a, w, padding=1), 5, gen.device)
     peak = 2 * c * c * 9 * side * side / t
     achieved = total / warm_total_s
-    return {"size": size, "gan_gflop": counter_gan.get_total_flops() / 1e9, "upscale_gflop": counter_up.get_total_flops() / 1e9,
+    return {"size": size, "gan_gflop": counter_gan.get_total_flops() / 1e9,
+            "upscale_gflop": counter_up.get_total_flops() / 1e9,
             "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9, "fraction_of_peak": achieved / peak,
             "peak_probe": f"conv2d 3×3, {c}→{c} channels, {side}²"}
 
@@ -186,7 +187,8 @@ def upscalers(gen: Tessera, size: int, runs: int) -> list[dict]:
                      "s": _median_time(lambda: wrap_upsample(x, 4), runs, gen.device)})
         light, meta, _ = gen.upscalers[4]
         full = Upscaler(FULL).to(gen.device).eval()
-        for name, model, gain in (("light (shipped)", light, meta.get("metrics", {}).get("upscaler_x4", {}).get("psnr_gain_db")),
+        shipped_gain = meta.get("metrics", {}).get("upscaler_x4", {}).get("psnr_gain_db")
+        for name, model, gain in (("light (shipped)", light, shipped_gain),
                                   ("full SRResNet (untrained)", full, None)):
             upscale_tiled(model, x)
             rows.append({"name": name, "size": size, "config": model.cfg.to_dict(),
@@ -203,7 +205,8 @@ def machine(device: torch.device) -> str:
     return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
-def run(device: str = "cpu", models: str | None = None, quick: bool = False, compile_modes: tuple[str, ...] = ()) -> dict:
+def run(device: str = "cpu", models: str | None = None, quick: bool = False,
+        compile_modes: tuple[str, ...] = ()) -> dict:
     gen = load_generator(device=device, models_dir=models)
     sizes = SIZES[:2] if quick else SIZES
     runs = {256: 20, 512: 15, 1024: 11, 2048: 4, 4096: 2}  # this VM's timings vary by ±10 %: medians of many
@@ -268,7 +271,8 @@ def plot_upscalers(r: dict, path: Path) -> None:
         ax.plot(u["s"], y, "o" if gain is not None else "x", markersize=9)
         ax.annotate(u["name"] + ("" if gain is not None else ": quality not measured"),
                     (u["s"], y), textcoords="offset points", xytext=(6, 6), fontsize=7)
-    ax.set(xscale="log", xlabel=f"seconds to upscale ×4 to {r['upscalers'][0]['size']}² (warm)", ylabel="PSNR-Y gain over bicubic (dB)",
+    ax.set(xscale="log", xlabel=f"seconds to upscale ×4 to {r['upscalers'][0]['size']}² (warm)",
+           ylabel="PSNR-Y gain over bicubic (dB)",
            title="Upscaler quality vs speed")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -321,10 +325,11 @@ def report(r: dict, base: dict | None, out: Path) -> str:
                lambda d: max((t["per_s"] for t in d["throughput"] if "per_s" in t), default=None), 100, ".0f",
                lower=False)
     if r["device"] == "cpu":
-        lines += ["", "GPU targets (one H100/H200: 1024² ≤ 10 ms per texture in batches, ≥ 100 textures/s) are measured "
-                  "with `python -m core.bench --device cuda --out docs/BENCHMARKS_cuda.md` on a GPU machine; this "
-                  "report is the CPU one."]
-    lines += ["", "## Pipeline (warm medians)", "", "| size | total s | GAN s | upscaler s | runs |", "|---|---|---|---|---|"]
+        lines += ["", "GPU targets (one H100/H200: 1024² ≤ 10 ms per texture in batches, ≥ 100 textures/s) are "
+                  "measured with `python -m core.bench --device cuda --out docs/BENCHMARKS_cuda.md` on a GPU "
+                  "machine; this report is the CPU one."]
+    lines += ["", "## Pipeline (warm medians)", "", "| size | total s | GAN s | upscaler s | runs |",
+              "|---|---|---|---|---|"]
     lines += [f"| {p['size']}² | {p['total_s']:.3f} | {p['gan_s']:.3f} | {p['upscale_s']:.3f} | {p['runs']} |"
               for p in r["pipeline"]]
     lines += ["", f"![time vs pixels]({stem.name}_time.png)", "",
@@ -340,7 +345,8 @@ def report(r: dict, base: dict | None, out: Path) -> str:
               for t in r["throughput"]]
     if r.get("compile"):
         lines += ["", "## torch.compile", "", "Fresh models per mode; the first call includes compiling.", "",
-                  "| mode | eager s | first call s | compiled s | max difference (8-bit levels) |", "|---|---|---|---|---|"]
+                  "| mode | eager s | first call s | compiled s | max difference (8-bit levels) |",
+                  "|---|---|---|---|---|"]
         lines += [f"| {c['mode']} | {c['eager_s']:.3f} | " + (f"failed: {c['error']} | | |" if "error" in c else
                   f"{c['first_call_s']:.1f} | {c['warm_s']:.3f} | {c['max_diff_8bit']} |") for c in r["compile"]]
     lines += ["", "## Where the time goes", "",
@@ -348,7 +354,8 @@ def report(r: dict, base: dict | None, out: Path) -> str:
               f"of upscaler (torch.utils.flop_counter). Achieved: {fl['achieved_gflops']:.1f} GFLOP/s, "
               f"{100 * fl['fraction_of_peak']:.0f}% of the {fl['peak_gflops']:.1f} GFLOP/s this machine reached on "
               f"a {fl['peak_probe']} timed in the same run.", "",
-              "## Upscalers: quality vs speed", "", "| upscaler | params (M) | s | PSNR-Y gain (dB) |", "|---|---|---|---|"]
+              "## Upscalers: quality vs speed", "", "| upscaler | params (M) | s | PSNR-Y gain (dB) |",
+              "|---|---|---|---|"]
     lines += [f"| {u['name']} | {u['params_m']:.2f} | {u['s']:.3f} | "
               f"{'not measured' if u['gain_db'] is None else format(u['gain_db'], '+.2f')} |"
               for u in r["upscalers"]]

@@ -229,7 +229,8 @@ def card_table(m: dict) -> str:
               "textures; ratio = SWD / real-vs-real floor; train ratio = the same for the training images, i.e. "
               "what copying the training set would score; diversity = SWD between two seeds / between two real "
               "textures, ~1 is as varied as the data, ≪1 is mode collapse):", "",
-              "| style | SWD | floor | ratio (target ≤ 1.5) | met | train ratio | diversity |", "|---|---|---|---|---|---|---|"]
+              "| style | SWD | floor | ratio (target ≤ 1.5) | met | train ratio | diversity |",
+              "|---|---|---|---|---|---|---|"]
     for style, r in m["realism"].items():
         if "ratio" not in r:
             lines.append(f"| {style} | {r.get('skipped', '')} | | | | | |")

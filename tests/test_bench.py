@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quick_bench_writes_report_plots_and_json(tiny_models, tmp_path):
     out = tmp_path / "B.md"
-    res = subprocess.run([sys.executable, "-m", "core.bench", "--quick", "--models", str(tiny_models), "--out", str(out),
-                          "--compile"],
+    res = subprocess.run([sys.executable, "-m", "core.bench", "--quick", "--models", str(tiny_models),
+                          "--out", str(out), "--compile"],
                          capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)
     assert res.returncode == 0, res.stderr
     text = out.read_text()

@@ -74,7 +74,8 @@ def test_zip_holds_addon_core_and_weights_only(zip_path):
     names = zipfile.ZipFile(zip_path).namelist()
     assert {"__init__.py", "blender_manifest.toml", "blender_addon/__init__.py", "core/worker.py"} <= set(names)
     assert any(n.startswith("core/weights/") and n.endswith(".safetensors") for n in names)
-    assert all(n.split("/")[0] in {"__init__.py", "blender_manifest.toml", "blender_addon", "core"} for n in names), names
+    allowed = {"__init__.py", "blender_manifest.toml", "blender_addon", "core"}
+    assert all(n.split("/")[0] in allowed for n in names), names
     assert not any("__pycache__" in n or n.endswith((".pyc", ".pkl", ".pt", ".pth")) for n in names)
 
 
@@ -230,7 +231,8 @@ def test_a_size_the_machine_cannot_hold_is_refused_before_any_work(bpy, addon, s
     ops = sys.modules[f"{ADDON}.blender_addon.ops"]
     monkeypatch.setattr(ops, "memory_available", lambda: 600 * 2**20)  # a machine with 600 MiB free
     scene.size = "4096"
-    with pytest.raises(RuntimeError, match=r"4096² texture needs about 1\.\d GiB of memory, 0\.6 GiB is free: choose a smaller size"):
+    message = r"4096² texture needs about 1\.\d GiB of memory, 0\.6 GiB is free: choose a smaller size"
+    with pytest.raises(RuntimeError, match=message):
         bpy.ops.tessera.generate()
     assert not tessera_images(bpy)
     scene.size = "512"  # 0.4 GiB: fits
@@ -262,7 +264,8 @@ def test_preview_render(bpy, addon, tmp_path):
 def test_style_thumbnails_become_enum_icons(bpy, addon, scene, tmp_path):
     """The worker draws one small sample per style; they load into a previews collection for the dropdown."""
     jobs, styles = addon["jobs"], addon["styles"]
-    job = jobs.submit(bpy.context, jobs.Job("thumbnails", "thumbnails", lambda r: styles.load_thumbnails(r["files"]) or ""),
+    job = jobs.submit(bpy.context,
+                      jobs.Job("thumbnails", "thumbnails", lambda r: styles.load_thumbnails(r["files"]) or ""),
                       out=str(tmp_path / "thumbs"), size=64)
     assert job.outcome is not None and job.outcome[0] == "INFO", job.outcome
     assert styles.have_thumbnails()
