@@ -12,11 +12,12 @@ The noise has three parts (after PSGAN, Bergmann et al. 2017):
   periodic  sin(2π(kx·x/W + ky·y/H) + φ) with *integer* wave numbers (kx, ky) per channel, so the
             waves close on the torus. The frequencies are learned per style, in cycles per cell,
             and rounded to the nearest integer wave number for the grid at hand.
-A sampled cell grid can hold no wave shorter than two cells (32 px), while brick courses, planks and
-paving joints repeat every 8–16 px. So a second set of waves, `fine_periodic_dim` of them, is drawn at
-a finer level (`fine_level`, half the output resolution by default) with frequencies up to that
-level's limit, and added to its features with a learned per-style amplitude (zero at the start, so
-a network extended with them draws exactly what it drew before).
+A grid sampled per cell holds no wave shorter than two cells (32 px at stride 16), while brick courses,
+planks and paving joints repeat every 8–16 px. So a second set of waves, `fine_periodic_dim` of them, is
+sampled at a finer level (`fine_level`, half the output resolution by default; frequencies learned per
+style as above, starting spread over periods of 6–50 px) and added to that level's features with a
+learned per-style amplitude (zero at the start, so a network extended with them draws exactly what it
+drew before).
 Per-pixel detail noise is added at every resolution with a learned strength per channel (as in
 StyleGAN), which is what stochastic textures — sand, grass, gravel — are mostly made of.
 """
@@ -159,7 +160,7 @@ class TextureGenerator(nn.Module):
             f = cfg.fine_periodic_dim
             self.fine_wave = nn.Linear(cfg.style_dim, 2 * f)
             nn.init.normal_(self.fine_wave.weight, std=0.02)
-            with torch.no_grad():  # a spread of periods from 6 to 50 px, half of them along the axes
+            with torch.no_grad():  # periods of 6–50 px at stride 16, half of them along the axes
                 radius = torch.exp(torch.empty(f).uniform_(math.log(0.3), math.log(2.5)))  # cycles per cell
                 angle = torch.rand(f) * math.pi
                 angle[: f // 2] = torch.arange(f // 2) % 2 * (math.pi / 2)
