@@ -12,9 +12,9 @@ The noise has three parts (after PSGAN, Bergmann et al. 2017):
   periodic  sin(2π(kx·x/W + ky·y/H) + φ) with *integer* wave numbers (kx, ky) per channel, so the
             waves close on the torus. The frequencies are learned per style, in cycles per cell,
             and rounded to the nearest integer wave number for the grid at hand.
-A grid sampled per cell holds no wave shorter than two cells (32 px at stride 16), while brick courses,
-planks and paving joints repeat every 7–21 px in the training images. So a second set of waves,
-`fine_periodic_dim` of them, is sampled at a finer level (`fine_level`, half the output resolution by default; frequencies learned per
+A grid sampled per cell holds no wave shorter than two cells (32 px at stride 16), while brick courses
+repeat every 7–21 px in the training images. So a second set of waves, `fine_periodic_dim` of them, is
+sampled at a finer level (`fine_level`, half the output resolution by default; frequencies learned per
 style as above, starting spread over periods of 6–50 px) and added to that level's features with a
 learned per-style amplitude (zero at the start, so a network extended with them draws exactly what it
 drew before).
