@@ -88,8 +88,11 @@ def child_generate(size: int, models: str | None, device: str) -> dict:
     loaded = time.perf_counter() - t0
     t1 = time.perf_counter()
     gen.generate(gen.styles[0], seed=0, size=size)
-    return {"size": size, "load_s": loaded, "generate_s": time.perf_counter() - t1,
-            "peak_rss_mib": peak_rss_mib()}
+    _sync(gen.device)
+    r = {"size": size, "load_s": loaded, "generate_s": time.perf_counter() - t1, "peak_rss_mib": peak_rss_mib()}
+    if gen.device.type == "cuda":  # the host's memory says little there: the GPU's own peak too
+        r["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return r
 
 
 def fresh_process(args: list[str]) -> tuple[float, str]:
@@ -337,7 +340,9 @@ def report(r: dict, base: dict | None, out: Path) -> str:
               "## Fresh processes", "", f"- cold `tessera generate --size {r['cold']['size']}`: "
               f"{r['cold']['median_s']:.2f} s (median of {r['cold']['runs']}: Python start, imports, loading and "
               f"verifying weights, generating, writing the PNG)"]
-    lines += [f"- {m['size']}²: peak RSS {m['peak_rss_mib']:.0f} MiB, loading {m['load_s']:.2f} s, "
+    lines += [f"- {m['size']}²: peak RSS {m['peak_rss_mib']:.0f} MiB"
+              + (f" (GPU: {m['gpu_peak_mib']:.0f} MiB allocated at peak)" if "gpu_peak_mib" in m else "")
+              + f", loading {m['load_s']:.2f} s, "
               f"generating {m['generate_s']:.2f} s (first, cold)" for m in r["memory"]]
     lines += ["", "## Throughput and batching", "", f"`generate_many` at {r['throughput'][0]['size']}², styles taking "
               "turns, median of 3 warm passes:", "", "| seeds per batch | textures/s | textures/min | ms per texture |",
