@@ -183,10 +183,39 @@ def test_gan_init_extends_a_run_with_fine_waves(data, tmp_path):
     (dict(crop=28), "--crop"),      # larger than --g-size 24
     (dict(crop=16, d_levels=5), "--d-levels"),
     (dict(fine_waves=-1), "--fine-waves"),
+    (dict(style_weights="stripes"), "--style-weights"),
+    (dict(style_weights="stripes=-1"), "--style-weights"),
+    (dict(style_weights="stripes=3,=1"), "--style-weights"),
 ])
 def test_gan_config_errors_name_the_flag(tmp_path, over, flag):
     with pytest.raises(ValueError, match=re.escape(flag)):
         GanConfig(**gan_kwargs(tmp_path, tmp_path / "out", **over))
+
+
+def test_style_weights_set_how_often_each_style_is_drawn(data):
+    from training.common import StyleImages
+    from training.gan import style_weights
+
+    images = StyleImages.from_folder(data)
+    assert style_weights(None, images.styles) is None  # uniform
+    w = style_weights("stripes=3", images.styles)
+    assert w.tolist() == [1.0, 3.0]
+    _, labels = images.sample(2000, 8, torch.Generator().manual_seed(0), weights=w)
+    assert 0.72 < labels.float().mean().item() < 0.78  # stripes (label 1) drawn 3 times in 4
+    _, labels = images.sample(200, 8, torch.Generator().manual_seed(0), weights=style_weights("noise=0", images.styles))
+    assert labels.tolist() == [1] * 200
+    with pytest.raises(ValueError, match="unknown style brick; the styles are noise, stripes"):
+        style_weights("brick=2", images.styles)
+    with pytest.raises(ValueError, match="at least one style"):
+        style_weights("noise=0,stripes=0", images.styles)
+
+
+def test_gan_with_style_weights_records_them(data, tmp_path):
+    out = gan(data, tmp_path / "w", style_weights="stripes=2").parent
+    assert read_checkpoint(out)[0]["train"]["style_weights"] == "stripes=2"
+    with pytest.raises(ValueError, match="unknown style rock"):
+        gan(data, tmp_path / "x", style_weights="rock=2")
+    assert not (tmp_path / "x").exists()
 
 
 # kill safety

@@ -72,12 +72,15 @@ class StyleImages:
         return sum(len(v) for v in self.images)
 
     def sample(self, n: int, crop: int, g: torch.Generator, wrap: bool = True,
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """n random crops (n, 3, crop, crop) in [0, 1] and their style labels. Styles are drawn
-        uniformly (rare styles are not drowned out), then an image, then a position. With `wrap`,
-        crops wrap around the image's torus (the sources are tileable), which is also the roll
-        augmentation; otherwise they stay inside images big enough to hold them."""
-        labels = torch.randint(len(self.styles), (n,), generator=g)
+        uniformly (rare styles are not drowned out) or in proportion to `weights`, then an image,
+        then a position. With `wrap`, crops wrap around the image's torus (the sources are tileable),
+        which is also the roll augmentation; otherwise they stay inside images big enough to hold them."""
+        if weights is None:
+            labels = torch.randint(len(self.styles), (n,), generator=g)
+        else:
+            labels = torch.multinomial(weights, n, replacement=True, generator=g)
         out = torch.empty(n, 3, crop, crop)
         for i, s in enumerate(labels.tolist()):
             imgs = self.images[s]

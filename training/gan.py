@@ -51,6 +51,9 @@ class GanConfig:
     its receptive field, as at inference (a 1024² texture is drawn at 256²)"""
     image_size: int = 256
     """training images are resized so their longer side is at most this"""
+    style_weights: str | None = None
+    """draw some styles more often than others, e.g. brick=3,paving=2 (the rest 1): more steps for
+    the styles that are still learning their structure"""
     widths: tuple[int, ...] = (256, 192, 128, 64, 32)
     """generator channels per resolution, coarse to fine"""
     fine_waves: int = 8
@@ -73,6 +76,8 @@ class GanConfig:
         self.init = None if self.init is None else Path(self.init)
         if self.init is not None and self.resume:
             raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
+        if self.style_weights is not None:
+            parse_weights(self.style_weights)
         if self.fine_waves < 0:
             raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
         if self.steps is None and self.minutes is None:
@@ -90,6 +95,35 @@ class GanConfig:
             raise ValueError(f"--crop {self.crop} must be between 1 and --g-size {self.g_size}")
         if self.crop < 2 ** self.d_levels:
             raise ValueError(f"--crop {self.crop} must be at least 2**--d-levels = {2 ** self.d_levels}")
+
+
+def parse_weights(spec: str) -> dict[str, float]:
+    """'brick=3,paving=2' → {'brick': 3.0, 'paving': 2.0}; a malformed entry is a one-line error."""
+    out = {}
+    for item in spec.split(","):
+        name, _, value = item.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = -1.0
+        if not name.strip() or not w >= 0:
+            raise ValueError(f"--style-weights: {item!r} is not STYLE=WEIGHT with a weight ≥ 0 (e.g. brick=3,paving=2)")
+        out[name.strip()] = w
+    return out
+
+
+def style_weights(spec: str | None, styles: list[str]) -> torch.Tensor | None:
+    """Sampling weight per style (1 unless named in `spec`), or None for uniform."""
+    if spec is None:
+        return None
+    named = parse_weights(spec)
+    unknown = sorted(set(named) - set(styles))
+    if unknown:
+        raise ValueError(f"--style-weights: unknown style {', '.join(unknown)}; the styles are {', '.join(styles)}")
+    w = torch.tensor([named.get(s, 1.0) for s in styles])
+    if w.sum() <= 0:
+        raise ValueError("--style-weights: at least one style needs a weight > 0")
+    return w
 
 
 class Discriminator(nn.Module):
@@ -131,6 +165,7 @@ def train(cfg: GanConfig) -> Path:
     g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
 
     data = StyleImages.from_folder(cfg.data, cfg.image_size)
+    weights = style_weights(cfg.style_weights, data.styles)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
     D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels).to(d.device)
@@ -203,7 +238,7 @@ def train(cfg: GanConfig) -> Path:
     bar = progress(clock, "gan", d.main)
     r1 = torch.zeros((), device=d.device)  # the last computed R1 (it is lazy), for the log
     while clock.running():
-        real, labels = data.sample(cfg.batch, cfg.crop, g_data)
+        real, labels = data.sample(cfg.batch, cfg.crop, g_data, weights=weights)
         real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
         w = eye[labels]
 
