@@ -186,6 +186,7 @@ def test_gan_init_extends_a_run_with_fine_waves(data, tmp_path):
     (dict(style_weights="stripes"), "--style-weights"),
     (dict(style_weights="stripes=-1"), "--style-weights"),
     (dict(style_weights="stripes=3,=1"), "--style-weights"),
+    (dict(style_weights="stripes=inf"), "--style-weights"),
 ])
 def test_gan_config_errors_name_the_flag(tmp_path, over, flag):
     with pytest.raises(ValueError, match=re.escape(flag)):

@@ -106,8 +106,9 @@ def parse_weights(spec: str) -> dict[str, float]:
             w = float(value)
         except ValueError:
             w = -1.0
-        if not name.strip() or not w >= 0:
-            raise ValueError(f"--style-weights: {item!r} is not STYLE=WEIGHT with a weight ≥ 0 (e.g. brick=3,paving=2)")
+        if not name.strip() or not 0 <= w < float("inf"):
+            raise ValueError(f"--style-weights: {item!r} is not STYLE=WEIGHT with a finite weight ≥ 0 "
+                             "(e.g. brick=3,paving=2)")
         out[name.strip()] = w
     return out
 
