@@ -31,9 +31,12 @@ class StyleImages:
     styles: list[str]
     images: list[list[torch.Tensor]]
     sources: dict = field(default_factory=dict)
+    turned: int = 0
+    """how many images `align` turned by 90°"""
 
     @classmethod
-    def from_folder(cls, root: Path, max_side: int | None = None) -> "StyleImages":
+    def from_folder(cls, root: Path, max_side: int | None = None, align: bool = False) -> "StyleImages":
+        """With `align`, images whose stripes run vertically are turned by 90° (see `run_horizontally`)."""
         from PIL import Image
 
         root = Path(root)
@@ -41,7 +44,7 @@ class StyleImages:
             raise FileNotFoundError(f"data folder {root} does not exist")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
         groups = [(p.name, p) for p in folders] or [(root.name, root)]
-        styles, images = [], []
+        styles, images, turned = [], [], 0
         for name, folder in groups:
             imgs = []
             for f in sorted(folder.iterdir()):
@@ -54,7 +57,12 @@ class StyleImages:
                             k = max_side / max(im.size)
                             im = im.resize((max(1, round(im.size[0] * k)), max(1, round(im.size[1] * k))),
                                            Image.Resampling.LANCZOS)
-                        imgs.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous())
+                        img = torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous()
+                        if align:
+                            upright = run_horizontally(img)
+                            turned += upright is not img
+                            img = upright
+                        imgs.append(img)
                 except Exception as e:  # noqa: BLE001 — skip any file Pillow cannot decode
                     warnings.warn(f"skipping unreadable image {f} ({e.__class__.__name__})", stacklevel=2)
             if imgs:
@@ -66,10 +74,11 @@ class StyleImages:
         index = root.parent.parent / "index.json"  # the curated set records its sources
         if index.is_file():
             sources = json.loads(index.read_text()).get("licences", {})
-        return cls(styles, images, sources or {"user folder": str(root)})
+        return cls(styles, images, sources or {"user folder": str(root)}, turned)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.images)
+
 
     def sample(self, n: int, crop: int, g: torch.Generator, wrap: bool = True,
                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,6 +105,19 @@ class StyleImages:
                 patch = patch.flip(2)
             out[i] = patch
         return out, labels
+
+
+def run_horizontally(img: torch.Tensor, ratio: float = 1.5) -> torch.Tensor:
+    """`img` (3, H, W) turned by 90° if its stripes run vertically, else as it is.
+
+    Vertical planks, grain or bark change fastest along x: the mean squared difference between
+    horizontal neighbours exceeds the vertical one. Past `ratio` the image counts as vertical; below
+    it (isotropic noise, stones, horizontal courses) it is left alone. Wrap-around differences, so a
+    tileable image's border counts like any other pair; turning it keeps it tileable."""
+    grey = img.float().mean(0)
+    across = (grey.roll(-1, 1) - grey).pow(2).mean()
+    along = (grey.roll(-1, 0) - grey).pow(2).mean()
+    return img.rot90(1, (1, 2)).contiguous() if across > ratio * along else img
 
 
 # distributed

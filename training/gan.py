@@ -51,6 +51,9 @@ class GanConfig:
     its receptive field, as at inference (a 1024² texture is drawn at 256²)"""
     image_size: int = 256
     """training images are resized so their longer side is at most this"""
+    align: bool = False
+    """turn training images whose stripes run vertically (planks, grain, bark) by 90°, so that a style
+    learns one orientation instead of a crosshatch of both; rotate the texture in the material if needed"""
     style_weights: str | None = None
     """draw some styles more often than others, e.g. brick=3,paving=2 (the rest 1): more steps for
     the styles that are still learning their structure"""
@@ -165,7 +168,7 @@ def train(cfg: GanConfig) -> Path:
     g_data = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
     g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
 
-    data = StyleImages.from_folder(cfg.data, cfg.image_size)
+    data = StyleImages.from_folder(cfg.data, cfg.image_size, cfg.align)
     weights = style_weights(cfg.style_weights, data.styles)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
@@ -214,7 +217,8 @@ def train(cfg: GanConfig) -> Path:
         cfg.out.mkdir(parents=True, exist_ok=True)
         (cfg.out / "samples").mkdir(exist_ok=True)
         print(f"gan: {len(data)} images in {len(data.styles)} styles ({', '.join(data.styles)}); "
-              f"{sum(p.numel() for p in G.parameters()) / 1e6:.2f}M G params; {d.world} process(es) on {d.device}")
+              f"{sum(p.numel() for p in G.parameters()) / 1e6:.2f}M G params; {d.world} process(es) on {d.device}"
+              + (f"; --align turned {data.turned} image(s) by 90°" if cfg.align else ""))
 
     def save() -> None:
         if not d.main:
