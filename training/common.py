@@ -79,7 +79,6 @@ class StyleImages:
     def __len__(self) -> int:
         return sum(len(v) for v in self.images)
 
-
     def sample(self, n: int, crop: int, g: torch.Generator, wrap: bool = True,
                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """n random crops (n, 3, crop, crop) in [0, 1] and their style labels. Styles are drawn
