@@ -9,7 +9,7 @@ Measures (definitions in shared METRICS.md, speed section):
   FLOPs      model FLOPs per 1024² texture (torch.utils.flop_counter) and the achieved FLOP/s as a
              fraction of this machine's measured peak for the same kind of work: a large 3×3
              convolution timed in the same run;
-  upscalers  the light (shipped) and full SRResNet configurations vs bicubic: time and quality.
+  upscalers  the shipped and the full SRResNet configurations vs bicubic: time and quality.
 Writes docs/BENCHMARKS.md with tables and PNG plots, and the raw numbers as JSON beside it. A run saved
 with `--label baseline` is kept and shown next to later runs (before / after).
 """
@@ -180,7 +180,7 @@ def flops(gen: Tessera, size: int, warm_total_s: float) -> dict:
 
 
 def upscalers(gen: Tessera, size: int, runs: int) -> list[dict]:
-    """Light (shipped, trained) vs full SRResNet config (untrained: time only) vs bicubic, ×4 to `size`."""
+    """Shipped (trained) vs full SRResNet config (untrained: time only) vs bicubic, ×4 to `size`."""
     from .upscaler import FULL, Upscaler, upscale_tiled, wrap_upsample
 
     x = torch.rand(1, 3, size // 4, size // 4, device=gen.device)
@@ -188,10 +188,11 @@ def upscalers(gen: Tessera, size: int, runs: int) -> list[dict]:
     with torch.inference_mode():
         rows.append({"name": "bicubic", "size": size, "params_m": 0.0, "gain_db": 0.0,
                      "s": _median_time(lambda: wrap_upsample(x, 4), runs, gen.device)})
-        light, meta, _ = gen.upscalers[4]
+        shipped, meta, _ = gen.upscalers[4]
         full = Upscaler(FULL).to(gen.device).eval()
         shipped_gain = meta.get("metrics", {}).get("upscaler_x4", {}).get("psnr_gain_db")
-        for name, model, gain in (("light (shipped)", light, shipped_gain),
+        label = f"shipped (channels={shipped.cfg.channels}, blocks={shipped.cfg.blocks})"
+        for name, model, gain in ((label, shipped, shipped_gain),
                                   ("full SRResNet (untrained)", full, None)):
             upscale_tiled(model, x)
             rows.append({"name": name, "size": size, "config": model.cfg.to_dict(),

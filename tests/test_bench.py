@@ -29,7 +29,8 @@ def test_quick_bench_writes_report_plots_and_json(tiny_models, tmp_path):
     assert all(p["total_s"] > 0 and p["gan_s"] > 0 and p["upscale_s"] > 0 for p in r["pipeline"])
     assert r["flops"]["gan_gflop"] > 0 and r["flops"]["upscale_gflop"] > 0 and r["flops"]["peak_gflops"] > 0
     assert [m["size"] for m in r["memory"]] == [256, 512] and all(m["peak_rss_mib"] > 50 for m in r["memory"])
-    assert {u["name"] for u in r["upscalers"]} == {"bicubic", "light (shipped)", "full SRResNet (untrained)"}
+    names = [u["name"] for u in r["upscalers"]]
+    assert names == ["bicubic", "shipped (channels=8, blocks=1)", "full SRResNet (untrained)"]
     assert [t["batch"] for t in r["throughput"]] == [1, 2] and all(t["per_s"] > 0 for t in r["throughput"])
     [c] = r["compile"]
     assert c["mode"] == "default" and "error" not in c, c
