@@ -229,13 +229,14 @@ def test_align_turns_vertical_stripes_horizontal_and_leaves_the_rest(tmp_path):
     write_png(tmp_path / "data" / "wood" / "noise.png", smooth_noise(1, 40, 56))
     write_png(tmp_path / "data" / "wood" / "diagonal.png", stripes(56, 56, 7, diagonal=True))
     kept = StyleImages.from_folder(tmp_path / "data").images[0]
-    aligned = StyleImages.from_folder(tmp_path / "data", align=True).images[0]  # sorted: diagonal, horizontal, noise, vertical
+    aligned_set = StyleImages.from_folder(tmp_path / "data", align=True)
+    aligned = aligned_set.images[0]  # sorted: diagonal, horizontal, noise, vertical
     assert [tuple(i.shape) for i in kept] == [(3, 56, 56), (3, 64, 48), (3, 40, 56), (3, 48, 64)]
     for before, after in zip(kept[:3], aligned[:3]):
         assert torch.equal(before, after)
     assert torch.equal(aligned[3], kept[3].rot90(1, (1, 2)))  # now runs horizontally, as the horizontal one
     assert torch.equal(run_horizontally(aligned[3]), aligned[3])  # idempotent
-    assert StyleImages.from_folder(tmp_path / "data", align=True).turned == 1
+    assert aligned_set.turned == 1
     out = gan(tmp_path / "data", tmp_path / "run", align=True).parent
     assert read_checkpoint(out)[0]["train"]["align"] is True
 
