@@ -1,0 +1,83 @@
+"""core.eval: the measurements behind the model card, run on tiny random models and a tiny dataset.
+
+Speed and the 4096² memory run are not exercised here (they are benchmarks); the card's rows are
+checked for marking each target from the numbers they are given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core import eval as ev
+from core import load_generator
+from training_helpers import smooth_noise, stripes, write_png
+
+
+@pytest.fixture
+def gen(tiny_models: Path):
+    return load_generator(device="cpu", models_dir=tiny_models)
+
+
+@pytest.fixture
+def curated(tmp_path: Path) -> Path:
+    """The layout `python -m training data` writes: gan/{train,val}/STYLE and hr/val/STYLE."""
+    root = tmp_path / "curated"
+    for i in range(2):
+        write_png(root / "gan" / "val" / "brick" / f"v{i}.png", stripes(160, 160, 8 + 4 * i))
+        write_png(root / "gan" / "val" / "grass" / f"v{i}.png", smooth_noise(10 + i, 160, 160))
+        write_png(root / "gan" / "train" / "grass" / f"t{i}.png", smooth_noise(20 + i, 160, 160))
+        write_png(root / "hr" / "val" / "grass" / f"h{i}.png", smooth_noise(30 + i, 96, 96, cutoff=0.05))
+    return root
+
+
+def test_upscaled_seams_equal_bicubic_for_a_silent_model_and_catch_a_block_grid(gen):
+    model = gen.upscalers[2][0]
+    with torch.no_grad():
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()  # the residual is silent: the model is its wrap-around bicubic skip
+    silent = ev.upscaled_seams(gen, 2, samples=4, size=64)
+    assert silent["seam_ratio"] == pytest.approx(silent["seam_ratio_bicubic"], abs=1e-3)
+
+    # Nearest neighbour is flat inside each 2×2 block, so every step, the wrap edge's included, sits
+    # on a block boundary: the edge is about twice the mean interior difference.
+    nearest = (lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), *gen.upscalers[2][1:])
+    gen.upscalers[2] = nearest
+    blocky = ev.upscaled_seams(gen, 2, samples=4, size=64)
+    assert blocky["seam_ratio"] > 1.5 > silent["seam_ratio"]
+
+
+def test_measurements_fill_the_card_and_mark_each_target(gen, curated: Path, tmp_path: Path):
+    m = {"date": "2026-01-01",
+         "speed": {"size": 256, "runs": 1, "median_s": 0.5, "threads": 1, "device": "cpu", "machine": "test"},
+         "tileability": ev.tileability(gen, samples=2, size=256),
+         "upscaler_x4": ev.upscaler(gen, curated, 4),
+         "realism": ev.realism(gen, curated, seeds=2, n_crops=8)}
+    assert m["upscaler_x4"]["images"] == 2 and set(m["upscaler_x4"]["gain_db_by_style"]) == {"grass"}
+    assert np.isfinite(m["upscaler_x4"]["psnr_gain_db"])
+    assert set(m["realism"]) == {"brick", "grass"}
+    assert "train_ratio" in m["realism"]["grass"] and "train_ratio" not in m["realism"]["brick"]
+    assert all(r["ratio"] > 0 for r in m["realism"].values())
+
+    table = ev.card_table(m)
+    speed_row = next(line for line in table.splitlines() if line.startswith("| 256² generation"))
+    assert speed_row.endswith("| ≤ 1.5 s | yes |")
+    m["speed"]["median_s"] = 2.0
+    assert next(line for line in ev.card_table(m).splitlines()
+                if line.startswith("| 256² generation")).endswith("| no |")
+    gain_row = next(line for line in table.splitlines() if line.startswith("| upscaler ×4 PSNR-Y gain"))
+    assert gain_row.endswith("| yes |" if m["upscaler_x4"]["psnr_gain_db"] >= 1.0 else "| no |")
+    assert "| upscaler ×4 seam ratio, 20 GAN outputs upscaled |" in table
+    for style, r in m["realism"].items():
+        assert f"| {style} | {r['swd']:.1f} | {r['floor']:.1f} | {r['ratio']:.2f} |" in table
+
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text(f"# Card\n\nkept above\n\n{ev.CARD_START}\nold numbers\n{ev.CARD_END}\n\nkept below\n")
+    ev.update_card(card, table)
+    text = card.read_text()
+    assert "old numbers" not in text and table in text
+    assert text.startswith("# Card\n\nkept above\n") and text.endswith("\nkept below\n")
