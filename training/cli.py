@@ -16,21 +16,30 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _field_docs(cls: type) -> dict[str, str]:
+    """Each config field's docstring (the string right after the field in the class body), on one line."""
+    import ast
+    import inspect
+    import textwrap
+
+    node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(node, ast.ClassDef)
+    body = node.body
+    return {field.target.id: " ".join(doc.value.value.split())
+            for field, doc in zip(body, body[1:])
+            if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)}
+
+
 def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """One --flag per config field, help from the field's docstring in the source."""
     import dataclasses
-    import inspect
 
-    src = inspect.getsource(cls)
+    docs = _field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        doc = ""
-        marker = f"    {f.name}:"
-        if marker in src:
-            after = src.split(marker, 1)[1].split("\n", 2)
-            if len(after) > 1 and after[1].strip().startswith('"""'):
-                doc = after[1].strip().strip('"')
+        doc = docs.get(f.name, "")
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         if f.type in ("bool", bool):
