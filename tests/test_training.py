@@ -355,20 +355,6 @@ def test_sr_smoke_and_resume_is_exact(data, tmp_path, scale):
     assert same_tensors(t5, t_straight)
 
 
-def test_sr_with_context_trains_and_records_it(data, tmp_path, monkeypatch):
-    import training.sr as sr_module
-
-    crops, scored = [], []  # sides of the HR crops drawn and of the outputs the loss scores
-    degrade, grid = sr_module.degrade, sr_module.block_grid
-    monkeypatch.setattr(sr_module, "degrade", lambda hr, *a: crops.append(hr.shape[-1]) or degrade(hr, *a))
-    monkeypatch.setattr(sr_module, "block_grid", lambda y, s: scored.append(y.shape[-1]) or grid(y, s))
-    out = tmp_path / "sr"
-    sr(data, out, steps=2, context=2, grid=1.0)  # ×4: 32 + 2·2·4 = 48 HR pixels in, 32 scored
-    meta, _ = read_checkpoint(out)
-    assert meta["step"] == 2 and meta["train"]["context"] == 2
-    assert crops == [48, 48] and scored == [32, 32]
-
-
 def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
     out = tmp_path / "sr"
     sr(data, out)
@@ -384,7 +370,6 @@ def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
     (dict(crop=30), "--crop"),      # not a multiple of the scale
     (dict(crop=16), "--crop"),      # under 8 low-res pixels
     (dict(channels=0), "--channels"),
-    (dict(context=-1), "--context"),
 ])
 def test_sr_config_errors_name_the_flag(tmp_path, over, flag):
     with pytest.raises(ValueError, match=re.escape(flag)):
@@ -523,7 +508,7 @@ def test_cli_flags_reach_the_config(data, tmp_path, capsys):
     ("gan", "--init INIT start from another run's checkpoint folder: same styles; layers this generator adds "
             "(e.g. --fine-waves on a run that had none) start at their initial values, optimizers afresh; the "
             "step count and wall time carry on --batch"),  # a docstring over three source lines
-    ("sr", "on it); 0 = off (default 1.0) --context"),
+    ("sr", "on it); 0 = off (default 1.0) --blur-prob"),
     ("sr", "--lr LR (default 0.0002) --loss"),           # no docstring
 ])
 def test_cli_help_gives_each_flag_its_whole_docstring(capsys, command, entry):

@@ -54,9 +54,6 @@ class SrConfig:
     """weight of a penalty on a block grid in the output: how much the mean |neighbour difference|
     varies with the position inside each scale×scale block (real images have no such grid; a model
     that sharpens block edges more than block centres leaves one, and the wrap edge sits on it); 0 = off"""
-    context: int = 0
-    """low-res pixels of image around each crop that the model sees and the loss ignores, so no
-    supervised pixel looks across the crop's wrap-around edge (a seam that real inputs do not have)"""
     blur_prob: float = 0.3
     """share of crops blurred (σ 0.3–1.2 HR px) before downscaling"""
     noise_prob: float = 0.3
@@ -79,8 +76,8 @@ class SrConfig:
             raise ValueError(f"--channels {self.channels} must be an even number ≥ 2")
         if self.loss not in ("l1", "mse"):
             raise ValueError(f"--loss {self.loss!r} is not supported: use l1 or mse")
-        if self.blocks < 0 or self.batch < 1 or self.context < 0:
-            raise ValueError("--batch must be ≥ 1, --blocks and --context ≥ 0")
+        if self.blocks < 0 or self.batch < 1:
+            raise ValueError("--batch must be ≥ 1 and --blocks ≥ 0")
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -177,15 +174,13 @@ def train(cfg: SrConfig) -> Path:
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, f"sr×{cfg.scale}", d.main)
-    m = cfg.context * cfg.scale  # HR pixels on each side that the model sees and the loss does not
     while clock.running():
         # Crops stay inside each image: user images need not tile, and a seam is no target to learn.
-        hr, _ = data.sample(cfg.batch, cfg.crop + 2 * m, g, wrap=False)
+        hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
         with autocast(d):
-            sr = net(lr).float()
-            loss = loss_fn(sr[..., m:-m, m:-m], hr[..., m:-m, m:-m]) if m else loss_fn(sr, hr)
+            loss = loss_fn(net(lr).float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
