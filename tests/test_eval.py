@@ -63,15 +63,20 @@ def test_measurements_fill_the_card_and_mark_each_target(gen, curated: Path, tmp
     assert "train_ratio" in m["realism"]["grass"] and "train_ratio" not in m["realism"]["brick"]
     assert all(r["ratio"] > 0 for r in m["realism"].values())
 
-    table = ev.card_table(m)
-    speed_row = next(line for line in table.splitlines() if line.startswith("| 256² generation"))
-    assert speed_row.endswith("| ≤ 1.5 s | yes |")
+    def row(start: str) -> str:
+        return next(line for line in ev.card_table(m).splitlines() if line.startswith(start))
+
+    assert row("| 256² generation").endswith("| ≤ 1.5 s | yes |")
     m["speed"]["median_s"] = 2.0
-    assert next(line for line in ev.card_table(m).splitlines()
-                if line.startswith("| 256² generation")).endswith("| no |")
-    gain_row = next(line for line in table.splitlines() if line.startswith("| upscaler ×4 PSNR-Y gain"))
-    assert gain_row.endswith("| yes |" if m["upscaler_x4"]["psnr_gain_db"] >= 1.0 else "| no |")
-    assert "| upscaler ×4 seam ratio, 20 GAN outputs upscaled |" in table
+    assert row("| 256² generation").endswith("| no |")
+    m["upscaler_x4"] |= {"psnr_gain_db": 1.2, "seam_ratio": 1.01}
+    assert row("| upscaler ×4 PSNR-Y gain").endswith("| ≥ +1.0 dB | yes |")
+    assert row("| upscaler ×4 seam ratio, 20 GAN outputs upscaled |").endswith("| 0.95–1.05 | yes |")
+    m["upscaler_x4"] |= {"psnr_gain_db": 0.4, "seam_ratio": 1.2}
+    assert row("| upscaler ×4 PSNR-Y gain").endswith("| no |")
+    assert row("| upscaler ×4 seam ratio").endswith("| no |")
+
+    table = ev.card_table(m)
     for style, r in m["realism"].items():
         assert f"| {style} | {r['swd']:.1f} | {r['floor']:.1f} | {r['ratio']:.2f} |" in table
 
