@@ -321,8 +321,8 @@ def report(r: dict, base: dict | None, out: Path) -> str:
         if 512 in p and 4096 in p:  # and the exponent of a least-squares fit time ∝ pixels^e over 512²…4096²
             e = np.polyfit(np.log([s * s for s in p]), np.log(list(p.values())), 1)[0]
             growth = p[4096] / p[512]
-            lines.append(f"| time linear in pixels, 512² → 4096² (×64 pixels; met: ≤ ×80) | | ×{growth:.1f} time "
-                         f"(fit: time ∝ pixels^{e:.2f}) | {'yes' if growth <= 64 * 1.25 else 'no'} |")
+            lines.append(f"| time linear in pixels, 512² → 4096² (×64 pixels; met: ≤ ×80) | | ×{growth:.1f} "
+                         f"time (fit: time ∝ pixels^{e:.2f}) | {'yes' if growth <= 64 * 1.25 else 'no'} |")
     else:
         best = min(r["throughput"], key=lambda t: t["ms_per_texture"])
         target(f"1024² per texture in batches of {best['batch']}, ms (≤ 10)",
