@@ -22,7 +22,8 @@ CLASSES = (
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.tessera = bpy.props.PointerProperty(type=props.TesseraSettings)  # type: ignore[attr-defined, func-returns-value]
+    settings = bpy.props.PointerProperty(type=props.TesseraSettings)  # type: ignore[func-returns-value]
+    bpy.types.Scene.tessera = settings  # type: ignore[attr-defined]
     styles.register()
 
 

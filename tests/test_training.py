@@ -510,6 +510,7 @@ def test_cli_flags_reach_the_config(data, tmp_path, capsys):
             "step count and wall time carry on --batch"),  # a docstring over three source lines
     ("sr", "on it); 0 = off (default 1.0) --blur-prob"),
     ("sr", "--lr LR (default 0.0002) --loss"),           # no docstring
+    ("sr", "--resume continue from OUT/last.safetensors --scale"),  # a field of the shared base class
 ])
 def test_cli_help_gives_each_flag_its_whole_docstring(capsys, command, entry):
     with pytest.raises(SystemExit):

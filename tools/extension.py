@@ -18,7 +18,8 @@ def blender_ext() -> Path:
     spec = importlib.util.find_spec("bpy")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("error: the bpy package is not installed (pip install 'bpy==4.5.*')")
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    package = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(package.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not found:
         raise SystemExit("error: blender_ext.py not found inside the bpy package")
     return found[-1]
@@ -29,8 +30,8 @@ def build(out: Path) -> Path:
     tool = [sys.executable, str(blender_ext())]
     subprocess.run([*tool, "build", "--source-dir", str(ROOT), "--output-dir", str(out)], check=True,
                    stdout=subprocess.DEVNULL)
-    version = next(ln.split("=")[1].strip().strip('"') for ln in (ROOT / "blender_manifest.toml").read_text().splitlines()
-                   if ln.startswith("version"))
+    manifest = (ROOT / "blender_manifest.toml").read_text().splitlines()
+    version = next(ln.split("=")[1].strip().strip('"') for ln in manifest if ln.startswith("version"))
     zip_path = out / f"tessera-{version}.zip"
     subprocess.run([*tool, "validate", str(zip_path)], check=True)
     return zip_path

@@ -17,18 +17,23 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _field_docs(cls: type) -> dict[str, str]:
-    """Each config field's docstring (the string right after the field in the class body), on one line."""
+    """Each config field's docstring (the string right after the field in the body of the class or of a
+    base class), on one line."""
     import ast
     import inspect
     import textwrap
 
-    node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
-    assert isinstance(node, ast.ClassDef)
-    body = node.body
-    return {field.target.id: " ".join(doc.value.value.split())
-            for field, doc in zip(body, body[1:])
-            if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
-            and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)}
+    docs: dict[str, str] = {}
+    for c in reversed(cls.__mro__[:-1]):  # bases first, so a subclass's docstring wins; not `object`
+        node = ast.parse(textwrap.dedent(inspect.getsource(c))).body[0]
+        assert isinstance(node, ast.ClassDef)
+        body = node.body
+        docs |= {field.target.id: " ".join(doc.value.value.split())
+                 for field, doc in zip(body, body[1:])
+                 if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+                 and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+                 and isinstance(doc.value.value, str)}
+    return docs
 
 
 def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:

@@ -18,6 +18,25 @@ import torch.distributed as dist
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tga", ".tif", ".tiff", ".webp", ".dds")
 
 
+# configuration
+
+@dataclass
+class RunConfig:
+    """What every training command takes: where the images are, where the run goes, how long it runs."""
+
+    data: Path
+    """folder of training images, one subfolder per style (sr also takes a flat folder): the curated
+    `gan/train` or `hr/train` set, or your own"""
+    out: Path
+    """checkpoint folder: last.safetensors, log.jsonl, samples/"""
+    steps: int | None = None
+    """stop at this total step count (counted across resumes)"""
+    minutes: float | None = None
+    """stop after this many minutes of this run"""
+    resume: bool = False
+    """continue from OUT/last.safetensors"""
+
+
 # data
 
 @dataclass

@@ -22,22 +22,12 @@ from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
 
 from . import checkpoint
-from .common import (Clock, StyleImages, autocast, config_record, ema_update, grid, hardware, log_jsonl,
-                     progress, setup, teardown)
+from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, grid, hardware,
+                     log_jsonl, progress, setup, teardown)
 
 
 @dataclass
-class GanConfig:
-    data: Path
-    """folder of style subfolders (the curated `gan/train` set or your own images)"""
-    out: Path
-    """checkpoint folder: last.safetensors, log.jsonl, samples/"""
-    steps: int | None = None
-    """stop at this total step count (counted across resumes)"""
-    minutes: float | None = None
-    """stop after this many minutes of this run"""
-    resume: bool = False
-    """continue from OUT/last.safetensors"""
+class GanConfig(RunConfig):
     init: Path | None = None
     """start from another run's checkpoint folder: same styles; layers this generator adds (e.g.
     --fine-waves on a run that had none) start at their initial values, optimizers afresh; the step

@@ -19,22 +19,12 @@ from core.imageio import write_png
 from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_upsample
 
 from . import checkpoint
-from .common import (Clock, StyleImages, autocast, config_record, ema_update, grid, hardware, log_jsonl,
-                     progress, setup, teardown)
+from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, grid, hardware,
+                     log_jsonl, progress, setup, teardown)
 
 
 @dataclass
-class SrConfig:
-    data: Path
-    """folder of images (style subfolders allowed), e.g. the curated `hr/train` set"""
-    out: Path
-    """checkpoint folder: last.safetensors, log.jsonl, samples/"""
-    steps: int | None = None
-    """stop at this total step count (counted across resumes)"""
-    minutes: float | None = None
-    """stop after this many minutes of this run"""
-    resume: bool = False
-    """continue from OUT/last.safetensors"""
+class SrConfig(RunConfig):
     scale: int = 4
     """2 or 4"""
     channels: int = 32
