@@ -366,6 +366,8 @@ def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
 
 @pytest.mark.parametrize("over, flag", [
     (dict(steps=None), "--steps"),
+    (dict(steps=0), "--steps"),
+    (dict(steps=None, minutes=-1), "--minutes"),
     (dict(scale=3), "--scale"),
     (dict(crop=30), "--crop"),      # not a multiple of the scale
     (dict(crop=16), "--crop"),      # under 8 low-res pixels
@@ -510,7 +512,7 @@ def test_cli_flags_reach_the_config(data, tmp_path, capsys):
             "step count and wall time carry on --batch"),  # a docstring over three source lines
     ("sr", "on it); 0 = off (default 1.0) --blur-prob"),
     ("sr", "--lr LR (default 0.0002) --loss"),           # no docstring
-    ("sr", "--resume continue from OUT/last.safetensors --scale"),  # a field of the shared base class
+    ("sr", "--resume continue from OUT/last.safetensors --seed"),  # a field of the shared base class
 ])
 def test_cli_help_gives_each_flag_its_whole_docstring(capsys, command, entry):
     with pytest.raises(SystemExit):

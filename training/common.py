@@ -8,6 +8,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,23 @@ class RunConfig:
     """stop after this many minutes of this run"""
     resume: bool = False
     """continue from OUT/last.safetensors"""
+    seed: int = 0
+    """seed of the weight initialisation and of the random crops and noise"""
+    device: str = "auto"
+    """auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps"""
+    ckpt_every: int = 100
+    """steps between checkpoints (a kill loses at most this many)"""
+    sample_every: int = 500
+    """steps between sample grids in OUT/samples/"""
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give --steps N or --minutes M (or both) so training knows when to stop")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps {self.steps} must be ≥ 1")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"--minutes {self.minutes} must be > 0")
 
 
 # data
@@ -226,6 +244,23 @@ def progress(clock: Clock, desc: str, enabled: bool):
     total = clock.steps if clock.steps is not None else None
     return tqdm(total=total, initial=clock.step, desc=desc, unit="step", disable=not enabled,
                 dynamic_ncols=True, file=sys.stderr)
+
+
+def end_step(cfg: RunConfig, d: Dist, clock: Clock, bar, images: int, losses: dict[str, torch.Tensor],
+             save: Callable[[], None], sample: Callable[[int], None]) -> None:
+    """After each optimiser step: count it; every 10th and the last, log the losses (read only then, as
+    `.item()` waits for the GPU) and the `images`-per-step rate; checkpoint and sample on their intervals."""
+    clock.step += 1
+    bar.update(1)
+    if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):
+        scores = {k: float(f"{v.item():.4g}") for k, v in losses.items()}
+        log_jsonl(cfg.out / "log.jsonl", {"step": clock.step, "wall_s": round(clock.wall, 1), **scores,
+                                          "img_per_s": round(clock.rate(images), 2)})
+        bar.set_postfix(scores)
+    if clock.step % cfg.ckpt_every == 0:
+        save()
+    if clock.step % cfg.sample_every == 0:
+        sample(clock.step)
 
 
 def config_record(cfg: object) -> dict:

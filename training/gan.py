@@ -22,8 +22,8 @@ from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
 
 from . import checkpoint
-from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, grid, hardware,
-                     log_jsonl, progress, setup, teardown)
+from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, end_step, grid,
+                     hardware, progress, setup, teardown)
 
 
 @dataclass
@@ -59,13 +59,9 @@ class GanConfig(RunConfig):
     r1: float = 1.0
     r1_every: int = 4
     ema: float = 0.999
-    ckpt_every: int = 100
-    sample_every: int = 500
-    seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.data, self.out = Path(self.data), Path(self.out)
+        super().__post_init__()
         self.init = None if self.init is None else Path(self.init)
         if self.init is not None and self.resume:
             raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
@@ -73,12 +69,6 @@ class GanConfig(RunConfig):
             parse_weights(self.style_weights)
         if self.fine_waves < 0:
             raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
-        if self.steps is None and self.minutes is None:
-            raise ValueError("give --steps N or --minutes M (or both) so training knows when to stop")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"--steps {self.steps} must be ≥ 1")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"--minutes {self.minutes} must be > 0")
         if self.batch < 1:
             raise ValueError(f"--batch {self.batch} must be ≥ 1")
         stride = 2 ** (len(self.widths) - 1)
@@ -268,18 +258,8 @@ def train(cfg: GanConfig) -> Path:
         with torch.no_grad():
             ema_update(G_ema, G, cfg.ema, clock.step)
 
-        clock.step += 1
-        bar.update(1)
-        if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
-            rec = {"step": clock.step, "wall_s": round(clock.wall, 1), "loss_d": round(loss_d.item(), 4),
-                   "loss_g": round(loss_g.item(), 4), "r1": round(r1.item(), 4),
-                   "img_per_s": round(clock.rate(cfg.batch * d.world), 2)}
-            log_jsonl(cfg.out / "log.jsonl", rec)
-            bar.set_postfix(loss_d=rec["loss_d"], loss_g=rec["loss_g"])
-        if clock.step % cfg.ckpt_every == 0:
-            save()
-        if clock.step % cfg.sample_every == 0:
-            sample(clock.step)
+        end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample,
+                 losses={"loss_d": loss_d, "loss_g": loss_g, "r1": r1})
     bar.close()
     save()
     sample(clock.step)

@@ -19,8 +19,8 @@ from core.imageio import write_png
 from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_upsample
 
 from . import checkpoint
-from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, grid, hardware,
-                     log_jsonl, progress, setup, teardown)
+from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, end_step, grid,
+                     hardware, progress, setup, teardown)
 
 
 @dataclass
@@ -49,15 +49,9 @@ class SrConfig(RunConfig):
     noise_prob: float = 0.3
     """share of LR crops with Gaussian noise (σ ≤ 0.02) added"""
     ema: float = 0.999
-    ckpt_every: int = 200
-    sample_every: int = 1000
-    seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.data, self.out = Path(self.data), Path(self.out)
-        if self.steps is None and self.minutes is None:
-            raise ValueError("give --steps N or --minutes M (or both) so training knows when to stop")
+        super().__post_init__()
         if self.scale not in (2, 4):
             raise ValueError(f"--scale {self.scale} is not supported: use 2 or 4")
         if self.crop % self.scale or self.crop < 8 * self.scale:
@@ -176,17 +170,8 @@ def train(cfg: SrConfig) -> Path:
         opt.step()
         with torch.no_grad():
             ema_update(ema, model, cfg.ema, clock.step)
-        clock.step += 1
-        bar.update(1)
-        if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):  # the last step too
-            rec = {"step": clock.step, "wall_s": round(clock.wall, 1), cfg.loss: round(loss.item(), 5),
-                   "img_per_s": round(clock.rate(cfg.batch * d.world), 2)}
-            log_jsonl(cfg.out / "log.jsonl", rec)
-            bar.set_postfix({cfg.loss: rec[cfg.loss]})
-        if clock.step % cfg.ckpt_every == 0:
-            save()
-        if clock.step % cfg.sample_every == 0:
-            sample(clock.step)
+        end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample,
+                 losses={cfg.loss: loss})
     bar.close()
     save()
     sample(clock.step)
