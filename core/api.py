@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -32,7 +33,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def resolve_device(device: str = "auto") -> torch.device:
     if device not in DEVICES and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+        raise ValueError(f"unknown device {device!r}: use one of {', '.join(DEVICES)} or cuda:N")
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -40,9 +41,9 @@ def resolve_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but this PyTorch build sees no CUDA GPU")
+        raise ValueError(f"device {device!r} requested but this PyTorch build sees no CUDA GPU: use auto or cpu")
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' requested but Metal is not available here")
+        raise ValueError("device 'mps' requested but Metal is not available here: use auto or cpu")
     return torch.device(device)
 
 
@@ -238,8 +239,11 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
     """Load every weights file on the search path. Bad files are reported by name (warnings and
     `.errors`) while good ones still load; with no usable generator at all, raise."""
     folders = search_path(models_dir)
-    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
-        raise FileNotFoundError(f"models folder {models_dir} does not exist")
+    chosen = models_dir if models_dir is not None else os.environ.get("TESSERA_MODELS") or None
+    if chosen is not None and not Path(chosen).expanduser().is_dir():
+        what = f"models folder {chosen}" if models_dir is not None else f"$TESSERA_MODELS={chosen}"
+        reason = "is a file, expected a folder" if Path(chosen).expanduser().exists() else "does not exist"
+        raise FileNotFoundError(f"{what} {reason}")
     dev = resolve_device(device)
     gens: dict[str, _GanEntry] = {}
     ups: dict[int, tuple[Upscaler, dict, Path]] = {}

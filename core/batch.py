@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import write_text
+from .files import check_can_write, write_text
 from .imageio import have_exr, write_exr, write_png
 from .pbr import check_maps, derive
 
@@ -58,6 +58,7 @@ def check_folder(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, expected a folder")
+    check_can_write(out, out)
     return out
 
 

@@ -12,8 +12,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 EXIT_USAGE = 2
+MAX_SEEDS = 100_000  # one batch command; at ~1 s per 1024² texture on a CPU that is a day
 
 
 # helpers
@@ -25,23 +27,22 @@ def _load(args: argparse.Namespace):
 
 
 def parse_seeds(spec: str) -> list[int]:
-    """'0-63', '1,5,9' or '0-3,10' → sorted unique seeds."""
-    seeds: set[int] = set()
+    """'0-63', '1,5,9' or '0-3,10' → sorted unique seeds (at most MAX_SEEDS)."""
+    ranges: list[range] = []
     for part in spec.split(","):
         part = part.strip()
+        if part.startswith("-"):
+            raise ValueError(f"seeds {spec!r}: {part} is negative; seeds are whole numbers ≥ 0")
         try:
-            if "-" in part:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                seeds.update(range(lo, hi + 1))
-            else:
-                seeds.add(int(part))
+            lo, hi = (int(v) for v in part.split("-", 1)) if "-" in part else (int(part), int(part))
         except ValueError:
             raise ValueError(f"seeds {spec!r} not understood: write e.g. 0-63 or 1,5,9") from None
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"seeds {spec!r} must be whole numbers ≥ 0")
-    return sorted(seeds)
+        if hi < lo:
+            raise ValueError(f"seeds {spec!r}: the range {part} ends before it starts; write e.g. {hi}-{lo}")
+        ranges.append(range(lo, hi + 1))
+    if sum(len(r) for r in ranges) > MAX_SEEDS:  # counted before expanding: 0-999999999 is a typo, not a plan
+        raise ValueError(f"seeds {spec!r} asks for more than {MAX_SEEDS} seeds; split the batch")
+    return sorted(set().union(*ranges))
 
 
 # commands
@@ -112,7 +113,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     maps = check_maps(parse_list(args.maps))
     check_folder(args.out)  # before loading models
     gen = _load(args)
-    styles = parse_list(args.styles) if args.styles else gen.styles
+    styles = gen.styles if args.styles is None else parse_list(args.styles)
+    if not styles:
+        raise ValueError(f"--styles {args.styles!r} names no style: give e.g. grass,rock, or leave it out for all")
     planned, bars = len(styles) * len(seeds), []
 
     def progress(done: int, total: int, _name: str) -> None:
@@ -146,16 +149,23 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (which flag, what is wrong, where the help is), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="tessera", description="Seamless material textures in under a second.")
+    p = OneLineParser(prog="tessera", description="Seamless material textures in under a second.")
     p.add_argument("--version", action="version", version=f"tessera {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--models", metavar="DIR", help="models folder (default: $TESSERA_MODELS, "
                                                           "else the user folder and the shipped weights)")
-    common.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    common.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parsers = {name: sub.add_parser(name, help=text, parents=[common]) for name, (_, text) in COMMANDS.items()}
 
     parsers["styles"].add_argument("--json", action="store_true", help="machine-readable output")
@@ -180,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = parsers["batch"]
     b.add_argument("--styles", help="comma-separated styles (default: all)")
     b.add_argument("--seeds", default="0-7", help="e.g. 0-63 or 1,5,9 (default 0-7)")
-    b.add_argument("--size", type=int, default=1024)
+    b.add_argument("--size", type=int, default=1024, help="side in pixels: a multiple of 64 from 256 to 8192")
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -211,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except PermissionError as e:
         print(f"error: {e.filename}: permission denied", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # a full disk, a read-only file system, …: the file and the reason, no traceback
+        print(f"error: {e.filename or 'i/o'}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,12 +23,32 @@ def _umask() -> int:
     return mask
 
 
+def check_can_write(folder: Path, what: Path) -> None:
+    """Raise ValueError naming `what` unless a file can be created in `folder`, or, where `folder` does
+    not exist yet, in its nearest existing parent. Tried for real: `os.access` says yes to root even on
+    a read-only file system or in /proc."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{what}: cannot write there ({folder} is a file, not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tessera-probe.", suffix=".tmp")
+    except OSError as e:
+        raise ValueError(f"{what}: cannot write to {folder} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `path` (with normal permissions)."""
+    """Yield a temporary path to write; on success it replaces `path` (with normal permissions).
+    A folder that cannot be made or written raises ValueError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot write ({e.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)

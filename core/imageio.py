@@ -9,13 +9,12 @@ kill never leaves a truncated image behind.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .files import atomic_path
+from .files import atomic_path, check_can_write
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -39,11 +38,15 @@ def read_image(path: str | Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected an image file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: too large to read ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"{path}: not a readable image ({e.__class__.__name__})") from None
 
@@ -56,11 +59,7 @@ def check_writable(path: str | Path) -> Path:
         raise ValueError(f"{path}: is a folder, expected a file name")
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: output must be a .png file")
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{path}: cannot write to {probe}")
+    check_can_write(folder, path)
     return path
 
 

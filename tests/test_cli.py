@@ -106,6 +106,7 @@ BAD_CASES = {
     "output parent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "out.png"), "afile"),
     "output grandparent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "sub" / "out.png"), "afile"),
     "missing models folder": (lambda m, d: _gen(m, d, models=d / "nomodels"), "nomodels"),
+    "models folder is a file": (lambda m, d: _gen(m, d, models=_regular_file(d)), "is a file, expected a folder"),
     "corrupt-only models folder": (lambda m, d: _gen(m, d, models=_corrupt_models(d)), "no usable generator"),
     "styles, corrupt-only models folder": (lambda m, d: ["styles", "--models", _corrupt_models(d)],
                                            "badmodels"),
@@ -113,6 +114,7 @@ BAD_CASES = {
                                             "--models", m], "missing.png"),
     "upscale non-image input": (lambda m, d: ["upscale", _text_png(d), "--out", d / "out.png", "--models", m],
                                 "not a readable image"),
+    "upscale a folder": (lambda m, d: ["upscale", d, "--out", d / "out.png", "--models", m], "is a folder"),
     "upscale output parent is a file": (lambda m, d: ["upscale", _input_png(d), "--out",
                                                       _regular_file(d) / "out.png", "--models", m], "afile"),
     "upscale output not .png": (lambda m, d: ["upscale", _input_png(d), "--out", d / "out.tif",
@@ -120,11 +122,15 @@ BAD_CASES = {
     "upscale bad scale": (lambda m, d: ["upscale", _input_png(d), "--scale", "3", "--out", d / "out.png",
                                         "--models", m], "2 or 4"),
     "batch bad seeds range": (lambda m, d: ["batch", "--seeds", "5-2", "--size", "256", "--out", d / "batch",
-                                            "--models", m], "seeds"),
+                                            "--models", m], "5-2 ends before it starts"),
+    "batch too many seeds": (lambda m, d: ["batch", "--seeds", "0-999999999", "--size", "256", "--out",
+                                           d / "batch", "--models", m], "more than 100000 seeds"),
     "batch bad seeds text": (lambda m, d: ["batch", "--seeds", "a,b", "--size", "256", "--out", d / "batch",
                                            "--models", m], "0-63"),
     "batch negative seed": (lambda m, d: ["batch", "--seeds", "-3", "--size", "256", "--out", d / "batch",
-                                          "--models", m], "seeds"),
+                                          "--models", m], "-3 is negative"),
+    "batch no style named": (lambda m, d: ["batch", "--styles", ",", "--seeds", "0", "--size", "256",
+                                           "--out", d / "batch", "--models", m], "names no style"),
     "batch unknown style": (lambda m, d: ["batch", "--styles", "brick,lava", "--seeds", "0", "--size", "256",
                                           "--out", d / "batch", "--models", m], "brick, grass"),
     "batch bad size": (lambda m, d: ["batch", "--seeds", "0", "--size", "1000", "--out", d / "batch",
@@ -137,6 +143,10 @@ BAD_CASES = {
     "batch out is a file": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out", _regular_file(d),
                                           "--models", m], "is a file"),
 }
+if Path("/proc/self").is_dir():  # Linux: a folder no one can create files in, root included
+    BAD_CASES["output in /proc"] = (lambda m, d: _gen(m, d, out=Path("/proc/out.png")), "cannot write to /proc")
+    BAD_CASES["batch out in /proc"] = (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out",
+                                                     Path("/proc/batch"), "--models", m], "cannot write to /proc")
 
 
 SUBPROCESS_CASES = ["size 100", "corrupt-only models folder", "unknown style", "upscale non-image input",
@@ -189,6 +199,42 @@ def bad_subprocess_runs(tmp_path_factory):
 def test_bad_input_subprocess(bad_subprocess_runs, case):
     res, folder, before = bad_subprocess_runs[case]
     check_failed_run(case, res.returncode, res.stdout, res.stderr, folder, before)
+
+
+def test_argument_mistakes_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate", "--style", "grass", "--size", "abc", "--out", "x.png"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "error: argument --size: invalid int value: 'abc' (see tessera generate --help)\n"
+
+
+def test_missing_models_folder_from_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TESSERA_MODELS", str(tmp_path / "nowhere"))
+    assert cli.main(["styles"]) == 2
+    assert capsys.readouterr().err == f"error: $TESSERA_MODELS={tmp_path / 'nowhere'} does not exist\n"
+
+
+def test_os_errors_are_one_line(capsys, monkeypatch):
+    """A full disk or a read-only file system mid-run: the file and the reason, exit 1, no traceback."""
+    import errno
+
+    def full_disk(_args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out.png")
+
+    monkeypatch.setitem(cli.COMMANDS, "styles", (full_disk, ""))
+    assert cli.main(["styles"]) == 1
+    assert capsys.readouterr().err == "error: /data/out.png: No space left on device\n"
+
+
+def test_oversized_image_is_refused_by_name(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from core.imageio import read_image
+
+    path = write_png(tmp_path / "big.png", np.zeros((64, 64, 3), np.uint8))
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses images over twice this
+    with pytest.raises(ValueError, match="big.png: too large to read"):
+        read_image(path)
 
 
 # styles and generate
