@@ -1,6 +1,6 @@
 """`python -m core.bench` (`make bench`): how fast Tessera is on this machine, and why.
 
-Measures (definitions in shared METRICS.md, speed section):
+Measures (as the team's shared METRICS.md asks of speed: medians of warm runs, ratios measured in the run):
   pipeline   warm median time of a whole texture at 256…4096², with the GAN's and the upscaler's shares;
   cold       wall time of a fresh `tessera generate --size 1024` process (imports, loading, writing);
   memory     peak resident memory of a fresh process generating one texture, per size;

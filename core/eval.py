@@ -1,6 +1,6 @@
 """`python -m core.eval` (`make eval`): measure the shipped weights and write the model card.
 
-Definitions are those of shared METRICS.md (implemented in core.metrics):
+Definitions are those of the team's shared METRICS.md, implemented and stated in core.metrics:
   tileability  seam ratio and seam percentile of final outputs, over ≥32 samples;
   realism      per style, SWD(generated, validation crops) / SWD(validation, other validation crops);
   diversity    per style, mean SWD between two seeds' crops / mean SWD between two real images' crops;

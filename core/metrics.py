@@ -1,4 +1,5 @@
-"""Quality metrics, exactly as defined in METRICS.md: tileability, multi-scale SWD, PSNR/SSIM on Y.
+"""Quality metrics: tileability, multi-scale SWD, PSNR/SSIM on Y. Each function's docstring gives its definition
+(those of the team's shared METRICS.md, which is not part of this repository).
 
 Array convention, fixed here once: an image is an (H, W, C) numpy array, RGB (C = 3) where colour
 matters, rows top to bottom, either uint8 in [0, 255] or float in [0, 1]. uint8 is divided by 255;
