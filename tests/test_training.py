@@ -63,13 +63,15 @@ def log_steps(out: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def rewrite_checkpoint(folder: Path, change) -> None:
-    """Apply change(name, tensor) → tensor to every tensor of folder/last.safetensors, header kept."""
+def rewrite_checkpoint(folder: Path, change=lambda k, v: v, meta=lambda m: m) -> None:
+    """Apply change(name, tensor) → tensor to every tensor of folder/last.safetensors and meta(dict) → dict
+    to its meta header; the rest of the header is kept."""
     from safetensors.torch import load_file, safe_open, save_file
 
     path = folder / checkpoint.LAST
     with safe_open(str(path), framework="pt") as f:
         header = f.metadata()
+    header["meta"] = json.dumps(meta(json.loads(header["meta"])))
     save_file({k: change(k, v) for k, v in load_file(str(path)).items()}, str(path), metadata=header)
 
 
@@ -135,8 +137,11 @@ def test_gan_refuses_to_overwrite_a_checkpoint(data, tmp_path):
 
 def test_gan_resume_without_checkpoint_names_the_folder(data, tmp_path):
     out = tmp_path / "nothing-here"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(out))):
+    with pytest.raises(FileNotFoundError, match=re.escape(str(out)) + ".*train first, or drop --resume"):
         gan(data, out, resume=True)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(out)) + ".*--init takes") as e:
+        gan(data, tmp_path / "new", init=out)
+    assert "--resume" not in str(e.value)  # gan --init has nothing to drop
 
 
 def test_gan_resume_with_other_styles_is_refused(data, tmp_path):
@@ -418,12 +423,31 @@ def test_export_then_core_loads_and_generates(data, tmp_path):
 def test_export_errors(data, tmp_path):
     from training.export import export
 
-    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "none"))):
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "none")) + ".*export takes") as e:
         export(tmp_path / "none", tmp_path / "w.safetensors")
+    assert "--resume" not in str(e.value)  # export has no --resume
     gan(data, tmp_path / "gan")
     with pytest.raises(ValueError, match=r"\.safetensors"):
         export(tmp_path / "gan", tmp_path / "w.pt")
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_export_that_would_not_load_leaves_no_file(data, tmp_path):
+    """The export is checked by loading it before it is renamed to --out: a file the loader would
+    reject never lands there, and a file already there stays as it was."""
+    from core.weights import ModelFileError
+    from training.export import export
+
+    gan(data, tmp_path / "gan")
+    rewrite_checkpoint(tmp_path / "gan", meta=lambda m: {**m, "styles": [*STYLES, "zebra"]})  # 3 names, 2 styles
+    out = tmp_path / "models" / "gen.safetensors"
+    with pytest.raises(ModelFileError, match=re.escape(str(out)) + ": style names"):
+        export(tmp_path / "gan", out)
+    assert list(out.parent.iterdir()) == []
+    out.write_bytes(b"an earlier export")
+    with pytest.raises(ModelFileError):
+        export(tmp_path / "gan", out)
+    assert [p.name for p in out.parent.iterdir()] == [out.name] and out.read_bytes() == b"an earlier export"
 
 
 # distributed
@@ -470,12 +494,92 @@ def test_ddp_minutes_stop_together(data, tmp_path):
 def test_cli_no_usable_image_is_one_error_line(tmp_path):
     empty = tmp_path / "empty"
     (empty / "rock").mkdir(parents=True)
+    (empty / "rock" / "bad.png").write_text("not a png")
     (empty / "readme.txt").write_text("no images here")
     res = run_training("gan", *cli_flags(gan_kwargs(empty, tmp_path / "out")))
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"error: no usable image in {empty}: put images in "
-                                               f"{empty}/<style>/ subfolders"]
+    assert res.stderr.strip().splitlines() == [  # the warning too is one line, without file:line and source
+        f"warning: skipping unreadable image {empty / 'rock' / 'bad.png'} (UnidentifiedImageError)",
+        f"error: no usable image in {empty}: put images in {empty}/<style>/ subfolders"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["gan", "sr"])
+def test_cli_data_that_is_a_file_or_has_no_image(tmp_path, capsys, command):
+    kwargs = gan_kwargs if command == "gan" else sr_kwargs
+    file = tmp_path / "photo.png"
+    file.write_bytes(b"")
+    assert cli_main([command, *cli_flags(kwargs(file, tmp_path / "out"))]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: data {file} is a file, not a folder of images"]
+    empty = tmp_path / "empty"
+    (empty / "rock").mkdir(parents=True)
+    assert cli_main([command, *cli_flags(kwargs(empty, tmp_path / "out"))]) == 2
+    where = f"{empty}/<style>/ subfolders" if command == "gan" else f"{empty} or in {empty}/<style>/ subfolders"
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: no usable image in {empty}: put images in {where}"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("broken", ["torn", "no meta"])
+def test_cli_export_of_a_broken_checkpoint_is_one_error_line(tmp_path, capsys, broken):
+    """A torn file, or a safetensors file that is not a training checkpoint (no meta in its header)."""
+    import safetensors.numpy
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    if broken == "torn":
+        (folder / checkpoint.LAST).write_bytes(b"abc")
+    else:
+        safetensors.numpy.save_file({"x": np.zeros(2, np.float32)}, str(folder / checkpoint.LAST))
+    out = tmp_path / "w.safetensors"
+    assert cli_main(["export", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {folder / checkpoint.LAST}: not a ")
+    assert err[0].endswith("expected a checkpoint from `python -m training gan` or `sr`")
+    assert not out.exists()
+    with pytest.raises(ValueError, match=re.escape(str(folder / checkpoint.LAST))):
+        checkpoint.load(folder, "train first, or drop --resume")
+
+
+def test_cli_out_that_cannot_be_written_is_one_error_line(data, tmp_path, capsys, monkeypatch):
+    """--out under a file, or on a read-only file system: one line naming the path, before any training."""
+    import errno
+    import tempfile
+
+    (tmp_path / "f").write_text("a file, not a folder")
+    assert cli_main(["gan", *cli_flags(gan_kwargs(data, tmp_path / "f" / "x"))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'f' / 'x'}: cannot write there ({tmp_path / 'f'} is a file, not a folder)"]
+
+    gan(data, tmp_path / "gan")
+    capsys.readouterr()  # its progress bar
+    assert cli_main(["export", str(tmp_path / "gan"), "--out", str(tmp_path / "f" / "x.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'f'}"), err
+
+    def read_only(*args, dir=None, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), dir)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for argv in (["sr", *cli_flags(sr_kwargs(data, tmp_path / "ro"))],
+                 ["export", str(tmp_path / "gan"), "--out", str(tmp_path / "ro" / "w.safetensors")]):
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'ro'}") and os.strerror(errno.EROFS) in err[0]
+    assert not any((tmp_path / "ro").rglob("*")) and (tmp_path / "f").read_text() == "a file, not a folder"
+
+
+def test_cli_os_error_mid_run_is_one_line(capsys, monkeypatch):
+    """A disk that fills up during a run: the file and the reason, exit 1 (2 is for command-line mistakes)."""
+    import errno
+
+    import training.cli
+
+    def full_disk(_args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/runs/gan/last.safetensors")
+
+    monkeypatch.setattr(training.cli, "cmd_export", full_disk)
+    assert cli_main(["export", "/runs/gan", "--out", "x.safetensors"]) == 1
+    assert capsys.readouterr().err == f"error: /runs/gan/last.safetensors: {os.strerror(errno.ENOSPC)}\n"
 
 
 @pytest.mark.parametrize("command", ["gan", "sr"])

@@ -42,16 +42,27 @@ def save(folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str
     return folder / LAST
 
 
-def load(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
-    """→ (meta, tensors, raw header). Raises FileNotFoundError naming the folder."""
+def load(folder: Path, hint: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
+    """→ (meta, tensors, raw header). No checkpoint is a FileNotFoundError naming it, followed by `hint`
+    (what the command needs instead); a file that is not a checkpoint is a ValueError naming it."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
     path = folder / LAST
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint {path}: train first, or drop --resume")
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata() or {}
-    return json.loads(header["meta"]), load_file(str(path)), header
+        raise FileNotFoundError(f"no checkpoint {path}: {hint}")
+    expected = "expected a checkpoint from `python -m training gan` or `sr`"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(path))
+    except SafetensorError as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); {expected}") from None
+    try:
+        meta = json.loads(header["meta"])
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"{path}: not a training checkpoint (its header has no readable meta); {expected}") from None
+    return meta, tensors, header
 
 
 def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.Tensor],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from core.files import cache_dir
@@ -112,10 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # One line per warning, as in core.cli. Through formatwarning rather than showwarning, so that
+    # pytest.warns and warnings.catch_warnings(record=True) still catch them in-process.
+    before, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # a missing data folder or checkpoint is the user's to fix
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path under a file, a read-only file system, no permission: the path and why
+        print(f"error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"error: {e}", file=sys.stderr)
+        return 1  # as in core.cli: 2 is for a mistake in the command line, 1 for the machine saying no
+    finally:
+        warnings.formatwarning = before

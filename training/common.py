@@ -72,13 +72,17 @@ class StyleImages:
     """how many images `align` turned by 90°"""
 
     @classmethod
-    def from_folder(cls, root: Path, max_side: int | None = None, align: bool = False) -> "StyleImages":
-        """With `align`, images whose stripes run vertically are turned by 90° (see `run_horizontally`)."""
+    def from_folder(cls, root: Path, max_side: int | None = None, align: bool = False,
+                    hint: str | None = None) -> "StyleImages":
+        """With `align`, images whose stripes run vertically are turned by 90° (see `run_horizontally`).
+        `hint` ends the no-usable-image error (default: put images in `root` or in style subfolders)."""
         from PIL import Image
 
         root = Path(root)
-        if not root.is_dir():
+        if not root.exists():
             raise FileNotFoundError(f"data folder {root} does not exist")
+        if not root.is_dir():
+            raise ValueError(f"data {root} is a file, not a folder of images")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
         groups = [(p.name, p) for p in folders] or [(root.name, root)]
         styles, images, turned = [], [], 0
@@ -106,7 +110,8 @@ class StyleImages:
                 styles.append(name)
                 images.append(imgs)
         if not styles:
-            raise ValueError(f"no usable image in {root}: put images in {root}/<style>/ subfolders")
+            raise ValueError(f"no usable image in {root}: "
+                             + (hint or f"put images in {root} or in {root}/<style>/ subfolders"))
         sources = {}
         index = root.parent.parent / "index.json"  # the curated set records its sources
         if index.is_file():

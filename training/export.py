@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import weights
+from core.files import atomic_path
 from core.generator import GeneratorConfig, TextureGenerator
 from core.pbr import DEFAULT_ROUGHNESS, STYLE_ROUGHNESS
 from core.upscaler import Upscaler, UpscalerConfig
@@ -17,7 +18,7 @@ from . import checkpoint
 
 
 def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
-    meta, tensors, _ = checkpoint.load(Path(ckpt_dir))
+    meta, tensors, _ = checkpoint.load(Path(ckpt_dir), "export takes the --out folder of a gan or sr run")
     if meta["kind"] == "gan":
         model = TextureGenerator(GeneratorConfig(**meta["generator"]))
         checkpoint.restore_module(model, "G_ema", tensors)
@@ -33,7 +34,11 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
         raise ValueError(f"--out {out} must end in .safetensors")
     training = {"steps": meta["step"], "wall_time_s": round(meta["wall_time_s"], 1),
                 "hardware": meta["hardware"], "config": meta["train"]}
-    path = weights.save(out, kind, config, model.state_dict(), data=meta["sources"], training=training,
-                        metrics=metrics or {}, **extra)
-    weights.build(path)  # refuse to leave behind a file the loader would reject
-    return path
+    with atomic_path(out) as tmp:  # checked before it is renamed to --out: a file the loader rejects never lands there
+        weights.save(tmp, kind, config, model.state_dict(), data=meta["sources"], training=training,
+                     metrics=metrics or {}, **extra)
+        try:
+            weights.build(tmp)
+        except weights.ModelFileError as e:
+            raise weights.ModelFileError(out, str(e).removeprefix(f"{tmp}: ")) from None
+    return out

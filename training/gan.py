@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.nn.utils import spectral_norm
 
 from core.generator import GeneratorConfig, TextureGenerator
+from core.files import check_can_write
 from core.imageio import write_png
 
 from . import checkpoint
@@ -143,12 +144,14 @@ def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def train(cfg: GanConfig) -> Path:
+    check_can_write(cfg.out, cfg.out)  # a read-only or impossible --out fails now, not at step 10
     d = setup(cfg.device)
     torch.manual_seed(cfg.seed + d.rank)
     g_data = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
     g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
 
-    data = StyleImages.from_folder(cfg.data, cfg.image_size, cfg.align)
+    data = StyleImages.from_folder(cfg.data, cfg.image_size, cfg.align,
+                                   hint=f"put images in {cfg.data}/<style>/ subfolders")
     weights = style_weights(cfg.style_weights, data.styles)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
@@ -159,7 +162,7 @@ def train(cfg: GanConfig) -> Path:
 
     step, wall = 0, 0.0
     if cfg.resume:
-        meta, tensors, header = checkpoint.load(cfg.out)
+        meta, tensors, header = checkpoint.load(cfg.out, "train first, or drop --resume")
         if meta["styles"] != data.styles:
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
         if GeneratorConfig(**meta["generator"]) != gcfg:
@@ -174,7 +177,7 @@ def train(cfg: GanConfig) -> Path:
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
     elif cfg.init is not None:
-        meta, tensors, _ = checkpoint.load(cfg.init)
+        meta, tensors, _ = checkpoint.load(cfg.init, "--init takes the --out folder of an earlier gan run")
         if meta.get("kind") != "gan" or meta["styles"] != data.styles:
             raise ValueError(f"--init {cfg.init}: a GAN checkpoint with the styles {data.styles} is needed "
                              f"(it has {meta.get('styles')})")

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from core.files import check_can_write
 from core.imageio import write_png
 from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_upsample
 
@@ -103,6 +104,7 @@ def block_grid(y: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def train(cfg: SrConfig) -> Path:
+    check_can_write(cfg.out, cfg.out)  # a read-only or impossible --out fails now, not at step 10
     d = setup(cfg.device)
     torch.manual_seed(cfg.seed + d.rank)
     g = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
@@ -115,7 +117,7 @@ def train(cfg: SrConfig) -> Path:
 
     step, wall = 0, 0.0
     if cfg.resume:
-        meta, tensors, header = checkpoint.load(cfg.out)
+        meta, tensors, header = checkpoint.load(cfg.out, "train first, or drop --resume")
         if meta["upscaler"] != ucfg.to_dict():
             raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}")
         checkpoint.restore_module(model, "model", tensors)
