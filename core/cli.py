@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.filename}: permission denied", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # a full disk, a read-only file system, …: the file and the reason, no traceback
-        print(f"error: {e.filename or 'i/o'}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
