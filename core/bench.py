@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .api import GAN_SCALE, Tessera, load_generator
+from .eval import run_sections
 from .files import write_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -227,10 +228,7 @@ def run(device: str = "cpu", models: str | None = None, quick: bool = False,
         ("upscalers", lambda: upscalers(gen, 256 if quick else 1024, 2 if quick else 3)),
         ("compile", lambda: compiled(device, models, size_1024, 2 if quick else 5, compile_modes)),
     ]
-    for name, fn in steps:
-        t0 = time.perf_counter()
-        r[name] = fn()
-        print(f"bench {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    r.update(run_sections(steps, "bench"))
     ref = next(p for p in r["pipeline"] if p["size"] == size_1024)
     r["flops"] = flops(gen, ref["size"], ref["total_s"])
     return r

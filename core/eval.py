@@ -19,7 +19,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -307,6 +309,21 @@ def store_in_weights(gen: Tessera, m: dict) -> None:
         weights.save(path, kind, config, tensors, metrics=part, **meta)
 
 
+def run_sections(sections: list[tuple[str, Callable[[], Any]]], desc: str) -> dict[str, Any]:
+    """Run each (name, fn) → {name: result}, behind a progress bar that names the one running and
+    logs how long each took (eval and bench are minutes of work)."""
+    from tqdm import tqdm
+
+    results = {}
+    with tqdm(sections, desc=desc, unit="section", file=sys.stderr, dynamic_ncols=True) as bar:
+        for name, fn in bar:
+            bar.set_postfix_str(name)
+            t0 = time.perf_counter()
+            results[name] = fn()
+            bar.write(f"{desc} {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -333,10 +350,7 @@ def main(argv: list[str] | None = None) -> int:
              ("upscaler_x4", lambda: upscaler(gen, args.data, 4)),
              ("upscaler_x2", lambda: upscaler(gen, args.data, 2)),
              ("realism", lambda: realism(gen, args.data, args.seeds, args.crops))]
-    for name, fn in steps:
-        t0 = time.perf_counter()
-        m[name] = fn()
-        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    m.update(run_sections(steps, "eval"))
     table = card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n" + training_table(gen)
     print(table)
     if not args.no_write:

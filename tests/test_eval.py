@@ -86,3 +86,12 @@ def test_measurements_fill_the_card_and_mark_each_target(gen, curated: Path, tmp
     text = card.read_text()
     assert "old numbers" not in text and table in text
     assert text.startswith("# Card\n\nkept above\n") and text.endswith("\nkept below\n")
+
+
+def test_run_sections_returns_each_result_and_logs_its_time(capsys):
+    from core.eval import run_sections
+
+    assert run_sections([("first", lambda: 1), ("second", lambda: {"x": 2})], "eval") == {"first": 1,
+                                                                                       "second": {"x": 2}}
+    err = capsys.readouterr().err
+    assert "eval first: 0 s" in err and "eval second: 0 s" in err
