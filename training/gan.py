@@ -18,8 +18,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.nn.utils import spectral_norm
 
-from core.generator import GeneratorConfig, TextureGenerator
 from core.files import check_can_write
+from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
 
 from . import checkpoint
