@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from . import imageio, pbr, weights
-from .catalog import SHIPPED_DIR, model_files, search_path, user_models_dir  # noqa: F401  (public here too)
+from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
+                      user_models_dir)
 from .generator import TextureGenerator
 from .upscaler import Upscaler, upscale_tiled
 
@@ -239,10 +240,10 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
     """Load every weights file on the search path. Bad files are reported by name (warnings and
     `.errors`) while good ones still load; with no usable generator at all, raise."""
     folders = search_path(models_dir)
-    chosen = models_dir if models_dir is not None else os.environ.get("TESSERA_MODELS") or None
-    if chosen is not None and not Path(chosen).expanduser().is_dir():
-        what = f"models folder {chosen}" if models_dir is not None else f"$TESSERA_MODELS={chosen}"
-        reason = "is a file, expected a folder" if Path(chosen).expanduser().exists() else "does not exist"
+    chosen = chosen_models_dir(models_dir)
+    if chosen is not None and not chosen.is_dir():
+        what = f"models folder {models_dir}" if models_dir else f"$TESSERA_MODELS={os.environ['TESSERA_MODELS']}"
+        reason = "is a file, expected a folder" if chosen.exists() else "does not exist"
         raise FileNotFoundError(f"{what} {reason}")
     dev = resolve_device(device)
     gens: dict[str, _GanEntry] = {}

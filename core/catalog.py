@@ -28,12 +28,16 @@ def user_models_dir() -> Path:
     return base / "tessera" / "models"
 
 
+def chosen_models_dir(models_dir: str | Path | None = None) -> Path | None:
+    """The one folder that replaces the default search path: `models_dir`, else $TESSERA_MODELS; None if neither."""
+    chosen = models_dir or os.environ.get("TESSERA_MODELS")
+    return Path(chosen).expanduser() if chosen else None
+
+
 def search_path(models_dir: str | Path | None = None) -> list[Path]:
     """`models_dir` or $TESSERA_MODELS replaces the default: the user folder, then shipped weights."""
-    chosen = models_dir or os.environ.get("TESSERA_MODELS")
-    if chosen:
-        return [Path(chosen).expanduser()]
-    return [user_models_dir(), SHIPPED_DIR]
+    chosen = chosen_models_dir(models_dir)
+    return [chosen] if chosen is not None else [user_models_dir(), SHIPPED_DIR]
 
 
 def model_files(models_dir: str | Path | None = None) -> list[Path]:

@@ -42,9 +42,11 @@ def save(folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str
     return folder / LAST
 
 
-def load(folder: Path, hint: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
+def load(folder: Path, hint: str = "train first, or drop --resume"
+         ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
     """→ (meta, tensors, raw header). No checkpoint is a FileNotFoundError naming it, followed by `hint`
-    (what the command needs instead); a file that is not a checkpoint is a ValueError naming it."""
+    (what the command needs instead; the default fits --resume); a file that is not a checkpoint is a
+    ValueError naming it."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 

@@ -162,7 +162,7 @@ def train(cfg: GanConfig) -> Path:
 
     step, wall = 0, 0.0
     if cfg.resume:
-        meta, tensors, header = checkpoint.load(cfg.out, "train first, or drop --resume")
+        meta, tensors, header = checkpoint.load(cfg.out)
         if meta["styles"] != data.styles:
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
         if GeneratorConfig(**meta["generator"]) != gcfg:

@@ -117,7 +117,7 @@ def train(cfg: SrConfig) -> Path:
 
     step, wall = 0, 0.0
     if cfg.resume:
-        meta, tensors, header = checkpoint.load(cfg.out, "train first, or drop --resume")
+        meta, tensors, header = checkpoint.load(cfg.out)
         if meta["upscaler"] != ucfg.to_dict():
             raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}")
         checkpoint.restore_module(model, "model", tensors)
