@@ -86,8 +86,12 @@ class Tessera:
     # style names and mixes
 
     def style_weights(self, style: str | dict[str, float]) -> tuple[_GanEntry, torch.Tensor]:
-        """'grass', 'grass+rock' (equal parts), 'grass:0.7+rock:0.3' or {'grass': 0.7, ...}."""
-        mix = parse_style(style) if isinstance(style, str) else dict(style)
+        """'grass', 'grass+rock' (equal parts), 'grass:0.7+rock:0.3' or {'grass': 0.7, ...}. A string that
+        is exactly a style's name means that style, even when the name holds ':' or '+'."""
+        if isinstance(style, str):
+            mix = {style: 1.0} if style in self.generators else parse_style(style)
+        else:
+            mix = dict(style)
         if not mix:
             raise ValueError(f"empty style: choose from {', '.join(self.styles)}")
         for name, amount in mix.items():
@@ -198,7 +202,8 @@ class Tessera:
         return float(w[0] @ torch.tensor(bases, dtype=w.dtype))
 
     def _upscale(self, x: torch.Tensor, scale: int, tileable: bool,
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                 progress: Callable[[int, int], None] | None = None, exact: bool = False) -> torch.Tensor:
+        """`exact`: no reduced-precision autocast (bf16 keeps 8 bits: too few for 16-bit input)."""
         if scale not in self.upscalers:
             have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
             raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
@@ -206,17 +211,40 @@ class Tessera:
         cpu = self.device.type == "cpu"
         x = x.contiguous(memory_format=torch.contiguous_format if cpu else torch.channels_last)
         tile = 256 if cpu else 512
-        with self._autocast():
+        with nullcontext() if exact else self._autocast():
             y = upscale_tiled(model, x, tile=tile, tileable=tileable, progress=progress)
         return y.float().clamp(0, 1)
 
     @torch.inference_mode()
     def upscale(self, img: np.ndarray, scale: int = 4, tileable: bool = True) -> np.ndarray:
-        """(H, W, 3) uint8 → (H·scale, W·scale, 3) uint8; wraps around the borders when tileable."""
+        """Upscale an image ×`scale`; it wraps around the borders when `tileable`, else is mirrored there.
+
+        `img`: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA (straight alpha), any
+        H, W ≥ 1, of dtype uint8 (0…255), uint16 (0…65535), bool, or float16/32/64 (values in 0…1).
+        → the same layout at (H·scale, W·scale), in the same dtype (bool → uint8, floats → float32).
+        Grey stays grey (it goes through the model as R = G = B and comes back as their mean); alpha is
+        upscaled on its own, as a grey image, so what it hid stays hidden.
+        Raises ValueError for another shape or dtype, floats outside 0…1, or a scale other than 2 or 4.
+        """
         if scale not in (2, 4):
             raise ValueError(f"scale {scale!r} is not supported: use 2 or 4")
-        x = imageio.to_tensor(img).to(self.device)
-        return imageio.to_uint8(self._upscale(x, scale, tileable))
+        unit = imageio.to_unit(img)  # checks shape, dtype and range
+        grey = unit.ndim == 2 or unit.shape[2] <= 2
+        planes = unit[..., None] if unit.ndim == 2 else unit
+        colour = planes[..., :1] if grey else planes[..., :3]
+        layers = [np.broadcast_to(colour, (*colour.shape[:2], 3))]
+        alpha = planes.shape[2] in (2, 4)
+        if alpha:
+            layers.append(np.broadcast_to(planes[..., -1:], (*planes.shape[:2], 3)))
+        x = torch.from_numpy(np.stack(layers)).permute(0, 3, 1, 2).contiguous().to(self.device)
+        exact = img.dtype not in (np.uint8, np.bool_)
+        y = self._upscale(x, scale, tileable, exact=exact).permute(0, 2, 3, 1).cpu().numpy()  # (layers, H', W', 3)
+        out = y[0].mean(axis=2, keepdims=True) if grey else y[0]
+        if alpha:
+            out = np.concatenate([out, y[1].mean(axis=2, keepdims=True)], axis=2)
+        if unit.ndim == 2:
+            out = out[..., 0]
+        return imageio.from_unit(out, img.dtype)
 
 
 def parse_style(spec: str) -> dict[str, float]:

@@ -2,18 +2,21 @@
 
 Shared by `tessera batch`, `tessera generate` and the Blender worker. Every image is renamed into place
 only when whole and the manifest is rewritten (atomically) after each texture set, so a rerun skips
-what is finished.
+what is finished. One run at a time per folder: a second is refused, naming the first. A run never
+replaces a finished image of another size unless asked to.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .files import check_can_write, write_text
+from .files import check_can_write, check_name_length, sweep_stale, try_lock, write_text
 from .imageio import have_exr, write_exr, write_png
 from .pbr import check_maps, derive
 
@@ -34,7 +37,7 @@ def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> 
     Raises ValueError before any work when a file could not be written."""
     from .imageio import check_writable
 
-    folder_given = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
+    folder_given = str(out).endswith(("/", os.sep)) or os.path.isdir(out)  # (False for a name too long)
     folder = Path(out) if folder_given else Path(out).parent
     paths = {m: folder / file_name(style, seed, m) for m in maps}
     if not folder_given:
@@ -45,7 +48,11 @@ def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> 
 
 
 def write_maps(paths: dict[str, Path], maps: dict) -> dict[str, Path]:
-    """Write each map to its path (the height also as `.exr` when OpenEXR is installed)."""
+    """Write each map to its path (the height also as `.exr` when OpenEXR is installed), after sweeping
+    the temporary files killed runs left in those folders."""
+    for folder in {paths[name].parent for name in maps}:
+        if folder.is_dir():
+            sweep_stale(folder)
     for name, img in maps.items():
         write_png(paths[name], img)
         if name == "height" and have_exr():
@@ -63,15 +70,70 @@ def check_folder(out: str | Path) -> Path:
 
 
 def prepare(out: Path) -> Path:
-    """Check or create the output folder and sweep temporary files a killed run left behind."""
+    """Check or create the output folder and sweep temporary files killed runs left behind (not those
+    another run is writing)."""
     out = check_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--out {out}: cannot create folder ({e.strerror})") from None
-    for stale in out.glob(".*.tmp"):  # left by a run killed mid-write; never a finished image
-        stale.unlink()
+    sweep_stale(out)
     return out
+
+
+LOCK = ".tessera-batch.lock"  # exists while a run bakes into the folder (a killed run's is taken over)
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold `out` for this run (an advisory lock on `out/LOCK`, which says who holds it; a kill releases
+    the lock). While another run holds it, raise ValueError naming that run."""
+    path = out / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not try_lock(fd):
+            os.close(fd)
+            other = path.read_text(errors="replace").strip() or "just starting"
+            raise ValueError(f"{out} is in use by another Tessera batch run ({other}): wait for it to finish, "
+                             f"or bake into another folder")
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # not a file the previous holder removed while we opened it
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}, "
+                     f"started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: a run waiting on this file then starts afresh
+        os.close(fd)
+
+
+def image_side(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image file from its header, or None when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def check_names(styles: list[str], seeds: list[int], maps: tuple[str, ...], out: Path) -> None:
+    """Refuse, before any work, styles whose files would share a name (also on a case-insensitive disk)
+    or have a name too long for the file system."""
+    stems: dict[str, str] = {}
+    for style in styles:
+        other = stems.setdefault(file_stem(style).lower(), style)
+        if other != style:
+            raise ValueError(f"styles {other!r} and {style!r} would be saved under the same file names "
+                             f"({file_name(other, seeds[0])}): bake them into separate folders")
+        for m in maps:
+            check_name_length(out / file_name(style, max(seeds), m))
 
 
 def read_manifest(out: Path) -> list[dict]:
@@ -89,15 +151,46 @@ def read_manifest(out: Path) -> list[dict]:
 
 
 def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
-         progress: Progress | None = None, maps: tuple[str, ...] = ("albedo",)) -> tuple[Path, int]:
-    """Make every (style, seed) not already in `out`; → (manifest path, texture sets skipped as done)."""
+         progress: Progress | None = None, maps: tuple[str, ...] = ("albedo",),
+         replace: bool = False) -> tuple[Path, int]:
+    """Make every (style, seed) not already in `out`; → (manifest path, texture sets skipped as done).
+
+    Raises ValueError before any work when another run is baking into `out`, or when `out` holds images
+    of these styles and seeds at another size (unless `replace`)."""
     maps = check_maps(maps)
     for s in styles:
         gen.style_weights(s)  # validate every style before the first image
+    check_names(styles, seeds, maps, Path(out))
     out = prepare(out)
+    plan(styles, seeds, size, out, maps, replace)  # mistakes are told before the lock file is written
+    with folder_lock(out):
+        return _bake(gen, styles, seeds, size, out, progress, maps, replace)
+
+
+def plan(styles: list[str], seeds: list[int], size: int, out: Path, maps: tuple[str, ...],
+         replace: bool) -> tuple[list[dict], list[tuple[str, int]]]:
+    """→ (the manifest's finished sets, the (style, seed) pairs still to make). Reads only."""
     images = read_manifest(out)
     done = {(e["style"], e["seed"], e["size"]) for e in images if set(maps) <= set(e["files"])}
     jobs = [(s, seed) for s in styles for seed in seeds if (s, seed, size) not in done]
+    if not replace:  # a finished image of another size is a result, not a leftover: never lost silently
+        others = {}
+        for s, seed in jobs:
+            for m in maps:
+                side = image_side(out / file_name(s, seed, m))
+                if side is not None and side != (size, size):
+                    others[file_name(s, seed, m)] = side
+        if others:
+            first, (w, h) = next(iter(others.items()))
+            raise ValueError(f"{out} already holds {len(others)} image(s) of these styles and seeds at another "
+                             f"size (e.g. {first}, {w}×{h}); a {size}² bake would replace them: bake at that "
+                             f"size to resume, into another folder, or replace them (tessera batch --replace)")
+    return images, jobs
+
+
+def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progress: Progress | None,
+          maps: tuple[str, ...], replace: bool) -> tuple[Path, int]:
+    images, jobs = plan(styles, seeds, size, out, maps, replace)  # again, now that no other run can write
     skipped = len(styles) * len(seeds) - len(jobs)
 
     def write_manifest() -> Path:
@@ -114,9 +207,10 @@ def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
         for seed, albedo in gen.generate_many(style, pending, size):
             targets = {m: out / file_name(style, seed, m) for m in maps}
             paths = write_maps(targets, derive(albedo, maps, roughness=roughness))
+            before = [e for e in images if (e["style"], e["seed"]) == (style, seed) and e["size"] == size]
+            files = {**(before[0]["files"] if before else {}), **{name: p.name for name, p in paths.items()}}
             images = [e for e in images if (e["style"], e["seed"]) != (style, seed)]
-            images.append({"style": style, "seed": seed, "size": size,
-                           "files": {name: p.name for name, p in paths.items()},
+            images.append({"style": style, "seed": seed, "size": size, "files": files,
                            "seconds": round(time.perf_counter() - t0, 3)})
             write_manifest()
             done_count, t0 = done_count + 1, time.perf_counter()

@@ -85,12 +85,12 @@ def parse_list(spec: str) -> list[str]:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from .api import MAX_SIZE
-    from .imageio import check_writable, read_image, write_png
+    from .imageio import check_writable, read_pixels, write_png
 
     if args.scale not in (2, 4):
         raise ValueError(f"--scale {args.scale} is not supported: use 2 or 4")
     out = check_writable(args.out)
-    img = read_image(args.input)
+    img = read_pixels(args.input)  # grey, 16-bit and alpha kept as they are, turned upright
     h, w = img.shape[:2]
     if max(h, w) * args.scale > 2 * MAX_SIZE:
         raise ValueError(f"{args.input}: {w}×{h} ×{args.scale} would exceed {2 * MAX_SIZE} px; "
@@ -125,7 +125,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             bars.append(tqdm(total=total, desc="batch", unit="img", disable=args.quiet))
         bars[0].update(done - bars[0].n)
 
-    manifest, _ = bake(gen, styles, seeds, args.size, Path(args.out), progress, maps)
+    manifest, _ = bake(gen, styles, seeds, args.size, Path(args.out), progress, maps, replace=args.replace)
     for bar in bars:
         bar.close()
     print(manifest)
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=int, default=1024, help="side in pixels: a multiple of 64 from 256 to 8192")
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--replace", action="store_true",
+                   help="replace images of these styles and seeds that --out holds at another size")
     return p
 
 

@@ -94,21 +94,34 @@ class Upscaler(nn.Module):
         return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(self.up(f)))
 
 
+def pad_context(x: torch.Tensor, m: int, tileable: bool) -> torch.Tensor:
+    """(B, C, H, W) padded by `m` pixels on every side: wrapping around the torus (tileable) or mirrored
+    at the borders (as F.pad's "reflect"). Unlike F.pad, any `m` works, also one larger than the image:
+    a 1×1 or 16×16 image gets all the context the model needs, wrapped or mirrored as often as it takes."""
+    def index(n: int) -> torch.Tensor:
+        i = torch.arange(-m, n + m, device=x.device)
+        if tileable or n == 1:
+            return i % n
+        period = 2 * n - 2  # reflect without repeating the edge pixel: 0 1 … n-1 n-2 … 1 | 0 1 …
+        i = i % period
+        return torch.where(i >= n, period - i, i)
+
+    return x[..., index(x.shape[-2])[:, None], index(x.shape[-1])[None, :]]
+
+
 @torch.inference_mode()
 def upscale_tiled(model: Upscaler, x: torch.Tensor, *, tile: int = 256, tileable: bool = True,
                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Upscale (B, 3, H, W) in tiles of `tile` low-res pixels with wrap-around (or mirrored) context.
 
     Equal to `model(x)` on tileable input (up to float rounding), with memory bounded by the tile.
-    `progress(done, total)` is called after each tile (it may raise to stop).
+    Any size from 1×1 up works. `progress(done, total)` is called after each tile (it may raise to stop).
     """
     s, m = model.cfg.scale, model.cfg.context
     b, _, h, w = x.shape
-    # Torus or mirror: build the context by padding once (mirror needs m < size, else wrap).
-    if tileable and h <= tile and w <= tile:
-        return model(x)  # the model itself lives on the torus
-    mode = "circular" if tileable or m >= min(h, w) else "reflect"
-    src = F.pad(x, (m, m, m, m), mode=mode)
+    if tileable and h <= tile and w <= tile and min(h, w) >= 2:
+        return model(x)  # the model itself lives on the torus (its bicubic skip pads 2 pixels)
+    src = pad_context(x, m, tileable)
     if h <= tile and w <= tile:
         return model(src)[..., m * s:(m + h) * s, m * s:(m + w) * s]
     out = torch.empty(b, 3, h * s, w * s, dtype=x.dtype, device=x.device)

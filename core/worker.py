@@ -6,7 +6,7 @@ cancel arrives mid-request. Every line on stdout is one JSON object; everything 
 Requests (stdin):
   {"id": 1, "cmd": "generate", "style": "grass", "seed": 0, "size": 1024, "out": "/dir/grass_0_albedo.png",
    "maps": ["albedo", "normal"], "normal_strength": 1.0}   (maps, strength optional; out: albedo or folder)
-  {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0, 1], "size": 1024, "out": "/dir"}
+  {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0, 1], "size": 1024, "out": "/dir", "replace": false}
   {"id": 3, "cmd": "thumbnails", "out": "/dir", "size": 128}
   {"cmd": "cancel", "id": 2}          stop request 2 at its next tile or image
   {"cmd": "quit"}                     (or end of input)
@@ -17,12 +17,15 @@ Replies (stdout), each naming its request's id:
   {"id": 1, "event": "result", "files": {"albedo": "/dir/grass_0_albedo.png", ...}, "seconds": 0.3}
   {"id": 1, "event": "error", "message": "one line"}
   {"id": 1, "event": "cancelled"}
+Every "out" is an absolute path: the worker's own folder means nothing to its host (the add-on starts it
+in the extension's install folder), so a relative one is refused.
 Files are renamed into place only when whole, so a cancel or a kill never leaves half an image.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -34,6 +37,15 @@ from typing import Any, TextIO
 
 class Cancelled(Exception):
     pass
+
+
+def out_path(req: dict) -> str:
+    """The request's "out", refused unless absolute (kept as given: a trailing slash marks a folder)."""
+    out = os.path.expanduser(str(req["out"]))
+    if not os.path.isabs(out):
+        raise ValueError(f"out {out!r} is a relative path, which would land in the worker's folder "
+                         f"{Path.cwd()}: give an absolute path")
+    return out
 
 
 class Worker:
@@ -63,7 +75,7 @@ class Worker:
 
         maps = check_maps(req.get("maps", ["albedo"]))
         size = check_size(req.get("size", 1024))
-        paths = map_paths(req["out"], req["style"], req.get("seed", 0), maps)
+        paths = map_paths(out_path(req), req["style"], req.get("seed", 0), maps)
         images = self.gen.generate_maps(req["style"], seed=req.get("seed", 0), size=size, maps=maps,
                                         normal_strength=req.get("normal_strength", DEFAULT_NORMAL_STRENGTH),
                                         progress=lambda d, t: self.progress(rid, d, t))
@@ -79,8 +91,9 @@ class Worker:
         seeds = [int(s) for s in req["seeds"]]
         if not seeds or min(seeds) < 0:
             raise ValueError(f"seeds {req['seeds']!r} must be whole numbers ≥ 0")
-        manifest, skipped = bake(self.gen, list(req["styles"]), seeds, size, Path(req["out"]),
-                                 lambda d, t, _name: self.progress(rid, d, t), tuple(req.get("maps", ["albedo"])))
+        manifest, skipped = bake(self.gen, list(req["styles"]), seeds, size, Path(out_path(req)),
+                                 lambda d, t, _name: self.progress(rid, d, t), tuple(req.get("maps", ["albedo"])),
+                                 replace=bool(req.get("replace", False)))
         return {"manifest": str(manifest), "skipped": skipped}
 
     def thumbnails(self, rid: Any, req: dict) -> dict:
@@ -92,7 +105,7 @@ class Worker:
         for i, style in enumerate(self.gen.styles):
             entry = self.gen.generators[style]
             key = str(entry.meta.get("tensor_sha256", entry.path.stem))[:12]
-            path = Path(req["out"]) / key / f"{style}.png"
+            path = Path(out_path(req)) / key / f"{style}.png"
             if not path.is_file():
                 write_png(path, to_uint8(self.gen.generate_gan(style, seed=0, size=size)))
             files[style] = str(path)

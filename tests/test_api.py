@@ -162,9 +162,10 @@ def test_upscale_bad_scale(gen, scale):
         gen.upscale(img, scale=scale)
 
 
-def test_upscale_bad_array(gen):
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        gen.upscale(np.zeros((16, 16), np.uint8))
+@pytest.mark.parametrize("img", [np.zeros((16, 16, 5), np.uint8), np.zeros(16, np.uint8), np.zeros((16, 16, 3, 1))])
+def test_upscale_bad_array(gen, img):
+    with pytest.raises(ValueError, match=r"\(H, W\) grey, \(H, W, 2\) grey \+ alpha, \(H, W, 3\) RGB or \(H, W, 4\) RGBA"):
+        gen.upscale(img)
 
 
 def test_upscale_missing_scale_names_loaded_ones(tiny_models):

@@ -31,7 +31,7 @@ from training_helpers import (REPO, STYLES, cli_flags, free_port, gan_kwargs, ma
                               read_checkpoint, run_training, same_tensors, sr_kwargs, subprocess_env, write_png)
 
 # Every in-process run reads the dataset's bad.png; tests that check that warning use pytest.warns.
-pytestmark = pytest.mark.filterwarnings("ignore:skipping unreadable image")
+pytestmark = pytest.mark.filterwarnings(r"ignore:skipping .*bad\.png")
 
 
 # fixtures
@@ -79,7 +79,7 @@ def rewrite_checkpoint(folder: Path, change=lambda k, v: v, meta=lambda m: m) ->
 
 def test_gan_smoke_writes_checkpoint_log_and_samples(data, tmp_path):
     out = tmp_path / "gan"
-    with pytest.warns(UserWarning, match=r"skipping unreadable image .*bad\.png") as record:
+    with pytest.warns(UserWarning, match=r"skipping .*bad\.png: not a readable image") as record:
         path = gan(data, out)
     assert [str(w.message) for w in record if "notes.txt" in str(w.message)] == []  # not an image: no warning
 
@@ -499,7 +499,7 @@ def test_cli_no_usable_image_is_one_error_line(tmp_path):
     res = run_training("gan", *cli_flags(gan_kwargs(empty, tmp_path / "out")))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [  # the warning too is one line, without file:line and source
-        f"warning: skipping unreadable image {empty / 'rock' / 'bad.png'} (UnidentifiedImageError)",
+        f"warning: skipping {empty / 'rock' / 'bad.png'}: not a readable image (UnidentifiedImageError)",
         f"error: no usable image in {empty}: put images in {empty}/<style>/ subfolders"]
     assert not (tmp_path / "out").exists()
 
@@ -543,7 +543,8 @@ def test_cli_export_of_a_broken_checkpoint_is_one_error_line(tmp_path, capsys, b
 def test_cli_out_that_cannot_be_written_is_one_error_line(data, tmp_path, capsys, monkeypatch):
     """--out under a file, or on a read-only file system: one line naming the path, before any training."""
     import errno
-    import tempfile
+
+    from core.files import TMP_MARK
 
     (tmp_path / "f").write_text("a file, not a folder")
     assert cli_main(["gan", *cli_flags(gan_kwargs(data, tmp_path / "f" / "x"))]) == 2
@@ -556,10 +557,14 @@ def test_cli_out_that_cannot_be_written_is_one_error_line(data, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'f'}"), err
 
-    def read_only(*args, dir=None, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), dir)
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    def read_only(path, flags, *args, **kwargs):  # creating Tessera's probe or temporary files fails
+        if flags & os.O_CREAT and TMP_MARK in os.fspath(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
     for argv in (["sr", *cli_flags(sr_kwargs(data, tmp_path / "ro"))],
                  ["export", str(tmp_path / "gan"), "--out", str(tmp_path / "ro" / "w.safetensors")]):
         assert cli_main(argv) == 2

@@ -73,10 +73,15 @@ class StyleImages:
 
     @classmethod
     def from_folder(cls, root: Path, max_side: int | None = None, align: bool = False,
-                    hint: str | None = None) -> "StyleImages":
+                    hint: str | None = None, check_names: bool = False) -> "StyleImages":
         """With `align`, images whose stripes run vertically are turned by 90° (see `run_horizontally`).
-        `hint` ends the no-usable-image error (default: put images in `root` or in style subfolders)."""
+        `hint` ends the no-usable-image error (default: put images in `root` or in style subfolders).
+        With `check_names`, folder names that could not be used as style names raise ValueError first.
+        Images are read as `core.imageio.read_image` reads them (EXIF orientation applied, 16-bit and
+        float scaled, grey repeated; alpha left out with a warning when it hides anything)."""
         from PIL import Image
+
+        from core.imageio import UnreadableImage, has_transparency, read_pixels, to_rgb8
 
         root = Path(root)
         if not root.exists():
@@ -85,27 +90,32 @@ class StyleImages:
             raise ValueError(f"data {root} is a file, not a folder of images")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
         groups = [(p.name, p) for p in folders] or [(root.name, root)]
+        if check_names:
+            check_style_names([name for name, _ in groups], root)
         styles, images, turned = [], [], 0
         for name, folder in groups:
             imgs = []
             for f in sorted(folder.iterdir()):
                 if f.suffix.lower() not in IMAGE_EXTS:
                     continue
-                try:
-                    with Image.open(f) as im:
-                        im = im.convert("RGB")
-                        if max_side and max(im.size) > max_side:
-                            k = max_side / max(im.size)
-                            im = im.resize((max(1, round(im.size[0] * k)), max(1, round(im.size[1] * k))),
-                                           Image.Resampling.LANCZOS)
-                        img = torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous()
-                        if align:
-                            upright = run_horizontally(img)
-                            turned += upright is not img
-                            img = upright
-                        imgs.append(img)
-                except Exception as e:  # noqa: BLE001 — skip any file Pillow cannot decode
-                    warnings.warn(f"skipping unreadable image {f} ({e.__class__.__name__})", stacklevel=2)
+                try:  # upright, 16-bit and float scaled, grey as grey: never a white field
+                    pixels = read_pixels(f)
+                except UnreadableImage as e:  # skip any file Pillow cannot decode or Tessera cannot read
+                    warnings.warn(f"skipping {e}", stacklevel=2)
+                    continue
+                if has_transparency(pixels):
+                    warnings.warn(f"{f}: transparency ignored (training reads the colour channels)", stacklevel=2)
+                im = Image.fromarray(to_rgb8(pixels))
+                if max_side and max(im.size) > max_side:
+                    k = max_side / max(im.size)
+                    im = im.resize((max(1, round(im.size[0] * k)), max(1, round(im.size[1] * k))),
+                                   Image.Resampling.LANCZOS)
+                img = torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous()
+                if align:
+                    upright = run_horizontally(img)
+                    turned += upright is not img
+                    img = upright
+                imgs.append(img)
             if imgs:
                 styles.append(name)
                 images.append(imgs)
@@ -146,6 +156,29 @@ class StyleImages:
                 patch = patch.flip(2)
             out[i] = patch
         return out, labels
+
+
+STYLE_RESERVED = ":+,"  # the style-mix syntax ("grass:0.7+rock:0.3") and list separators (--styles a,b)
+
+
+def check_style_names(names: list[str], root: Path) -> None:
+    """Raise ValueError unless every folder name can be a style: usable in a mix (`--style a:0.5+b`) and
+    a list (`--styles a,b`), not blank at either end, and saved under file names no other style shares
+    (`core.batch.file_stem`, compared ignoring case, as on a case-insensitive disk)."""
+    from core.batch import file_stem
+
+    stems: dict[str, str] = {}
+    for name in names:
+        bad = sorted(set(name) & set(STYLE_RESERVED))
+        if bad or name != name.strip() or not name:
+            why = (f"holds {' '.join(repr(c) for c in bad)}, which style mixes and lists use" if bad
+                   else "begins or ends with a space")
+            raise ValueError(f"style folder {root / name!r} {why}: rename it (letters, digits, '-', '_', '.', "
+                             f"inner spaces)")
+        other = stems.setdefault(file_stem(name).lower(), name)
+        if other != name:
+            raise ValueError(f"style folders {other!r} and {name!r} in {root} would be saved under the same file "
+                             f"names ({file_stem(name)}_<seed>_<map>.png): rename one")
 
 
 def run_horizontally(img: torch.Tensor, ratio: float = 1.5) -> torch.Tensor:

@@ -151,7 +151,7 @@ def train(cfg: GanConfig) -> Path:
     g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
 
     data = StyleImages.from_folder(cfg.data, cfg.image_size, cfg.align,
-                                   hint=f"put images in {cfg.data}/<style>/ subfolders")
+                                   hint=f"put images in {cfg.data}/<style>/ subfolders", check_names=True)
     weights = style_weights(cfg.style_weights, data.styles)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
