@@ -27,7 +27,8 @@ START_TIMEOUT_S = 120.0  # loading torch and the models; a worker silent for thi
 class Job:
     cmd: str
     label: str                                   # shown while it runs: "grass 42"
-    on_result: Callable[[dict[str, Any]], str]   # applies a result (main thread) → message for the user
+    on_result: Callable[[dict[str, Any]], str | tuple[str, str]]  # applies a result (main thread) → message
+    #                                                 for the user, or (level, message) to warn
     visible: bool = True                         # False: background chores such as thumbnails
     rid: int = 0
     done: int = 0
@@ -57,14 +58,18 @@ def running() -> Job | None:
 def get_client(context: bpy.types.Context | None = None) -> worker.WorkerClient:
     """The warm worker; (re)started when it died or its settings changed."""
     p = prefs.get(context)
-    settings = (worker.find_python(p.python), p.device, str(prefs.models_dir(context) or ""))
+    try:
+        models = prefs.models_dir(context)
+    except ValueError as e:  # a relative models folder: the operators report it before getting here
+        raise worker.WorkerError(str(e)) from None
+    settings = (worker.find_python(p.python), p.device, str(models or ""))
     c = STATE.client
     if c is not None and c.alive() and c.settings == settings:
         return c
     if c is not None:  # settings changed (or it died) while idle: only background chores can be lost
         c.stop()
         STATE.jobs = {rid: j for rid, j in STATE.jobs.items() if j.visible}
-    STATE.client = worker.WorkerClient(*settings[:2], prefs.models_dir(context), prefs.user_dir() / "worker.log")
+    STATE.client = worker.WorkerClient(*settings[:2], models, prefs.user_dir() / "worker.log")
     STATE.started = time.monotonic()
     return STATE.client
 
@@ -160,7 +165,8 @@ def _handle(c: worker.WorkerClient, ev: dict[str, Any]) -> None:
     del STATE.jobs[job.rid]
     if kind == "result":
         try:
-            job.outcome = ("INFO", job.on_result(ev))
+            told = job.on_result(ev)
+            job.outcome = told if isinstance(told, tuple) else ("INFO", told)
         except (OSError, RuntimeError, ValueError) as e:  # e.g. Blender could not read the file
             job.outcome = ("ERROR", f"Tessera: {e}")
         except Exception as e:  # a bug: keep the pump alive, say so in one line, details in the console

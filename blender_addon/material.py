@@ -55,9 +55,9 @@ def _socket(sockets: Any, identifier: str) -> Any:
 
 def build_material(mat: bpy.types.Material, maps: list[str], tiling: float, normal_strength: float,
                    displacement: float) -> None:
-    """(Re)build the node tree: Texture Coordinate (UV) → Mapping (scale = one Tiling value) → an Image
-    Texture per map → Principled BSDF: albedo (× AO through a Multiply mix) into Base Color, roughness
-    into Roughness, normal through a Normal Map node, height through a Displacement node."""
+    """(Re)build the node tree: Texture Coordinate (UV, or Object: `fit_coordinates`) → Mapping (scale = one
+    Tiling value) → an Image Texture per map → Principled BSDF: albedo (× AO through a Multiply mix) into Base
+    Color, roughness into Roughness, normal through a Normal Map node, height through a Displacement node."""
     mat[TAG] = True
     mat.use_nodes = True
     tree = mat.node_tree
@@ -137,6 +137,25 @@ def preview_tiling(mat: bpy.types.Material, on: bool) -> None:
         value = tree.nodes[TILING_NODE].outputs[0]
         value.default_value *= 2.0 if on else 0.5  # type: ignore[attr-defined]
         mat[PREVIEW] = on
+
+
+def fit_coordinates(mat: bpy.types.Material, obj: bpy.types.Object | None) -> str:
+    """Texture coordinates that work on `obj`: its UV map, or, for a mesh without one (where UV is (0, 0)
+    everywhere and the texture shows as one flat colour), object coordinates box-projected onto the
+    image nodes. → a note for the report ("" when UVs are used)."""
+    tree = mat.node_tree
+    if not mat.get(TAG) or tree is None or "Texture Coordinate" not in tree.nodes or "Mapping" not in tree.nodes:
+        return ""
+    mesh = obj.data if obj is not None and obj.type == "MESH" else None
+    box = isinstance(mesh, bpy.types.Mesh) and len(mesh.uv_layers) == 0
+    coords, mapping = tree.nodes["Texture Coordinate"], tree.nodes["Mapping"]
+    tree.links.new(coords.outputs["Object" if box else "UV"], mapping.inputs["Vector"])
+    for name in NODES.values():
+        node = tree.nodes.get(name)
+        if isinstance(node, bpy.types.ShaderNodeTexImage):
+            node.projection = "BOX" if box else "FLAT"
+            node.projection_blend = 0.2
+    return f"; {obj.name} has no UV map, so the material projects the maps onto its sides" if box and obj else ""
 
 
 def set_displacement_method(mat: bpy.types.Material, obj: bpy.types.Object | None) -> None:

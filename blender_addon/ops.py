@@ -116,7 +116,7 @@ class TESSERA_OT_generate(_Submit):
         tiling, preview, new_slot, pack = s.tiling, s.preview_tiling, s.new_slot, s.pack
         strength, displacement = s.normal_strength, s.displacement
 
-        def apply(result: dict) -> str:
+        def apply(result: dict) -> tuple[str, str]:
             images = {}
             for name, path in result["files"].items():
                 images[name] = material.load_image(f"{stem}_{name}", Path(path), pack, material.colorspace(name))
@@ -126,7 +126,9 @@ class TESSERA_OT_generate(_Submit):
             obj = bpy.data.objects.get(target) if target else None
             material.set_displacement_method(mat, obj)
             what = material.assign(obj, mat, new_slot)
-            return f"{stem} ({size}², {', '.join(images)}; {result['seconds']:.1f} s): {what}"
+            note = material.fit_coordinates(mat, obj)
+            return ("WARNING" if note else "INFO", f"{stem} ({size}², {', '.join(images)}; "
+                                                    f"{result['seconds']:.1f} s): {what}{note}")
 
         try:
             job = jobs.submit(context, jobs.Job("generate", f"{style} {seed}", apply), style=style, seed=seed,

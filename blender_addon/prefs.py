@@ -24,14 +24,31 @@ def user_dir(*parts: str) -> Path:
     return path
 
 
+def absolute(chosen: str, what: str) -> Path:
+    """A folder from the preferences as an absolute path: '//' is the saved .blend's folder, as Blender
+    reads it. Raises ValueError, saying what to do, for '//' in a file never saved and for other relative
+    paths: the worker runs in the extension's install folder, which an update deletes, and Blender's
+    working folder is wherever it was started."""
+    if chosen.startswith("//") and not bpy.data.filepath:
+        raise ValueError(f"{what} {chosen} is relative to the .blend file, which has not been saved: save the "
+                         f".blend file first, or choose an absolute folder in Preferences › Tessera")
+    path = Path(bpy.path.abspath(chosen)).expanduser()
+    if not path.is_absolute():
+        raise ValueError(f"{what} {chosen} is a relative path: choose an absolute folder in Preferences › Tessera "
+                         f"(or //folder for one beside the saved .blend file)")
+    return path
+
+
 def output_dir(context: bpy.types.Context | None = None) -> Path:
+    """The output folder (default: the extension's user folder). Raises ValueError as `absolute`."""
     chosen = get(context).output_dir
-    return Path(bpy.path.abspath(chosen)) if chosen else user_dir("textures")
+    return absolute(chosen, "Output folder") if chosen else user_dir("textures")
 
 
 def models_dir(context: bpy.types.Context | None = None) -> Path | None:
+    """The models folder, or None for the default search path. Raises ValueError as `absolute`."""
     chosen = get(context).models_dir
-    return Path(bpy.path.abspath(chosen)) if chosen else None
+    return absolute(chosen, "Models folder") if chosen else None
 
 
 class TesseraPreferences(bpy.types.AddonPreferences):
@@ -52,13 +69,15 @@ class TesseraPreferences(bpy.types.AddonPreferences):
     )
     models_dir: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Models Folder",
-        description="Folder of Tessera .safetensors weights. Empty: the shipped weights and your user models folder",
-        subtype="DIR_PATH",
+        description="Folder of Tessera .safetensors weights. Empty: the shipped weights and your user models "
+                    "folder. // is the saved .blend file's folder",
+        subtype="DIR_PATH", options={"PATH_SUPPORTS_BLEND_RELATIVE"},
     )
     output_dir: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Output Folder",
-        description="Where textures and batches are saved. Empty: the extension's user folder",
-        subtype="DIR_PATH",
+        description="Where textures and batches are saved. Empty: the extension's user folder. // is the saved "
+                    ".blend file's folder (save the file first)",
+        subtype="DIR_PATH", options={"PATH_SUPPORTS_BLEND_RELATIVE"},
     )
 
     def draw(self, context: bpy.types.Context) -> None:

@@ -37,7 +37,12 @@ def names(context: bpy.types.Context | None = None) -> list[str]:
 def items(context: bpy.types.Context | None = None) -> list[tuple[str, str, str, int, int]]:
     """Enum items for the style dropdown, with thumbnails once the worker has drawn them."""
     global _cache_key
-    models = prefs.models_dir(context)
+    try:
+        models = prefs.models_dir(context)
+    except ValueError as e:  # a relative folder: say why there are no styles
+        errors[:] = [str(e)]
+        _items.clear()
+        return _items
     if models is not None and not models.is_dir():
         errors[:] = [f"models folder {models} does not exist"]
         _items.clear()

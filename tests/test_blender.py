@@ -8,6 +8,7 @@ a real `python -m core worker` process. In background mode operators run to comp
 from __future__ import annotations
 
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -272,3 +273,60 @@ def test_style_thumbnails_become_enum_icons(bpy, addon, scene, tmp_path):
     # headless Blender gives previews no icon ids (those need a UI), but they hold the loaded pixels
     assert {s: tuple(styles._previews[s].image_size) for s in styles.names()} == {"brick": (64, 64), "grass": (64, 64)}
     assert len(list((tmp_path / "thumbs").rglob("*.png"))) == 2
+
+
+# issue 16: paths relative to a .blend never saved, meshes without UVs
+
+def install_folder() -> Path:
+    return Path(sys.modules[ADDON].__file__).parent
+
+
+@pytest.mark.parametrize("operator", ["generate", "batch_bake"])
+def test_a_relative_output_folder_in_an_unsaved_file_is_refused(bpy, addon, scene, operator):
+    p = bpy.context.preferences.addons[ADDON].preferences
+    p.output_dir = "//textures/"
+    assert bpy.data.filepath == ""  # a new file, never saved
+    with pytest.raises(RuntimeError, match=r"Output folder //textures/ is relative to the \.blend file, which has "
+                                           r"not been saved: save the \.blend file first"):
+        getattr(bpy.ops.tessera, operator)()
+    assert not (install_folder() / "textures").exists()  # nothing went into the extension's install folder
+    assert not list(install_folder().rglob("*.png")) and not tessera_images(bpy)
+
+
+def test_a_relative_output_folder_beside_a_saved_file_works(bpy, addon, scene, tmp_path):
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.context.preferences.addons[ADDON].preferences.output_dir = "//textures/"
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    assert (tmp_path / "textures" / "grass_3_albedo.png").is_file()
+    assert Path(bpy.data.images["grass_3_albedo"].filepath) == tmp_path / "textures" / "grass_3_albedo.png"
+
+
+@pytest.mark.parametrize("folder, text", [("//models/", "Models folder //models/ is relative to the .blend file"),
+                                          ("textures", "Output folder textures is a relative path")])
+def test_other_relative_folders_are_refused_with_what_to_do(bpy, addon, scene, tiny_models, folder, text):
+    p = bpy.context.preferences.addons[ADDON].preferences
+    if folder.startswith("//"):
+        p.models_dir = folder
+    else:
+        p.output_dir = folder
+    with pytest.raises(RuntimeError, match=re.escape(text)):
+        bpy.ops.tessera.generate()
+    assert not (install_folder() / folder.strip("/")).exists() and not tessera_images(bpy)
+
+
+def test_a_mesh_without_uv_map_gets_box_projected_coordinates(bpy, addon, scene):
+    cube = bpy.data.objects["Cube"]
+    mesh = cube.data
+    while mesh.uv_layers:
+        mesh.uv_layers.remove(mesh.uv_layers[0])
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    level, message = addon["jobs"].STATE.message
+    assert level == "WARNING" and "Cube has no UV map" in message
+    tree = cube.active_material.node_tree
+    assert linked(tree, "Texture Coordinate", "Object", "Mapping", "Vector")
+    assert not linked(tree, "Texture Coordinate", "UV", "Mapping", "Vector")
+    assert tree.nodes["Tessera Albedo"].projection == "BOX"
+    mesh.uv_layers.new(name="UVMap")  # with a UV map again, the material follows it
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    assert linked(tree, "Texture Coordinate", "UV", "Mapping", "Vector")
+    assert tree.nodes["Tessera Albedo"].projection == "FLAT" and addon["jobs"].STATE.message[0] == "INFO"

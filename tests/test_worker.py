@@ -64,3 +64,24 @@ def test_cancel_before_start_and_bad_map(tiny_models, tmp_path):
 def test_missing_models_is_fatal_with_one_line(tmp_path):
     events = run_worker([], "--models", str(tmp_path / "nowhere"))
     assert events == [{"event": "fatal", "message": f"models folder {tmp_path / 'nowhere'} does not exist"}]
+
+
+def test_relative_out_paths_are_refused(tiny_models):
+    """The add-on starts the worker in the extension's install folder: a relative path would land there."""
+    import shutil
+
+    names = ["rel-out-test-a.png", "rel-out-test-batch", "rel-out-test-thumbs"]
+    try:
+        events = run_worker([
+            {"id": 1, "cmd": "generate", "style": "grass", "size": 256, "out": names[0]},
+            {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0], "size": 256, "out": names[1]},
+            {"id": 3, "cmd": "thumbnails", "size": 16, "out": names[2]},
+        ], "--models", str(tiny_models))
+        for rid, name in enumerate(names, 1):
+            (event,) = by_id(events, rid)[-1:]
+            assert event["event"] == "error" and f"out {name!r} is a relative path" in event["message"], event
+            assert not (ROOT / name).exists()
+    finally:
+        for name in names:
+            shutil.rmtree(ROOT / name, ignore_errors=True)
+            (ROOT / name).unlink(missing_ok=True)
