@@ -102,8 +102,9 @@ def sweep_stale(folder: Path, name: str | None = None) -> int:
 def check_can_write(folder: Path, what: Path) -> None:
     """Raise ValueError naming `what` unless a file can be created in `folder`, or, where `folder` does
     not exist yet, in its nearest existing parent. Tried for real: `os.access` says yes to root even on
-    a read-only file system or in /proc."""
-    while not folder.exists() and folder != folder.parent:
+    a read-only file system or in /proc. A name in `what` too long for the file system is refused too."""
+    check_name_length(Path(what))
+    while not os.path.exists(folder) and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise ValueError(f"{what}: cannot write there ({folder} is a file, not a folder)")

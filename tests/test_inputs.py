@@ -558,3 +558,13 @@ def test_batch_refuses_styles_that_share_file_names(tmp_path, run):
     rc, _, err = run("batch", "--seeds", "0", "--size", "256", "--out", tmp_path / "b", "--models", models, "--quiet")
     one_line_error(rc, err, "styles 'rock wet' and 'rock-wet' would be saved under the same file names")
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
+
+
+def test_training_out_with_a_name_too_long_is_refused_before_training(tmp_path, capsys):
+    from training.cli import main as training_main
+    from training_helpers import cli_flags, gan_kwargs, make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    rc = training_main(["gan", *cli_flags(gan_kwargs(data, tmp_path / ("r" * 256)))])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bytes long; this file system allows 255" in err and err.count("\n") == 1, err
