@@ -1,9 +1,12 @@
 """`python -m core.eval` (`make eval`): measure the shipped weights and write the model card.
 
 Definitions are those of the team's shared METRICS.md, implemented and stated in core.metrics:
+  realism      the headline: per style, a classifier two-sample test (core.realism) between held-out real
+               textures and final outputs, at the GAN's scale (structure) and at full resolution (detail),
+               with its real-vs-real floor measured in the same run and the spread over repeats;
   tileability  seam ratio and seam percentile of final outputs, over ≥32 samples;
-  realism      per style, SWD(generated, validation crops) / SWD(validation, other validation crops);
-  diversity    per style, mean SWD between two seeds' crops / mean SWD between two real images' crops;
+  swd          diagnostic, per style: SWD(generated, validation crops) / SWD(validation, other validation
+               crops), and diversity: mean SWD between two seeds' crops / between two real images' crops;
   upscaler     PSNR-Y / SSIM-Y gain over bicubic on validation textures (LR by antialiased bicubic);
   pbr          per map seam ratio, mean normal length, time to derive the maps;
   speed        median warm time of one 1024² texture on this machine.
@@ -14,6 +17,7 @@ Results go to a JSON file, into the weights files' metadata, and between markers
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics, pbr, weights
+from . import metrics, pbr, realism, weights
 from .api import GAN_SCALE, SHIPPED_DIR, Tessera, load_generator
 from .files import cache_dir, write_text
 from .imageio import read_image, to_tensor, to_uint8
@@ -77,7 +81,9 @@ def tileability(gen: Tessera, samples: int, size: int) -> dict:
             "gan_seam_ratio": float(np.mean(gan_ratios))}
 
 
-def realism(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
+def swd(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
+    """Diagnostic: SWD of the GAN's output against validation crops over the real-vs-real floor, and
+    diversity (SWD between two seeds over SWD between two real textures), per style."""
     out = {}
     for style in gen.styles:
         val_dir, train_dir = data / "gan" / "val" / style, data / "gan" / "train" / style
@@ -104,6 +110,51 @@ def realism(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
             rec["diversity"] = float(d_gen / d_real)
         rec["diversity_swd"] = float(d_gen)
         out[style] = rec
+    return out
+
+
+def style_folders(folder: Path) -> dict[str, list[np.ndarray]]:
+    """{style: its images} of a curated split folder such as gan/val; {} when there is none."""
+    if not folder.is_dir():
+        return {}
+    return {d.name: style_images(d) for d in sorted(folder.iterdir()) if d.is_dir()}
+
+
+def final_outputs(gen: Tessera, styles: list[str], seeds: int, size: int) -> dict[str, list[np.ndarray]]:
+    """`seeds` final size² textures per style (seeds 10 000…, apart from every other measurement)."""
+    return {s: [gen.generate(s, seed=10_000 + k, size=size) for k in range(seeds)] for s in styles if s in gen.styles}
+
+
+def to_gan_scale(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Final outputs brought down to the GAN's scale as the curated textures were (Lanczos)."""
+    from PIL import Image
+
+    out = []
+    for img in images:
+        side = img.shape[0] // GAN_SCALE
+        out.append(np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.LANCZOS)))
+    return out
+
+
+def two_sample_test(gens: dict[str, Tessera], data: Path, seeds: int, size: int, repeats: int,
+                    cfg: realism.C2stConfig = realism.C2stConfig()) -> dict:
+    """The realism headline for each named release in `gens`, measured in one run with one floor.
+
+    structure: final size² outputs downscaled ×GAN_SCALE vs gan/val textures; floor: gan/train textures in
+               the generated role.
+    detail:    final outputs at full resolution vs detail/val textures (≥ 1024 px, resized to 1024);
+               floor: detail/train textures.
+    Returns {"structure": {name: {style: {acc, std, runs}, "mean": …}}, "detail": …, plus the settings}.
+    """
+    styles = sorted(style_folders(data / "gan" / "val"))
+    finals = {name: final_outputs(g, styles, seeds, size) for name, g in gens.items()}
+    out: dict[str, Any] = {"seeds": seeds, "size": size, "repeats": repeats, "config": dataclasses.asdict(cfg)}
+    for scale, folder, shrink in (("structure", "gan", True), ("detail", "detail", False)):
+        real = style_folders(data / folder / "val")
+        others = {"floor": style_folders(data / folder / "train")}
+        for name, sets in finals.items():
+            others[name] = {s: to_gan_scale(v) if shrink else v for s, v in sets.items()}
+        out[scale] = realism.two_sample(real, others, repeats=repeats, cfg=cfg)
     return out
 
 
@@ -209,10 +260,50 @@ def machine() -> str:
 
 # reporting
 
+def realism_table(r: dict) -> list[str]:
+    """The headline: one row per style, a column per release and scale, the floor beside each scale."""
+    names = [n for n in r["structure"] if n != "floor"] + ["floor"]
+    scales = [sc for sc in ("structure", "detail") if r.get(sc)]
+    styles = sorted({s for sc in scales for n in names for s in r[sc].get(n, {}) if s != "mean"})
+    cfg = r["config"]
+    lines = [f"Realism, the headline: a classifier two-sample test (core.realism; Lopez-Paz & Oquab 2017). A small "
+             f"CNN trained from scratch tells real from generated {cfg['crop']}² crops; the figure is its accuracy "
+             f"on images and seeds it never trained on, mean ± sd over {r['repeats']} repeats (new splits, crops "
+             f"and classifier each time): 0.5 = indistinguishable, 1.0 = always caught. *floor*: the same test "
+             f"with other real textures (the training split) in the generated role. *structure*: {r['size']}² "
+             f"outputs ({r['seeds']} seeds per style) brought down to the GAN's scale against held-out textures "
+             "at that scale; *detail*: the outputs at full resolution against held-out textures that were "
+             "≥ 1024 px, resized to 1024. Releases are chosen by this test and by looking at the contact sheet.",
+             "", "| style | " + " | ".join(f"{sc}: {n}" for sc in scales for n in names) + " |",
+             "|---|" + "---|" * (len(scales) * len(names))]
+
+    def cell(rec: dict | None) -> str:
+        return "—" if rec is None else f"{rec['acc']:.2f} ± {rec['std']:.2f}"
+
+    for style in styles + ["mean"]:
+        cells = [cell(r[sc].get(n, {}).get(style)) for sc in scales for n in names]
+        label = "**mean over styles**" if style == "mean" else style
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| **above the floor, on the styles both have** | " + " | ".join(
+        above_floor(r[sc], n) for sc in scales for n in names) + " |")
+    return lines
+
+
+def above_floor(scale: dict, name: str) -> str:
+    """Mean accuracy of release `name` minus the floor's, over the styles both were measured on."""
+    common = [s for s in scale.get(name, {}) if s != "mean" and s in scale.get("floor", {})]
+    if name == "floor" or not common:
+        return "—"
+    gap = np.mean([scale[name][s]["acc"] - scale["floor"][s]["acc"] for s in common])
+    return f"{gap:+.2f} ({len(common)} styles)"
+
+
 def card_table(m: dict) -> str:
     t, sp = m["tileability"], m["speed"]
-    lines = [f"Measured {m['date']} by `python -m core.eval` on {sp['machine']}.", "",
-             "| metric | measured | target | met |", "|---|---|---|---|"]
+    lines = [f"Measured {m['date']} by `python -m core.eval` on {sp['machine']}.", ""]
+    if "realism" in m:
+        lines += realism_table(m["realism"]) + [""]
+    lines += ["| metric | measured | target | met |", "|---|---|---|---|"]
 
     def row(name: str, value: str, target: str, ok: bool | None) -> None:
         lines.append(f"| {name} | {value} | {target} | {'—' if ok is None else ('yes' if ok else 'no')} |")
@@ -255,13 +346,13 @@ def card_table(m: dict) -> str:
             f"{mem['generate_s']:.1f} s generating, {mem['process_s']:.1f} s in all", "works on 24 GB", True)
     row(f"{sp['size']}² generation, warm median of {sp['runs']}", f"{sp['median_s']:.2f} s ({sp['device']}, "
         f"{sp['threads']} threads)", "≤ 1.5 s", sp["median_s"] <= 1.5)
-    lines += ["", "Realism and diversity per style (SWD ×1000 on 128² crops, GAN output vs held-out validation "
+    lines += ["", "Diagnostics, never a reason to ship on their own: SWD and diversity per style (SWD ×1000 on 128² crops, GAN output vs held-out validation "
               "textures; ratio = SWD / real-vs-real floor; train ratio = the same for the training images, i.e. "
               "what copying the training set would score; diversity = SWD between two seeds / between two real "
               "textures, ~1 is as varied as the data, ≪1 is mode collapse):", "",
               "| style | SWD | floor | ratio (target ≤ 1.5) | met | train ratio | diversity |",
               "|---|---|---|---|---|---|---|"]
-    for style, r in m["realism"].items():
+    for style, r in m.get("swd", {}).items():
         if "ratio" not in r:
             lines.append(f"| {style} | {r.get('skipped', '')} | | | | | |")
             continue
@@ -303,10 +394,18 @@ def store_in_weights(gen: Tessera, m: dict) -> None:
             meta.pop(key, None)
         part = {k: v for k, v in m.items() if k in ("date", "speed", "tileability")}
         if kind == "generator":
-            part["realism"] = m["realism"]
+            part |= {k: v for k, v in m.items() if k in ("realism", "swd")}
         else:
             part |= {k: v for k, v in m.items() if k.startswith("upscaler")}
         weights.save(path, kind, config, tensors, metrics=part, **meta)
+
+
+def release_name(models: str | None, taken: dict | None = None) -> str:
+    """How a release is named in the realism table: 'shipped' or its models folder's name."""
+    name = "shipped" if models in (None, "shipped") else Path(str(models)).resolve().name
+    while taken and name in taken:
+        name += "'"
+    return name
 
 
 def run_sections(sections: list[tuple[str, Callable[[], Any]]], desc: str) -> dict[str, Any]:
@@ -333,6 +432,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--seeds", type=int, default=8, help="generated textures per style for SWD")
     p.add_argument("--crops", type=int, default=64, help="crops per set for SWD")
+    p.add_argument("--test-seeds", type=int, default=16, help="final outputs per style for the realism test")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of the realism test (≥ 3 for its spread)")
+    p.add_argument("--against", action="append", default=[], metavar="DIR",
+                   help="another models folder ('shipped' for the shipped weights) measured by the same realism "
+                        "test in the same run, reported beside; repeatable")
+    p.add_argument("--only", default=None, metavar="SECTIONS",
+                   help="comma-separated sections to run (speed, tileability, pbr, memory_4096, upscaler_x4, "
+                        "upscaler_x2, realism, swd): print their results and write nothing")
     p.add_argument("--runs", type=int, default=5, help="timed runs for speed")
     p.add_argument("--json", type=Path, default=SHIPPED_DIR / "metrics.json")
     p.add_argument("--card", type=Path, default=SHIPPED_DIR / "MODEL_CARD.md")
@@ -342,14 +449,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no validation data in {args.data}: run `python -m training data` first", file=sys.stderr)
         return 2
     gen = load_generator(device="cpu", models_dir=args.models)
+    releases = {release_name(args.models): gen}
+    for other in args.against:
+        releases[release_name(other, taken=releases)] = load_generator(
+            device="cpu", models_dir=None if other == "shipped" else other)
     m: dict = {"date": time.strftime("%Y-%m-%d")}
-    steps = [("speed", lambda: speed(gen, args.size, args.runs)),
+    steps = [("realism", lambda: two_sample_test(releases, args.data, args.test_seeds, args.size, args.repeats)),
+             ("speed", lambda: speed(gen, args.size, args.runs)),
              ("tileability", lambda: tileability(gen, args.samples, args.size)),
              ("pbr", lambda: pbr_maps(gen, args.size)),
              ("memory_4096", lambda: peak_memory(4096, args.models)),
              ("upscaler_x4", lambda: upscaler(gen, args.data, 4)),
              ("upscaler_x2", lambda: upscaler(gen, args.data, 2)),
-             ("realism", lambda: realism(gen, args.data, args.seeds, args.crops))]
+             ("swd", lambda: swd(gen, args.data, args.seeds, args.crops))]
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",")]
+        unknown = sorted(set(wanted) - {name for name, _ in steps})
+        if unknown:
+            print(f"error: --only {','.join(unknown)}: sections are {', '.join(n for n, _ in steps)}", file=sys.stderr)
+            return 2
+        m.update(run_sections([st for st in steps if st[0] in wanted], "eval"))
+        print(json.dumps(m, indent=1))
+        if "realism" in m:
+            print("\n".join(realism_table(m["realism"])))
+        return 0
     m.update(run_sections(steps, "eval"))
     table = card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n" + training_table(gen)
     print(table)

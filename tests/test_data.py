@@ -1,25 +1,31 @@
-"""Tests for the curation rules in training.data (labels, upscale detection, duplicate groups, splits)
-and the DEP-5 licence parser in training.sources. No downloads: images are made with numpy."""
+"""Tests for the curation in training.data (manifest, stationarity, upscale detection, duplicate groups,
+splits) and the manifest reader in training.sources. No downloads: images are made with numpy."""
 
 from __future__ import annotations
 
 import copy
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import (GAN_SIDE, VAL_FRACTION, Record, group_duplicates, label, looks_upscaled, process,
-                           split)
-from training.sources import ufoai_licences
-from training_helpers import smooth_noise, write_png
+from training.data import (GAN_SIDE, STATIONARITY_MEAN, STATIONARITY_STD, VAL_FRACTION, VAL_MIN, Record,
+                           group_duplicates, looks_upscaled, nonstationarity, process, records, split)
+from training.sources import Entry, open_image, read_manifest
+from training_helpers import smooth_noise, stripes, write_png
 
 
 # helpers
 
 def record(origin: str | Path, style: str = "rock", source: str = "test", rid: str = "", group: str = "") -> Record:
+    """A record of an image at `origin`, a path relative to the package's root (tmp_path/src in these tests)."""
     return Record(rid or Path(origin).stem, source, "CC0-1.0", str(origin), style, 0, 0, group=group)
+
+
+def run(tmp_path: Path, rec: Record):
+    return process((rec, str(tmp_path / "out"), str(tmp_path / "src")))
 
 
 def grey(img: Image.Image) -> np.ndarray:
@@ -30,32 +36,65 @@ def random_image(seed: int, side: int) -> Image.Image:
     return Image.fromarray((np.random.default_rng(seed).random((side, side, 3)) * 255).astype(np.uint8))
 
 
-# labels
+# the manifest
 
-@pytest.mark.parametrize("name, style", [
-    ("grass_01.png.cached", "grass"),
-    ("cliff_02", "rock"),
-    ("brick_wall", "brick"),
-    ("medit_city_pavement", "paving"),
-    ("rocks_grass_01", "rock"),         # two materials: the earlier rule wins
-    ("snow grass 75", "snow"),          # spaces count as underscores
-    ("Desert-Sand-Dunes", "sand"),      # so do dashes, and case does not matter
-    ("desert_sand_smooth", "sand"),     # "_smooth" is no specular map
-    ("temp_dirt_gravel", "rock"),
-    ("farmland_brown", "dirt"),
-    ("grass_01_norm", None),            # normal map
-    ("grass_01_spec", None),            # specular map
-    ("tex_base/wall004_nm", None),
-    ("concrete001_nm", None),
-    ("metal01_sm", None),               # ufoai specular map
-    ("trak4_brick1_sm", None),
-    ("metal_panel_gm", None),           # ufoai glow map
-    ("lava_01", None),
-    ("ocean_rocks", None),
-    ("carpet002", None),                # no style rule matches
+MANIFEST = """\
+# a comment
+package\tpath\tstyle\tlicence
+pkg-a\tusr/share/a/rock.png\trock\tGPL-2+
+pkg-b\tdata.pk3!textures/bark.jpg\tbark\tCC-BY-3.0
+"""
+
+
+def test_manifest_rows_and_archive_members(tmp_path):
+    path = tmp_path / "manifest.tsv"
+    path.write_text(MANIFEST, encoding="utf-8")
+    rock, bark = read_manifest(path)
+    assert rock == Entry("pkg-a", "usr/share/a/rock.png", "rock", "GPL-2+") and rock.archive is None
+    assert bark.archive == "data.pk3" and bark.licence == "CC-BY-3.0"
+    assert [r.style for r in records([rock, bark], styles=("rock",))] == ["rock"]  # other styles wait
+
+
+@pytest.mark.parametrize("row, match", [
+    ("supertuxkart-data\tx.png\trock\tGPL-2+", "reserved as the independent test set"),
+    ("pkg\tx.png\trock\t", "needs package, path, style and licence"),
 ])
-def test_label(name, style):
-    assert label(name) == style
+def test_manifest_refuses_reserved_packages_and_short_rows(tmp_path, row, match):
+    path = tmp_path / "manifest.tsv"
+    path.write_text(MANIFEST + row + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        read_manifest(path)
+
+
+def test_shipped_manifest_is_well_formed_and_leaves_the_test_set_out():
+    entries = read_manifest()
+    assert len(entries) > 1500 and len({(e.package, e.path) for e in entries}) == len(entries)
+    assert not any("supertuxkart" in e.package or "supertuxkart" in e.path for e in entries)
+
+
+def test_images_are_read_from_zip_members(tmp_path):
+    write_png(tmp_path / "tex.png", smooth_noise(0, 32, 32))
+    with zipfile.ZipFile(tmp_path / "data.pk3", "w") as zf:
+        zf.write(tmp_path / "tex.png", "textures/tex.png")
+    with open_image(Entry("p", "data.pk3!textures/tex.png", "rock", "CC0-1.0"), tmp_path) as im:
+        assert im.size == (32, 32)
+
+
+# stationarity
+
+def test_stationary_textures_score_low_and_bands_or_objects_high():
+    noise, lines = smooth_noise(0, 256, 256), stripes(256, 256, 16)
+    band = noise.copy()
+    band[200:] = [0.9, 0.1, 0.1]                 # a red band along the bottom
+    spot = noise.copy()
+    spot[10:120, 10:120] = [0.8, 0.7, 0.1]       # a yellow object filling most of one quadrant
+    flat_band = noise.copy()
+    flat_band[:, :64] = flat_band[:, :64].mean(axis=(0, 1))  # one side without any detail
+    for img in (noise, lines):
+        assert max(nonstationarity(img.astype(np.float32))) < 0.5
+    assert nonstationarity(band.astype(np.float32))[0] > STATIONARITY_MEAN
+    assert nonstationarity(spot.astype(np.float32))[0] > STATIONARITY_MEAN
+    assert nonstationarity(flat_band.astype(np.float32))[1] > STATIONARITY_STD
 
 
 # upscale detection
@@ -78,23 +117,29 @@ def test_looks_upscaled_leaves_native_images_alone(img):
 
 # processing one image
 
-def test_process_writes_both_scales_and_drops_bad_images(tmp_path):
-    big = write_png(tmp_path / "src" / "rock_big.png", smooth_noise(0, 300, 600))
-    rec, thumb = process((record(big), str(tmp_path / "out")))
+def test_process_writes_every_scale_and_drops_bad_images(tmp_path):
+    write_png(tmp_path / "src" / "rock_big.png", smooth_noise(0, 300, 600))
+    rec, thumb = run(tmp_path, record("rock_big.png"))
     assert isinstance(rec, Record) and (rec.width, rec.height) == (600, 300)
     with Image.open(tmp_path / "out" / "gan" / "_all" / "rock_big.png") as im:
         assert max(im.size) == GAN_SIDE
     with Image.open(tmp_path / "out" / "hr" / "_all" / "rock_big.png") as im:
         assert im.size == (600, 300)
+    assert not (tmp_path / "out" / "detail" / "_all" / "rock_big.png").exists()  # < 1024 px: no detail target
+    assert rec.stationary and rec.parts_mean < 0.5
     assert thumb.shape == (256,) and abs(np.linalg.norm(thumb) - 1) < 1e-3  # unit vector: dot = correlation
 
-    tiny = write_png(tmp_path / "src" / "rock_tiny.png", smooth_noise(1, 64, 64))
-    flat = write_png(tmp_path / "src" / "rock_flat.png", np.full((300, 300, 3), 0.4))
-    bad = tmp_path / "src" / "rock_bad.png"
-    bad.write_text("not an image")
-    for path, why in ((tiny, "tiny"), (flat, "flat"), (bad, "unreadable")):
-        rec, info = process((record(path), str(tmp_path / "out")))
-        assert rec is None and str(path) in info and why in info
+    write_png(tmp_path / "src" / "rock_huge.png", smooth_noise(0, 1200, 1200))
+    rec, _ = run(tmp_path, record("rock_huge.png"))
+    with Image.open(tmp_path / "out" / "detail" / "_all" / "rock_huge.png") as im:
+        assert im.size == (1024, 1024)
+
+    write_png(tmp_path / "src" / "rock_tiny.png", smooth_noise(1, 64, 64))
+    write_png(tmp_path / "src" / "rock_flat.png", np.full((300, 300, 3), 0.4))
+    (tmp_path / "src" / "rock_bad.png").write_text("not an image")
+    for name, why in (("rock_tiny.png", "tiny"), ("rock_flat.png", "flat"), ("rock_bad.png", "unreadable")):
+        rec, info = run(tmp_path, record(name))
+        assert rec is None and name in info and why in info
 
 
 # duplicate groups
@@ -108,7 +153,8 @@ def test_group_duplicates_joins_recolours_and_keeps_others_apart(tmp_path):
     }
     recs, thumbs = [], []
     for name, img in files.items():
-        rec, thumb = process((record(write_png(tmp_path / "src" / f"{name}.png", img)), str(tmp_path / "out")))
+        write_png(tmp_path / "src" / f"{name}.png", img)
+        rec, thumb = run(tmp_path, record(f"{name}.png"))
         recs.append(rec)
         thumbs.append(thumb)
     group_duplicates(recs, np.stack(thumbs))
@@ -149,51 +195,14 @@ def test_split_keeps_groups_whole_and_gives_each_style_validation():
         splits = [r.split for r in recs if r.style == style]
         assert "val" in splits and "train" in splits
     rock = [r for r in recs if r.style == "rock"]
-    assert sum(r.split == "val" for r in rock) <= VAL_FRACTION * len(rock)
+    assert sum(r.split == "val" for r in rock) <= len(rock) / 2  # never more than half to validation
     assert all(r.split == "train" for r in recs if r.style == "sand")  # its only group stays in train
 
 
-# licences
-
-COPYRIGHT = """\
-Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-Upstream-Name: UFO Alien Invasion
-Comment:
- base/textures/tex_x/in_a_comment.png is no file entry
-
-Files: *
-Copyright: 2002-2014, The UFO:AI Team
-License: GPL-3+
-
-Files: debian/*
-Copyright: 2013-2020, Someone
-License: GPL-2+
-
-Files:
- base/textures/tex_x/a.png
- base/textures/tex_x/a_nm.png
-Copyright:
- Nate Wright
- base/textures/tex_x/in_copyright.png
-License: CC-BY-3.0
-
-Files: base/textures/tex_y/b.jpg base/maps/m.map
-Copyright: Nobody
-License: public-domain
-
-License: GPL-2
- On Debian systems, the complete text of the GNU General Public License
- version 2 can be found in "/usr/share/common-licenses/GPL-2".
-"""
-
-
-def test_ufoai_licences_parses_dep5(tmp_path):
-    path = tmp_path / "copyright"
-    path.write_text(COPYRIGHT, encoding="utf-8")
-    per_file, default = ufoai_licences(path)
-    assert default == "GPL-3+"  # from `Files: *`
-    assert per_file == {
-        "textures/tex_x/a.png": "CC-BY-3.0",
-        "textures/tex_x/a_nm.png": "CC-BY-3.0",
-        "textures/tex_y/b.jpg": "public-domain",
-    }
+def test_split_holds_out_at_least_val_min_images_where_the_style_allows():
+    recs = make_groups("grass", [1] * 200) + make_groups("mud", [1] * 30) + make_groups("ice", [1] * 10)
+    split(recs)
+    val = {s: sum(r.split == "val" for r in recs if r.style == s) for s in ("grass", "mud", "ice")}
+    assert val["grass"] == round(VAL_FRACTION * 200) + 1 or val["grass"] >= VAL_FRACTION * 200
+    assert val["mud"] == VAL_MIN     # 12 % would be 4: too few for the realism test
+    assert val["ice"] == 5           # half of 10, no more

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from core import eval as ev
+from core import realism
 from core import load_generator
 from training_helpers import smooth_noise, stripes, write_png
 
@@ -25,13 +26,15 @@ def gen(tiny_models: Path):
 
 @pytest.fixture
 def curated(tmp_path: Path) -> Path:
-    """The layout `python -m training data` writes: gan/{train,val}/STYLE and hr/val/STYLE."""
+    """The layout `python -m training data` writes: {gan,detail}/{train,val}/STYLE and hr/val/STYLE."""
     root = tmp_path / "curated"
     for i in range(2):
         write_png(root / "gan" / "val" / "brick" / f"v{i}.png", stripes(160, 160, 8 + 4 * i))
         write_png(root / "gan" / "val" / "grass" / f"v{i}.png", smooth_noise(10 + i, 160, 160))
         write_png(root / "gan" / "train" / "grass" / f"t{i}.png", smooth_noise(20 + i, 160, 160))
         write_png(root / "hr" / "val" / "grass" / f"h{i}.png", smooth_noise(30 + i, 96, 96, cutoff=0.05))
+        write_png(root / "detail" / "val" / "grass" / f"d{i}.png", smooth_noise(40 + i, 128, 128, cutoff=0.05))
+        write_png(root / "detail" / "train" / "grass" / f"e{i}.png", smooth_noise(50 + i, 128, 128, cutoff=0.05))
     return root
 
 
@@ -56,12 +59,12 @@ def test_measurements_fill_the_card_and_mark_each_target(gen, curated: Path, tmp
          "speed": {"size": 256, "runs": 1, "median_s": 0.5, "threads": 1, "device": "cpu", "machine": "test"},
          "tileability": ev.tileability(gen, samples=2, size=256),
          "upscaler_x4": ev.upscaler(gen, curated, 4),
-         "realism": ev.realism(gen, curated, seeds=2, n_crops=8)}
+         "swd": ev.swd(gen, curated, seeds=2, n_crops=8)}
     assert m["upscaler_x4"]["images"] == 2 and set(m["upscaler_x4"]["gain_db_by_style"]) == {"grass"}
     assert np.isfinite(m["upscaler_x4"]["psnr_gain_db"])
-    assert set(m["realism"]) == {"brick", "grass"}
-    assert "train_ratio" in m["realism"]["grass"] and "train_ratio" not in m["realism"]["brick"]
-    assert all(r["ratio"] > 0 for r in m["realism"].values())
+    assert set(m["swd"]) == {"brick", "grass"}
+    assert "train_ratio" in m["swd"]["grass"] and "train_ratio" not in m["swd"]["brick"]
+    assert all(r["ratio"] > 0 for r in m["swd"].values())
 
     def row(start: str) -> str:
         return next(line for line in ev.card_table(m).splitlines() if line.startswith(start))
@@ -77,7 +80,7 @@ def test_measurements_fill_the_card_and_mark_each_target(gen, curated: Path, tmp
     assert row("| upscaler ×4 seam ratio").endswith("| no |")
 
     table = ev.card_table(m)
-    for style, r in m["realism"].items():
+    for style, r in m["swd"].items():
         assert f"| {style} | {r['swd']:.1f} | {r['floor']:.1f} | {r['ratio']:.2f} |" in table
 
     card = tmp_path / "MODEL_CARD.md"
@@ -95,3 +98,27 @@ def test_run_sections_returns_each_result_and_logs_its_time(capsys):
                                                                                        "second": {"x": 2}}
     err = capsys.readouterr().err
     assert "eval first: 0 s" in err and "eval second: 0 s" in err
+
+
+def test_realism_measures_each_release_and_the_floor_at_both_scales(gen, curated: Path):
+    cfg = realism.C2stConfig(crop=32, crops=8, steps=5, batch=8, width=4)
+    r = ev.two_sample_test({"a": gen, "b": gen}, curated, seeds=2, size=256, repeats=2, cfg=cfg)
+    # structure: brick has no training split, so no floor for it; detail: only grass has real images
+    assert set(r["structure"]["a"]) == {"brick", "grass", "mean"} and set(r["structure"]["floor"]) == {"grass", "mean"}
+    assert set(r["detail"]["b"]) == {"grass", "mean"}
+    assert all(len(rec["runs"]) == 2 and 0 <= rec["acc"] <= 1 for rec in r["structure"]["a"].values())
+
+    lines = ev.realism_table(r)
+    assert lines[2] == ("| style | structure: a | structure: b | structure: floor | detail: a | detail: b "
+                        "| detail: floor |")
+    brick = next(line for line in lines if line.startswith("| brick |"))
+    assert brick.endswith("| — | — | — | — |")  # no floor at the GAN's scale, nothing at the detail scale
+    assert lines[-2].startswith("| **mean over styles** | ")
+    gap = r["structure"]["a"]["grass"]["acc"] - r["structure"]["floor"]["grass"]["acc"]  # grass: the only shared style
+    assert lines[-1].startswith(f"| **above the floor, on the styles both have** | {gap:+.2f} (1 styles) | ")
+
+
+def test_final_outputs_come_down_to_the_gans_scale():
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    (small,) = ev.to_gan_scale([img])
+    assert small.shape == (64 // ev.GAN_SCALE, 64 // ev.GAN_SCALE, 3) and small.dtype == np.uint8

@@ -607,6 +607,36 @@ def test_cli_only_unreadable_images(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: no usable image in ")
 
 
+def test_gan_init_matches_styles_by_name_from_a_run_or_an_exported_generator(data, tmp_path):
+    """A run over other styles starts from one over STYLES: shared styles keep their embedding rows (and
+    D its projection rows), a new style starts at the mean; an exported file seeds G and G_ema only."""
+    from core import weights
+    from training.export import export
+
+    a = tmp_path / "a"
+    gan(data, a)
+    _, ta = read_checkpoint(a)
+    other = tmp_path / "other"
+    for name in ("stripes", "moss"):  # "stripes" is shared, "moss" is new; "noise" is left out
+        for i in range(2):
+            write_png(other / name / f"{i}.png", np.random.default_rng(i).random((48, 48, 3)))
+    for start in (a, export(a, tmp_path / "g.safetensors")):
+        out = tmp_path / f"from_{Path(start).name}"
+        gan(other, out, init=start)
+        meta, tb = read_checkpoint(out)
+        assert meta["styles"] == ["moss", "stripes"] and meta["step"] == 3
+        rows = tb["G_ema.style.weight"]
+        source = weights.read(start)[1]["style.weight"] if Path(start).is_file() else ta["G_ema.style.weight"]
+        assert torch.equal(rows[1], source[STYLES.index("stripes")])
+        assert torch.allclose(rows[0], source.mean(0))
+        if not Path(start).is_file():
+            assert torch.equal(tb["D.embed.weight_orig"][1], ta["D.embed.weight_orig"][STYLES.index("stripes")])
+    with pytest.raises(ValueError, match="an exported generator or a gan run folder"):
+        up = tmp_path / "up"
+        sr(data, up)
+        gan(other, tmp_path / "x", init=export(up, tmp_path / "up.safetensors"))
+
+
 def test_cli_flags_reach_the_config(data, tmp_path, capsys):
     out = tmp_path / "gan"
     assert cli_main(["gan", *cli_flags(gan_kwargs(data, out, steps=2, widths=(8, 8, 8)))]) == 0
@@ -616,9 +646,10 @@ def test_cli_flags_reach_the_config(data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command, entry", [
-    ("gan", "--init INIT start from another run's checkpoint folder: same styles; layers this generator adds "
-            "(e.g. --fine-waves on a run that had none) start at their initial values, optimizers afresh; the "
-            "step count and wall time carry on --batch"),  # a docstring over three source lines
+    ("gan", "core/weights/tessera_gan.safetensors; D then starts afresh): styles are matched by name, a style "
+            "the start lacks begins at the mean of its style embeddings; layers this generator adds (e.g. "
+            "--fine-waves on a run that had none) start at their initial values, optimizers afresh; the step "
+            "count and wall time carry on --batch"),  # a docstring over several source lines
     ("sr", "on it); 0 = off (default 1.0) --blur-prob"),
     ("sr", "--lr LR (default 0.0002) --loss"),           # no docstring
     ("sr", "--resume continue from OUT/last.safetensors --seed"),  # a field of the shared base class

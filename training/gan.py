@@ -30,9 +30,11 @@ from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema
 @dataclass
 class GanConfig(RunConfig):
     init: Path | None = None
-    """start from another run's checkpoint folder: same styles; layers this generator adds (e.g.
-    --fine-waves on a run that had none) start at their initial values, optimizers afresh; the step
-    count and wall time carry on"""
+    """start from another run's checkpoint folder, or from an exported generator file (e.g. the shipped
+    core/weights/tessera_gan.safetensors; D then starts afresh): styles are matched by name, a style the
+    start lacks begins at the mean of its style embeddings; layers this generator adds (e.g. --fine-waves
+    on a run that had none) start at their initial values, optimizers afresh; the step count and wall
+    time carry on"""
     batch: int = 8
     """images per step per process"""
     crop: int = 64
@@ -136,6 +138,54 @@ class Discriminator(nn.Module):
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
+def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module]) -> tuple[int, float, str]:
+    """Load a run folder's G, D and G_ema, or an exported generator file into G and G_ema, matching
+    styles by name (see GanConfig.init) → (step, wall time, what was new)."""
+    from core import weights
+
+    if path.is_file():
+        meta, tensors = weights.read(path)
+        if meta.get("kind") != "generator":
+            raise ValueError(f"--init {path}: an exported generator or a gan run folder is needed (it holds "
+                             f"{meta.get('kind')!r})")
+        old_styles, training = meta["styles"], meta.get("training", {})
+        step, wall = int(training.get("steps", 0)), float(training.get("wall_time_s", 0.0))
+        parts = {"G": tensors, "G_ema": tensors}
+    else:
+        meta, tensors, _ = checkpoint.load(path, "--init takes the --out folder of an earlier gan run or an "
+                                                 "exported generator file")
+        if meta.get("kind") != "gan":
+            raise ValueError(f"--init {path}: a gan checkpoint is needed (it holds {meta.get('kind')!r})")
+        old_styles, step, wall = meta["styles"], meta["step"], meta["wall_time_s"]
+        parts = {name: {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+                 for name in modules}
+    new = [s for s in styles if s not in old_styles]
+    added = set()
+    for name, state in parts.items():
+        own = modules[name].state_dict()
+        state = {k: _restyle(k, v, own.get(k), old_styles, styles) for k, v in state.items()}
+        state = {k: v for k, v in state.items() if v is not None}
+        added |= checkpoint.restore_module(modules[name], name, {f"{name}.{k}": v for k, v in state.items()},
+                                           strict=False)
+    return step, wall, (f"new styles (from the mean embedding): {', '.join(new) or 'none'}; "
+                        f"new layers: {', '.join(sorted(added)) or 'none'}")
+
+
+def _restyle(key: str, old: torch.Tensor, own: torch.Tensor | None, old_styles: list[str],
+             styles: list[str]) -> torch.Tensor | None:
+    """A per-style tensor (one row per style) rearranged from old_styles' order to styles'; a new style
+    gets the mean row. Spectral norm's power-iteration vectors of a resized table are dropped (None: the
+    module keeps its own, which converge again within a few steps). Other tensors pass unchanged."""
+    if own is None or own.shape == old.shape and old_styles == styles:
+        return old
+    if old.dim() == 0 or old.shape[0] != len(old_styles) or own.shape[0] != len(styles):
+        return old
+    if old.dim() == 1:
+        return None
+    rows = [old[old_styles.index(s)] if s in old_styles else old.mean(0) for s in styles]
+    return torch.stack(rows).to(old.dtype)
+
+
 def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     """One random size×size crop per image, wrapping around its torus: the seam can land anywhere."""
     _, _, h, w = x.shape
@@ -177,16 +227,9 @@ def train(cfg: GanConfig) -> Path:
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
     elif cfg.init is not None:
-        meta, tensors, _ = checkpoint.load(cfg.init, "--init takes the --out folder of an earlier gan run")
-        if meta.get("kind") != "gan" or meta["styles"] != data.styles:
-            raise ValueError(f"--init {cfg.init}: a GAN checkpoint with the styles {data.styles} is needed "
-                             f"(it has {meta.get('styles')})")
-        added = set()
-        for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
-            added |= checkpoint.restore_module(m, name, tensors, strict=False)
-        step, wall = meta["step"], meta["wall_time_s"]
+        step, wall, msg = init_from(cfg.init, data.styles, {"G": G, "D": D, "G_ema": G_ema})
         if d.main:
-            print(f"gan: starting from {cfg.init} at step {step}; new: {', '.join(sorted(added)) or 'nothing'}")
+            print(f"gan: starting from {cfg.init} at step {step}; {msg}")
     if d.main and not cfg.resume and (cfg.out / checkpoint.LAST).exists():
         raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
 

@@ -1,40 +1,60 @@
-"""Fetch the raw texture photographs that ship inside two Debian game-data packages.
+"""Fetch the real texture photographs that ship inside Debian game-data packages.
 
-Both packages are plain Debian archives, so fetching is `apt-get download` plus unpacking the
-few folders we use. Everything lands in a cache folder outside git; each step is skipped when its
-output already exists, so the command can be rerun after an interruption.
+Which images are used, and what each shows, is listed in `manifest.tsv` beside this file: one row per
+image (package, path inside the package, style, licence). A path `archive!member` names a member of a zip
+archive (`.pk3`, `public.zip`) inside the package. Fetching is `apt-get download` plus unpacking just the
+listed files and each package's copyright file into a cache folder outside git; each step is skipped when
+its output exists, so the command can be rerun after an interruption.
+
+`supertuxkart-data` is reserved as an independent test set and never appears in the manifest.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import shutil
 import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.files import atomic_path
+
+MANIFEST = Path(__file__).with_name("manifest.tsv")
+RESERVED = ("supertuxkart-data",)  # the independent test set: never trained or validated on
+
 
 @dataclass(frozen=True)
-class Source:
+class Entry:
     package: str
+    path: str      # inside the package's file tree; "archive!member" for a member of a zip archive
+    style: str
     licence: str
-    folder: str  # where the unpacked images end up, relative to the cache
+
+    @property
+    def archive(self) -> str | None:
+        return self.path.split("!", 1)[0] if "!" in self.path else None
 
 
-ZERO_AD = Source("0ad-data", "CC-BY-SA-3.0", "0ad")
-UFOAI = Source("ufoai-textures", "per file (GPL-2/2+, public domain, MIT, CC-BY(-SA))", "ufoai")
+def read_manifest(path: Path = MANIFEST) -> list[Entry]:
+    """The rows of a manifest (lines starting with # are comments). Raises ValueError on a malformed row
+    or a reserved package."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    entries = []
+    for n, row in enumerate(csv.DictReader(lines, delimiter="\t"), start=2):
+        if not all(row.get(k) for k in ("package", "path", "style", "licence")):
+            raise ValueError(f"{path}: row {n} needs package, path, style and licence: {row}")
+        if row["package"] in RESERVED:
+            raise ValueError(f"{path}: row {n}: {row['package']} is reserved as the independent test set")
+        entries.append(Entry(row["package"], row["path"], row["style"], row["licence"]))
+    return entries
 
-_0AD_PUBLIC_ZIP = "usr/share/games/0ad/mods/public/public.zip"
-_0AD_TERRAIN = "art/textures/terrain/types/"
-_UFOAI_PK3 = "usr/share/games/ufoai/base/0textures.pk3"
-_UFOAI_COPYRIGHT = "usr/share/doc/ufoai-textures/copyright"
-UFOAI_GOOD_FOLDERS = ("tex_nature", "tex_material", "tex_streets", "tex_buildings", "tex_mattn",
-                      "tex_ctp1", "tex_trak", "tex_base", "tex_terrain")
 
-
-def _run(cmd: list[str] | str, cwd: Path, shell: bool = False) -> None:
-    print("+", cmd if shell else " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=cwd, check=True, shell=shell)
+def _run(cmd: str, cwd: Path) -> None:
+    print("+", cmd, flush=True)
+    subprocess.run(cmd, cwd=cwd, check=True, shell=True)
 
 
 def _download(package: str, raw: Path) -> Path:
@@ -43,92 +63,57 @@ def _download(package: str, raw: Path) -> Path:
         return found[-1]
     if shutil.which("apt-get") is None:
         raise RuntimeError(f"apt-get not found: download the Debian package {package!r} into {raw} by hand")
-    _run(["apt-get", "download", package], cwd=raw)
+    _run(f"apt-get download {package}", cwd=raw)
     found = sorted(raw.glob(f"{package}_*.deb"))
     if not found:
         raise RuntimeError(f"apt-get download {package} produced no .deb in {raw} (try `apt-get update`)")
     return found[-1]
 
 
-def _extract_member(deb: Path, member: str, raw: Path) -> Path:
-    target = raw / member
-    if not target.exists():
-        _run(f"dpkg-deb --fsys-tarfile {deb.name} | tar -xf - ./{member}", cwd=raw, shell=True)
-    return target
+def copyright_path(package: str) -> str:
+    return f"usr/share/doc/{package}/copyright"
 
 
-def _unzip(archive: Path, prefixes: tuple[str, ...], dest: Path) -> int:
-    count = 0
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            if info.is_dir() or not info.filename.startswith(prefixes):
-                continue
-            out = dest / info.filename
-            if not out.exists():
-                out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_suffix(out.suffix + ".part")
-                with zf.open(info) as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                tmp.replace(out)
-            count += 1
-    return count
-
-
-def fetch_all(cache: Path) -> dict[str, Path]:
-    """Make sure both sources are unpacked under `cache`; return source folder per package."""
+def fetch(entries: list[Entry], cache: Path) -> dict[str, Path]:
+    """Unpack every file the entries need (and each package's copyright file) under cache/<package>/.
+    Returns {package: its unpacked root}."""
     raw = cache / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    done = {}
-
-    dest = cache / ZERO_AD.folder
-    if not (dest / ".complete").exists():
-        deb = _download(ZERO_AD.package, raw)
-        public = _extract_member(deb, _0AD_PUBLIC_ZIP, raw)
-        n = _unzip(public, (_0AD_TERRAIN,), dest)
-        print(f"0ad-data: {n} terrain files", flush=True)
-        (dest / ".complete").touch()
-        public.unlink()  # 3.3 GB and no longer needed
-    done[ZERO_AD.package] = dest / _0AD_TERRAIN
-
-    dest = cache / UFOAI.folder
-    if not (dest / ".complete").exists():
-        deb = _download(UFOAI.package, raw)
-        pk3 = _extract_member(deb, _UFOAI_PK3, raw)
-        n = _unzip(pk3, tuple(f"textures/{f}/" for f in UFOAI_GOOD_FOLDERS), dest)
-        copyright_file = _extract_member(deb, _UFOAI_COPYRIGHT, raw)
-        shutil.copyfile(copyright_file, dest / "copyright")
-        print(f"ufoai-textures: {n} files", flush=True)
-        (dest / ".complete").touch()
-    done[UFOAI.package] = dest
-    return done
-
-
-def ufoai_licences(copyright_file: Path) -> tuple[dict[str, str], str]:
-    """Parse the package's machine-readable (DEP-5) copyright file.
-
-    Returns ({"textures/tex_x/name.png": licence}, default licence for files not listed).
-    """
-    per_file: dict[str, str] = {}
-    default = "GPL-2+"
-    for paragraph in copyright_file.read_text(encoding="utf-8", errors="replace").split("\n\n"):
-        files: list[str] = []
-        licence = None
-        in_files = False
-        for line in paragraph.splitlines():
-            if line.startswith("Files:"):
-                in_files = True
-                files += line[len("Files:"):].split()
-            elif line.startswith(" ") and in_files:
-                files += line.split()
-            else:
-                in_files = False
-                if line.startswith("License:"):
-                    licence = line[len("License:"):].strip()
-        if licence is None or not files:
+    roots = {}
+    for package in sorted({e.package for e in entries}):
+        root = cache / package
+        roots[package] = root
+        wanted = sorted({e.archive or e.path for e in entries if e.package == package} | {copyright_path(package)})
+        if all((root / w).exists() for w in wanted):
             continue
-        if files == ["*"]:
-            default = licence
-        for f in files:
-            if f.startswith("base/textures/"):
-                per_file[f[len("base/"):]] = licence
-    return per_file, default
+        root.mkdir(parents=True, exist_ok=True)
+        deb = _download(package, raw)
+        with atomic_path(root / ".wanted") as tmp:
+            tmp.write_text("\n".join(f"./{w}" for w in wanted) + "\n")
+        # tar reads the list of members from a file: thousands of names would not fit on a command line
+        # tar writes each file whole before the next, but a kill can cut one short: only the archives are
+        # big enough for that to matter, and a cut zip fails to open, which names it
+        _run(f"dpkg-deb --fsys-tarfile {deb.resolve()} | tar -xf - -T .wanted", cwd=root)
+    return roots
+
+
+def read_bytes(entry: Entry, root: Path) -> bytes:
+    """The image file's bytes, from the unpacked tree or from inside its zip archive."""
+    if entry.archive is None:
+        return (root / entry.path).read_bytes()
+    member = entry.path.split("!", 1)[1]
+    return _zip(root / entry.archive).read(member)
+
+
+@functools.lru_cache(maxsize=4)
+def _zip(path: Path) -> zipfile.ZipFile:
+    """Open each archive once per process: reading the index of a 3 GB zip for every member is slow."""
+    return zipfile.ZipFile(path)
+
+
+def open_image(entry: Entry, root: Path):
+    """A PIL image of the entry (format told by its name, so .tga and .dds decode)."""
+    from PIL import Image
+
+    data = io.BytesIO(read_bytes(entry, root))
+    return Image.open(data)
