@@ -637,6 +637,32 @@ def test_gan_init_matches_styles_by_name_from_a_run_or_an_exported_generator(dat
         gan(other, tmp_path / "x", init=export(up, tmp_path / "up.safetensors"))
 
 
+def test_diff_augment_is_differentiable_and_each_op_does_what_it_says():
+    from training.gan import diff_augment
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    y = diff_augment(x, "color,translation,cutout", g)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+    rolled = diff_augment(x.detach(), "translation", g)  # a roll on the torus: the same pixels, moved
+    assert all(torch.equal(a.flatten().sort().values, b.flatten().sort().values) for a, b in zip(rolled, x))
+    cut = diff_augment(torch.ones(4, 3, 32, 32), "cutout", g)
+    assert all(int((c[0] == 0).sum()) == 16 * 16 for c in cut)  # a half-side square, wrapping around
+    flat = diff_augment(torch.full((4, 3, 8, 8), 0.2), "color", g)
+    assert all(float(f.std()) < 1e-5 for f in flat)  # colour changes are the same over the whole image
+    assert not torch.allclose(flat[0], flat[1])
+
+
+def test_gan_trains_with_augmentation_and_refuses_an_unknown_one(data, tmp_path):
+    gan(data, tmp_path / "aug", augment="color,translation,cutout")
+    assert read_checkpoint(tmp_path / "aug")[0]["train"]["augment"] == "color,translation,cutout"
+    with pytest.raises(ValueError, match="--augment zoom: choose from color,translation,cutout"):
+        GanConfig(**gan_kwargs(data, tmp_path / "x", augment="color,zoom"))
+
+
 def test_cli_flags_reach_the_config(data, tmp_path, capsys):
     out = tmp_path / "gan"
     assert cli_main(["gan", *cli_flags(gan_kwargs(data, out, steps=2, widths=(8, 8, 8)))]) == 0

@@ -50,6 +50,9 @@ class GanConfig(RunConfig):
     style_weights: str | None = None
     """draw some styles more often than others, e.g. brick=3,paving=2 (the rest 1): more steps for
     the styles that are still learning their structure"""
+    augment: str = ""
+    """differentiable augmentation of everything D sees, real and generated alike (DiffAugment, Zhao et
+    al. 2020): a comma-separated subset of color,translation,cutout; translation is a roll on the torus"""
     widths: tuple[int, ...] = (256, 192, 128, 64, 32)
     """generator channels per resolution, coarse to fine"""
     fine_waves: int = 8
@@ -72,6 +75,9 @@ class GanConfig(RunConfig):
             parse_weights(self.style_weights)
         if self.fine_waves < 0:
             raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
+        unknown = sorted(set(filter(None, self.augment.split(","))) - set(AUGMENTS))
+        if unknown:
+            raise ValueError(f"--augment {','.join(unknown)}: choose from {','.join(AUGMENTS)}")
         if self.batch < 1:
             raise ValueError(f"--batch {self.batch} must be ≥ 1")
         stride = 2 ** (len(self.widths) - 1)
@@ -81,6 +87,42 @@ class GanConfig(RunConfig):
             raise ValueError(f"--crop {self.crop} must be between 1 and --g-size {self.g_size}")
         if self.crop < 2 ** self.d_levels:
             raise ValueError(f"--crop {self.crop} must be at least 2**--d-levels = {2 ** self.d_levels}")
+
+
+AUGMENTS = ("color", "translation", "cutout")
+
+
+def diff_augment(x: torch.Tensor, policy: str, g: torch.Generator) -> torch.Tensor:
+    """Differentiable augmentation (Zhao et al., "Differentiable Augmentation for Data-Efficient GAN
+    Training", NeurIPS 2020), applied alike to real and generated images before D in both steps, so D
+    cannot memorise a small training set while G still learns the un-augmented distribution.
+
+    x: (B, 3, H, W) float in [-1, 1] (gradients flow through). policy: comma-separated subset of AUGMENTS:
+    color — per image brightness ±0.5, saturation ×0…2, contrast ×0.5…1.5; translation — a roll by up to
+    1/8 of the side (the images are tileable, so a roll is the translation without a border); cutout — a
+    square of half the side, wrapping around the torus, set to 0. → same shape and dtype.
+    """
+    ops = set(filter(None, policy.split(",")))
+    b, _, h, w = x.shape
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=g).to(x.device, x.dtype)
+
+    if "color" in ops:
+        x = x + (rand(b, 1, 1, 1) - 0.5)
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (rand(b, 1, 1, 1) * 2) + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (rand(b, 1, 1, 1) + 0.5) + mean
+    if "translation" in ops:
+        shifts = torch.randint(-(h // 8), h // 8 + 1, (b, 2), generator=g).tolist()
+        x = torch.stack([xi.roll((dy, dx), dims=(1, 2)) for xi, (dy, dx) in zip(x, shifts)])
+    if "cutout" in ops:
+        ys = (torch.arange(h)[None, :] - torch.randint(0, h, (b, 1), generator=g)) % h < h // 2
+        xs = (torch.arange(w)[None, :] - torch.randint(0, w, (b, 1), generator=g)) % w < w // 2
+        keep = ~(ys[:, :, None] & xs[:, None, :])
+        x = x * keep[:, None].to(x.device, x.dtype)
+    return x
 
 
 def parse_weights(spec: str) -> dict[str, float]:
@@ -280,7 +322,8 @@ def train(cfg: GanConfig) -> Path:
         do_r1 = cfg.r1 > 0 and clock.step % cfg.r1_every == 0
         real.requires_grad_(do_r1)
         with autocast(d):
-            logits = D_train(torch.cat([real, wrap_crops(fake.float(), cfg.crop, g_noise)]),
+            seen = torch.cat([real, wrap_crops(fake.float(), cfg.crop, g_noise)])
+            logits = D_train(diff_augment(seen, cfg.augment, g_noise) if cfg.augment else seen,
                              torch.cat([labels, labels]))
         lr_, lf = logits.float().chunk(2)
         loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
@@ -297,7 +340,8 @@ def train(cfg: GanConfig) -> Path:
         D.requires_grad_(False)
         with autocast(d):
             fake = G_train(w, cells, g_noise)
-            loss_g = -D(wrap_crops(fake, cfg.crop, g_noise), labels).float().mean()
+            seen = wrap_crops(fake, cfg.crop, g_noise)
+            loss_g = -D(diff_augment(seen, cfg.augment, g_noise) if cfg.augment else seen, labels).float().mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
