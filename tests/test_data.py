@@ -206,3 +206,34 @@ def test_split_holds_out_at_least_val_min_images_where_the_style_allows():
     assert val["grass"] == round(VAL_FRACTION * 200) + 1 or val["grass"] >= VAL_FRACTION * 200
     assert val["mud"] == VAL_MIN     # 12 % would be 4: too few for the realism test
     assert val["ice"] == 5           # half of 10, no more
+
+
+# the whole curation, offline: the package is already unpacked, so nothing is downloaded
+
+def test_curate_writes_split_style_folders_and_an_index(tmp_path):
+    import json
+
+    from training.data import curate
+
+    root = tmp_path / "cache" / "pkg-a"
+    rows = ["package\tpath\tstyle\tlicence"]
+    for i in range(6):
+        write_png(root / "tex" / f"rock{i}.png", smooth_noise(100 + i, 300, 300))
+        rows.append(f"pkg-a\ttex/rock{i}.png\trock\tGPL-2+")
+    write_png(tmp_path / "mud.png", smooth_noise(7, 1100, 1100))
+    with zipfile.ZipFile(root / "data.pk3", "w") as zf:
+        zf.write(tmp_path / "mud.png", "textures/mud.png")
+    rows += ["pkg-a\tdata.pk3!textures/mud.png\tmud\tCC0-1.0", "pkg-a\ttex/bark.png\tbark\tGPL-2+"]  # bark: not curated
+    (root / "usr/share/doc/pkg-a").mkdir(parents=True)
+    (root / "usr/share/doc/pkg-a/copyright").write_text("Files: *\nLicense: GPL-2+\n")
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    kept = curate(tmp_path / "cache", tmp_path / "out", workers=1, manifest=manifest)
+    assert sorted(r.style for r in kept) == ["mud"] + ["rock"] * 6
+    out = tmp_path / "out"
+    assert len(list((out / "gan" / "val" / "rock").glob("*.png"))) == 3  # half of six: 12 are not there
+    assert len(list((out / "gan" / "train" / "rock").glob("*.png"))) == 3
+    assert len(list(out.glob("detail/*/mud/*.png"))) == 1  # the only image ≥ 1024 px
+    index = json.loads((out / "index.json").read_text())
+    assert index["licences"] == {"pkg-a": "CC0-1.0, GPL-2+"} and len(index["records"]) == 7
