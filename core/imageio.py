@@ -8,9 +8,9 @@ Conventions, fixed here once:
          range maps to [0, 1] (DTYPES). The generators make (H, W, 3) uint8.
   torch  (B, 3, H, W) float32 in [0, 1], same values (the models work on sRGB values directly).
 Files: `read_pixels` decodes every mode Pillow opens into those layouts without losing range or meaning
-(16-bit grey stays 16-bit, 1-bit and palette-grey become grey, alpha is kept, EXIF orientation applied),
-or refuses it with one line; `read_image` gives the same picture as (H, W, 3) uint8 for code that only
-takes RGB. Writes go to a temporary file in the target folder and are renamed into place, so a crash or
+(16-bit grey stays 16-bit; 1-bit, palette-grey and colour with R = G = B everywhere become grey; alpha is
+kept; EXIF orientation applied), or refuses it with one line; `read_image` gives the same picture as
+(H, W, 3) uint8 for code that only takes RGB. Writes go to a temporary file in the target folder and are renamed into place, so a crash or
 a kill never leaves a truncated image behind.
 """
 
@@ -20,7 +20,7 @@ import io
 import struct
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -116,26 +116,68 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 # reading files
 
-def open_image(path: str | Path) -> PILImage.Image:
-    """Open and decode `path` with Pillow, turned upright by its EXIF orientation (as phones write it).
-    Raises FileNotFoundError or ValueError naming the file."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+
+
+def _check_header(head: bytes, name: object) -> None:
+    """Refuse what Pillow cannot read but Tessera writes (OpenEXR), and warn about what it reads with less
+    than it holds: a 16-bit colour or grey + alpha PNG (colour type 2, 4 or 6), which Pillow reads at 8 bits."""
+    if head.startswith(EXR_MAGIC):
+        stem = Path(str(name)).with_suffix(".png")
+        raise UnreadableImage(name, f"an OpenEXR image; Tessera does not read EXR: use the 16-bit PNG it writes "
+                                    f"beside it ({stem.name}), or save the image as a 16-bit PNG")
+    if head.startswith(PNG_SIGNATURE) and len(head) >= 26 and head[24] == 16 and head[25] in (2, 4, 6):
+        warnings.warn(f"{name}: a 16-bit {'grey + alpha' if head[25] == 4 else 'colour'} PNG, read at 8 bits "
+                      f"per channel (Pillow reads only grey PNGs at 16 bits)", stacklevel=3)
+
+
+def open_image(source: str | Path | BinaryIO, name: str | None = None) -> PILImage.Image:
+    """Open and decode an image file with Pillow, turned upright by its EXIF orientation (as phones write it).
+
+    `source` is a path or a binary file object (read from its position; `name`, else its `name`
+    attribute, names it in messages). Raises FileNotFoundError, or UnreadableImage (a ValueError)
+    naming the file: a folder, a name too long, EXR, an unknown format, a damaged file. Warns when a
+    16-bit PNG is read at 8 bits."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder, expected an image file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = str(path) if name is None else name
+        check_name_length(path)  # `is_dir` raises on a name too long: say it as for outputs
+        try:
+            folder, file = path.is_dir(), path.is_file()
+        except OSError as e:  # a whole path too long, a loop of links
+            raise UnreadableImage(name, f"cannot be read ({e.strerror})") from None
+        if folder:
+            raise UnreadableImage(name, "is a folder, expected an image file")
+        if not file:
+            raise FileNotFoundError(f"{name}: no such file")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(32)
+        except OSError as e:  # no permission to read it
+            raise UnreadableImage(name, f"cannot be read ({e.strerror})") from None
+        fp: str | Path | BinaryIO = path
+    else:
+        name = str(getattr(source, "name", "image")) if name is None else name
+        start = source.tell()
+        head = source.read(32)
+        source.seek(start)
+        fp = source
+    _check_header(head, name)
     try:
-        with Image.open(path) as im:
+        with Image.open(fp) as im:
             im.load()
             upright = ImageOps.exif_transpose(im)  # a copy, turned when the file says so
             return upright if upright is not None else im.copy()
     except Image.DecompressionBombError as e:
-        raise UnreadableImage(path, f"too large to read ({e})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError,
-            TypeError, KeyError) as e:  # what Pillow's decoders raise on broken files
-        raise UnreadableImage(path, f"not a readable image ({e.__class__.__name__})") from None
+        raise UnreadableImage(name, f"too large to read ({e})") from None
+    except UnidentifiedImageError:
+        raise UnreadableImage(name, "not a readable image (not a format Pillow knows)") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError, TypeError,
+            KeyError):  # what Pillow's decoders raise on broken files
+        raise UnreadableImage(name, "not a readable image (damaged or cut short)") from None
 
 
 def _srgb(im: PILImage.Image, mode: str) -> PILImage.Image:
@@ -165,6 +207,14 @@ def _grey_palette(im: PILImage.Image) -> bool:
     return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
 
 
+def _grey_if_equal(arr: np.ndarray) -> np.ndarray:
+    """(H, W, 3|4) whose R, G and B are equal everywhere → (H, W) or (H, W, 2): a grey image stored as
+    colour (a grey + alpha PNG, which Pillow opens as RGBA, or a grey picture saved as RGB)."""
+    if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
+        return np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 3 else arr[..., [0, 3]])
+    return arr
+
+
 def decode(im: PILImage.Image, name: str = "image") -> np.ndarray:
     """A Pillow image → an array in the layouts of this module, keeping range and meaning (else raise
     UnreadableImage naming `name`):
@@ -172,7 +222,8 @@ def decode(im: PILImage.Image, name: str = "image") -> np.ndarray:
     1 → (H, W) uint8 0/255;  L, P with a grey palette → (H, W) uint8;  LA, La, PA grey → (H, W, 2) uint8;
     I;16* → (H, W) uint16;  I → (H, W) uint16 when its values lie in 0…65535;  F → (H, W) float32 when
     its values lie in 0…1;  RGB, RGBX, YCbCr, LAB, HSV, CMYK, P → (H, W, 3) uint8 sRGB;  RGBA, RGBa, PA,
-    P with transparency → (H, W, 4) uint8.
+    P with transparency → (H, W, 4) uint8. Colour whose R, G and B are equal everywhere (a grey + alpha
+    PNG, which Pillow opens as RGBA; a grey picture saved as RGB) → grey as above: grey in, grey out.
     """
     mode = im.mode
     if mode == "1":
@@ -203,9 +254,9 @@ def decode(im: PILImage.Image, name: str = "image") -> np.ndarray:
             return np.asarray(im.convert("LA" if alpha else "L"))
         return np.asarray(im.convert("RGBA" if alpha else "RGB"))
     if mode in ("RGB", "RGBX", "YCbCr", "LAB", "HSV", "CMYK"):
-        return np.asarray(_srgb(im, "RGB"))
+        return _grey_if_equal(np.asarray(_srgb(im, "RGB")))
     if mode in ("RGBA", "RGBa"):
-        return np.asarray(_srgb(im if mode == "RGBA" else im.convert("RGBA"), "RGBA"))
+        return _grey_if_equal(np.asarray(_srgb(im if mode == "RGBA" else im.convert("RGBA"), "RGBA")))
     raise UnreadableImage(name, f"Pillow mode {mode} is not supported: save it as 8- or 16-bit grey, RGB or RGBA")
 
 

@@ -351,7 +351,7 @@ def test_small_image_context_is_the_wrapped_or_mirrored_image(tileable):
 
 @pytest.mark.parametrize("size, extra", [((1, 1), []), ((4, 4), ["--no-tileable"]), ((16, 16), ["--no-tileable"])])
 def test_cli_upscales_tiny_images(size, extra, tiny_models, tmp_path, run):
-    Image.fromarray(np.full((*size, 3), 90, np.uint8)).save(tmp_path / "tiny.png")
+    Image.fromarray(np.full((*size, 3), (90, 120, 60), np.uint8)).save(tmp_path / "tiny.png")  # colour: RGB out
     rc, _, err = run("upscale", tmp_path / "tiny.png", "--out", tmp_path / "big.png", "--models", tiny_models, *extra)
     assert rc == 0, err
     assert opened(tmp_path / "big.png")[1].shape == (4 * size[0], 4 * size[1], 3)
@@ -568,3 +568,57 @@ def test_training_out_with_a_name_too_long_is_refused_before_training(tmp_path, 
     rc = training_main(["gan", *cli_flags(gan_kwargs(data, tmp_path / ("r" * 256)))])
     err = capsys.readouterr().err
     assert rc == 2 and "bytes long; this file system allows 255" in err and err.count("\n") == 1, err
+
+
+# review of issue 16: grey stored as colour, 16-bit colour PNGs
+
+def png16(arr: np.ndarray, colour_type: int) -> bytes:
+    """A 16-bit PNG that Pillow cannot write: grey + alpha (colour type 4), RGB (2) or RGBA (6)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = arr.shape[:2]
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in arr)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_16bit_grey_alpha_png_upscales_to_grey_alpha(tiny_models, tmp_path, run):
+    ramp = np.tile(np.linspace(0, 65535, 16), (16, 1)).round()
+    alpha = np.where(np.arange(16) < 8, 65535, 0)[None, :].repeat(16, axis=0)
+    (tmp_path / "la16.png").write_bytes(png16(np.stack([ramp, alpha], axis=2), 4))
+    rc, _, err = run("upscale", tmp_path / "la16.png", "--out", tmp_path / "o.png", "--models", tiny_models)
+    assert rc == 0, err
+    (line,) = [line for line in err.splitlines() if "16-bit" in line]  # one line, no source shown
+    assert line.startswith("warning: ") and "la16.png: a 16-bit grey + alpha PNG, read at 8 bits per channel" in line
+    mode, big = opened(tmp_path / "o.png")
+    assert mode == "LA" and big.shape == (64, 64, 2)  # grey in, grey out: no channels apart
+    assert big[:, :24, 1].mean() > 200 and big[:, 40:, 1].mean() < 25
+
+
+def test_colour_with_equal_channels_is_read_as_grey(tmp_path):
+    grey = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (4, 1))
+    rgba = np.dstack([grey, grey, grey, np.full_like(grey, 200)])
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "g.png")
+    Image.fromarray(rgba).save(tmp_path / "ga.png")
+    assert np.array_equal(imageio.read_pixels(tmp_path / "g.png"), grey)
+    assert np.array_equal(imageio.read_pixels(tmp_path / "ga.png"), rgba[..., [0, 3]])
+    rgba[0, 0, 2] += 1  # one pixel with colour: colour
+    Image.fromarray(rgba).save(tmp_path / "c.png")
+    assert imageio.read_pixels(tmp_path / "c.png").shape == (4, 16, 4)
+
+
+def test_16bit_colour_png_warns_that_it_is_read_at_8_bits(tmp_path):
+    red = np.zeros((4, 4, 3))
+    red[..., 0] = 65535
+    (tmp_path / "rgb16.png").write_bytes(png16(red, 2))
+    with pytest.warns(UserWarning, match=r"rgb16\.png: a 16-bit colour PNG, read at 8 bits"):
+        img = imageio.read_pixels(tmp_path / "rgb16.png")
+    assert img.shape == (4, 4, 3) and img[0, 0].tolist() == [255, 0, 0]
+    Image.fromarray(ramp16()).save(tmp_path / "grey16.png")  # 16-bit grey: read at 16 bits, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert imageio.read_pixels(tmp_path / "grey16.png").dtype == np.uint16
