@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .files import check_can_write, check_name_length, sweep_stale, try_lock, write_text
 from .imageio import have_exr, write_exr, write_png
-from .pbr import check_maps, derive
+from .pbr import MAPS, check_maps, derive
 
 Progress = Callable[[int, int, str], None]  # (done, total, file just written or ""); may raise to stop
 
@@ -169,22 +169,21 @@ def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
 
 def plan(styles: list[str], seeds: list[int], size: int, out: Path, maps: tuple[str, ...],
          replace: bool) -> tuple[list[dict], list[tuple[str, int]]]:
-    """→ (the manifest's finished sets, the (style, seed) pairs still to make). Reads only."""
+    """→ (the manifest's finished sets, the (style, seed) pairs still to make). Reads only.
+
+    Raises ValueError (from `read_manifest`) for a manifest Tessera did not write, and, unless `replace`,
+    when `out` holds an image of any map of these styles and seeds at another size: a finished result,
+    which the new set would replace or leave out of the manifest."""
     images = read_manifest(out)
     done = {(e["style"], e["seed"], e["size"]) for e in images if set(maps) <= set(e["files"])}
     jobs = [(s, seed) for s in styles for seed in seeds if (s, seed, size) not in done]
-    if not replace:  # a finished image of another size is a result, not a leftover: never lost silently
-        others = {}
-        for s, seed in jobs:
-            for m in maps:
-                side = image_side(out / file_name(s, seed, m))
-                if side is not None and side != (size, size):
-                    others[file_name(s, seed, m)] = side
-        if others:
-            first, (w, h) = next(iter(others.items()))
-            raise ValueError(f"{out} already holds {len(others)} image(s) of these styles and seeds at another "
-                             f"size (e.g. {first}, {w}×{h}); a {size}² bake would replace them: bake at that "
-                             f"size to resume, into another folder, or replace them (tessera batch --replace)")
+    others = {} if replace else other_sizes(out, jobs, size)
+    if others:
+        first, (w, h) = next(iter(others.items()))
+        raise ValueError(f"{out} already holds {len(others)} image(s) of these styles and seeds at another "
+                         f"size (e.g. {first}, {w}×{h}); a {size}² bake would replace them: bake at that size "
+                         f"to resume, into another folder, or replace them (--replace for tessera batch, "
+                         f"Replace in Blender's Batch Bake)")
     return images, jobs
 
 
@@ -192,6 +191,18 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
           maps: tuple[str, ...], replace: bool) -> tuple[Path, int]:
     images, jobs = plan(styles, seeds, size, out, maps, replace)  # again, now that no other run can write
     skipped = len(styles) * len(seeds) - len(jobs)
+
+def other_sizes(out: Path, jobs: list[tuple[str, int]], size: int) -> dict[str, tuple[int, int]]:
+    """The images of any map (not only those asked for now) that `out` holds for these (style, seed)
+    pairs at a side other than `size`: file name → (width, height)."""
+    found = {}
+    for s, seed in jobs:
+        for m in MAPS:
+            side = image_side(out / file_name(s, seed, m))
+            if side is not None and side != (size, size):
+                found[file_name(s, seed, m)] = side
+    return found
+
 
     def write_manifest() -> Path:
         data = {"tool": "tessera", "size": size, "device": str(gen.device),
@@ -214,6 +225,20 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
                            "seconds": round(time.perf_counter() - t0, 3)})
             write_manifest()
             done_count, t0 = done_count + 1, time.perf_counter()
+def remove_other_size(out: Path, style: str, seed: int, size: int) -> None:
+    """Delete (style, seed)'s images of any map at a side other than `size` (with the height's .exr): what
+    is left of a set that `--replace` replaces and the new set does not remake, recorded nowhere."""
+    for m in MAPS:
+        png = out / file_name(style, seed, m)
+        side = image_side(png)
+        if side is not None and side != (size, size):
+            png.unlink(missing_ok=True)
+            if m == "height":
+                png.with_suffix(".exr").unlink(missing_ok=True)
+
+
             if progress:
                 progress(done_count, len(jobs), paths[maps[0]].name)
     return write_manifest(), skipped
+            if replace:  # the set of another size goes as a whole, not only the maps remade
+                remove_other_size(out, style, seed, size)

@@ -622,3 +622,19 @@ def test_16bit_colour_png_warns_that_it_is_read_at_8_bits(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert imageio.read_pixels(tmp_path / "grey16.png").dtype == np.uint16
+
+
+def test_batch_at_another_size_with_other_maps_is_refused_too(tiny_models, tmp_path, run):
+    out = tmp_path / "d"
+    args = ["batch", "--styles", "brick", "--seeds", "0", "--out", out, "--models", tiny_models, "--quiet"]
+    assert run(*args, "--size", "256")[0] == 0
+    rc, _, err = run(*args, "--size", "320", "--maps", "normal")
+    one_line_error(rc, err, "already holds 1 image(s) of these styles and seeds at another size "
+                            "(e.g. brick_0_albedo.png, 256×256)")
+    (entry,) = json.loads((out / "manifest.json").read_text())["images"]
+    assert (entry["size"], entry["files"]) == (256, {"albedo": "brick_0_albedo.png"})
+    rc, _, err = run(*args, "--size", "320", "--maps", "normal", "--replace")
+    assert rc == 0, err
+    (entry,) = json.loads((out / "manifest.json").read_text())["images"]  # disk and manifest agree
+    assert (entry["size"], entry["files"]) == (320, {"normal": "brick_0_normal.png"})
+    assert sorted(p.name for p in out.glob("*.png")) == ["brick_0_normal.png"]
