@@ -163,7 +163,8 @@ class TESSERA_OT_batch_bake(_Submit):
 
         try:
             job = jobs.submit(context, jobs.Job("batch", f"batch of {len(chosen) * len(seeds)}", done),
-                              styles=chosen, seeds=seeds, size=size, out=str(folder), maps=maps)
+                              styles=chosen, seeds=seeds, size=size, out=str(folder), maps=maps,
+                              replace=s.batch_replace)
         except client.WorkerError as e:
             return self.fail(e)
         return self.finish(job)

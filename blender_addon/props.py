@@ -72,3 +72,6 @@ class TesseraSettings(bpy.types.PropertyGroup):
         items=_batch_items, options={"ENUM_FLAG"})
     batch_count: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Seeds", description="How many seeds per style, counting up from Seed", default=8, min=1, max=10000)
+    batch_replace: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Replace", description="Replace the textures of these styles and seeds that the batch folder "
+        "holds at another size (otherwise such a bake is refused)", default=False)

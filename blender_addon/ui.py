@@ -48,6 +48,7 @@ def draw_batch(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.label(text="Styles (none: the current one)")
     layout.prop(s, "batch_styles")
     layout.prop(s, "batch_count")
+    layout.prop(s, "batch_replace")
     layout.operator("tessera.batch_bake", icon="RENDER_STILL")
 
 

@@ -58,7 +58,7 @@ def scene(bpy, addon, tiny_models, tmp_path):
     bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
     s = bpy.context.scene.tessera
     s.style, s.seed, s.size, s.maps = "grass", 3, "512", {"albedo"}
-    s.new_slot = s.pack = s.preview_tiling = False
+    s.new_slot = s.pack = s.preview_tiling = s.batch_replace = False
     return s
 
 
@@ -330,3 +330,17 @@ def test_a_mesh_without_uv_map_gets_box_projected_coordinates(bpy, addon, scene)
     assert bpy.ops.tessera.generate() == {"FINISHED"}
     assert linked(tree, "Texture Coordinate", "UV", "Mapping", "Vector")
     assert tree.nodes["Tessera Albedo"].projection == "FLAT" and addon["jobs"].STATE.message[0] == "INFO"
+
+
+def test_batch_bake_at_another_size_needs_the_replace_option(bpy, addon, scene, tmp_path):
+    scene.batch_styles, scene.batch_count = {"grass"}, 1
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+    out = tmp_path / "textures" / "batch"
+    scene.size = "1024"
+    with pytest.raises(RuntimeError, match=r"replace them \(--replace for tessera batch, Replace in Blender's "
+                                           r"Batch Bake\)"):
+        bpy.ops.tessera.batch_bake()
+    assert Image.open(out / "grass_3_albedo.png").size == (512, 512)
+    scene.batch_replace = True
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+    assert Image.open(out / "grass_3_albedo.png").size == (1024, 1024)
