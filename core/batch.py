@@ -167,6 +167,18 @@ def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
         return _bake(gen, styles, seeds, size, out, progress, maps, replace)
 
 
+def other_sizes(out: Path, jobs: list[tuple[str, int]], size: int) -> dict[str, tuple[int, int]]:
+    """The images of any map (not only those asked for now) that `out` holds for these (style, seed)
+    pairs at a side other than `size`: file name → (width, height)."""
+    found = {}
+    for s, seed in jobs:
+        for m in MAPS:
+            side = image_side(out / file_name(s, seed, m))
+            if side is not None and side != (size, size):
+                found[file_name(s, seed, m)] = side
+    return found
+
+
 def plan(styles: list[str], seeds: list[int], size: int, out: Path, maps: tuple[str, ...],
          replace: bool) -> tuple[list[dict], list[tuple[str, int]]]:
     """→ (the manifest's finished sets, the (style, seed) pairs still to make). Reads only.
@@ -187,22 +199,22 @@ def plan(styles: list[str], seeds: list[int], size: int, out: Path, maps: tuple[
     return images, jobs
 
 
+def remove_other_size(out: Path, style: str, seed: int, size: int) -> None:
+    """Delete (style, seed)'s images of any map at a side other than `size` (with the height's .exr): what
+    is left of a set that `--replace` replaces and the new set does not remake, recorded nowhere."""
+    for m in MAPS:
+        png = out / file_name(style, seed, m)
+        side = image_side(png)
+        if side is not None and side != (size, size):
+            png.unlink(missing_ok=True)
+            if m == "height":
+                png.with_suffix(".exr").unlink(missing_ok=True)
+
+
 def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progress: Progress | None,
           maps: tuple[str, ...], replace: bool) -> tuple[Path, int]:
     images, jobs = plan(styles, seeds, size, out, maps, replace)  # again, now that no other run can write
     skipped = len(styles) * len(seeds) - len(jobs)
-
-def other_sizes(out: Path, jobs: list[tuple[str, int]], size: int) -> dict[str, tuple[int, int]]:
-    """The images of any map (not only those asked for now) that `out` holds for these (style, seed)
-    pairs at a side other than `size`: file name → (width, height)."""
-    found = {}
-    for s, seed in jobs:
-        for m in MAPS:
-            side = image_side(out / file_name(s, seed, m))
-            if side is not None and side != (size, size):
-                found[file_name(s, seed, m)] = side
-    return found
-
 
     def write_manifest() -> Path:
         data = {"tool": "tessera", "size": size, "device": str(gen.device),
@@ -219,26 +231,14 @@ def other_sizes(out: Path, jobs: list[tuple[str, int]], size: int) -> dict[str, 
             targets = {m: out / file_name(style, seed, m) for m in maps}
             paths = write_maps(targets, derive(albedo, maps, roughness=roughness))
             before = [e for e in images if (e["style"], e["seed"]) == (style, seed) and e["size"] == size]
+            if replace:  # the set of another size goes as a whole, not only the maps remade
+                remove_other_size(out, style, seed, size)
             files = {**(before[0]["files"] if before else {}), **{name: p.name for name, p in paths.items()}}
             images = [e for e in images if (e["style"], e["seed"]) != (style, seed)]
             images.append({"style": style, "seed": seed, "size": size, "files": files,
                            "seconds": round(time.perf_counter() - t0, 3)})
             write_manifest()
             done_count, t0 = done_count + 1, time.perf_counter()
-def remove_other_size(out: Path, style: str, seed: int, size: int) -> None:
-    """Delete (style, seed)'s images of any map at a side other than `size` (with the height's .exr): what
-    is left of a set that `--replace` replaces and the new set does not remake, recorded nowhere."""
-    for m in MAPS:
-        png = out / file_name(style, seed, m)
-        side = image_side(png)
-        if side is not None and side != (size, size):
-            png.unlink(missing_ok=True)
-            if m == "height":
-                png.with_suffix(".exr").unlink(missing_ok=True)
-
-
             if progress:
                 progress(done_count, len(jobs), paths[maps[0]].name)
     return write_manifest(), skipped
-            if replace:  # the set of another size goes as a whole, not only the maps remade
-                remove_other_size(out, style, seed, size)
