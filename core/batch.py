@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import files
 from .files import check_can_write, check_name_length, sweep_stale, try_lock, write_text
 from .imageio import have_exr, write_exr, write_png
 from .pbr import MAPS, check_maps, derive
@@ -108,8 +109,12 @@ def folder_lock(out: Path) -> Iterator[None]:
                      f"started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         yield
     finally:
+        if files.fcntl is None:  # Windows: no lock to hold, and an open file cannot be deleted
+            os.close(fd)
+            fd = -1
         path.unlink(missing_ok=True)  # while still locked: a run waiting on this file then starts afresh
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def image_side(path: Path) -> tuple[int, int] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ except ImportError:  # Windows: no advisory locks; stale temporary files are swe
     fcntl = None  # type: ignore[assignment]
 
 TMP_MARK = ".tessera-"   # temporary names: "." + name + TMP_MARK + 8 hex digits + ".tmp"
+TMP_TAIL = re.compile(re.escape(TMP_MARK) + r"[0-9a-f]{8}\.tmp")  # exactly what `_tmp_name` appends
 UNLOCKED_STALE_S = 24 * 3600  # without locks, a temporary file this old is taken as left by a kill
 
 
@@ -78,10 +80,13 @@ def try_lock(fd: int) -> bool:
 
 def sweep_stale(folder: Path, name: str | None = None) -> int:
     """Delete the temporary files that killed runs left in `folder` (only those for `name` if given):
-    those nobody holds locked (or, without locks, older than a day). → how many were deleted."""
-    pattern = f".{glob.escape(name[:16]) if name else ''}*{TMP_MARK}*.tmp"
+    names Tessera makes (`.<name>.tessera-<8 hex digits>.tmp`, never a user's own `.notes.tessera-x.tmp`)
+    that nobody holds locked (or, without locks, older than a day). → how many were deleted."""
+    pattern = f".{glob.escape(name[:16]) if name else ''}*{TMP_MARK}{'[0-9a-f]' * 8}.tmp"
     removed = 0
     for tmp in Path(folder).glob(pattern):
+        if not TMP_TAIL.search(tmp.name):  # glob's [0-9a-f] ignores case on some systems
+            continue
         try:
             fd = os.open(tmp, os.O_RDONLY)
         except OSError:
@@ -89,13 +94,16 @@ def sweep_stale(folder: Path, name: str | None = None) -> int:
         try:
             if fcntl is None:
                 stale = time.time() - os.fstat(fd).st_mtime > UNLOCKED_STALE_S
+                os.close(fd)  # Windows cannot delete a file that is still open
+                fd = -1
             else:
                 stale = try_lock(fd)
             if stale:
-                tmp.unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)  # (with a lock: still held, so no writer can take it meanwhile)
                 removed += 1
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
     return removed
 
 
@@ -132,20 +140,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # created 0600 like mkstemp; give the file what open() would
+        if fcntl is None:  # Windows: no lock to keep, and an open file can be neither renamed nor deleted
+            os.close(fd)
+            fd = -1
         os.replace(tmp, path)
     finally:
-        os.close(fd)  # releases the lock: from here on a sweep may take what is left
+        if fd >= 0:
+            os.close(fd)  # releases the lock: from here on a sweep may take what is left
         tmp.unlink(missing_ok=True)
 
 
 def _create_locked(path: Path) -> tuple[Path, int]:
     """A new, empty temporary file beside `path`, locked by the returned descriptor (kept open while it
-    is written). A sweep in another process could delete it between creating and locking; then retry."""
+    is written). A sweep in another process may lock it between creating and locking (and then delete
+    it), or delete it before we lock it; either way, retry under a new name."""
     limit = name_max(path.parent)
     while True:
         tmp = path.parent / _tmp_name(path.name, limit)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try_lock(fd)
+        if not try_lock(fd):  # a sweep holds it and is about to delete it
+            os.close(fd)
+            continue
         try:
             if os.fstat(fd).st_ino == os.stat(tmp).st_ino:
                 return tmp, fd

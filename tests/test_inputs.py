@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -638,3 +639,77 @@ def test_batch_at_another_size_with_other_maps_is_refused_too(tiny_models, tmp_p
     (entry,) = json.loads((out / "manifest.json").read_text())["images"]  # disk and manifest agree
     assert (entry["size"], entry["files"]) == (320, {"normal": "brick_0_normal.png"})
     assert sorted(p.name for p in out.glob("*.png")) == ["brick_0_normal.png"]
+
+
+# review of issue 16: temporary files
+
+def test_the_sweep_takes_only_names_tessera_makes(tmp_path):
+    from core.files import sweep_stale
+
+    own = [".notes.tessera-user.tmp", ".a.png.tessera-0123abcd9.tmp", ".a.png.tessera-0123ABCD.tmp"]
+    for name in own:
+        (tmp_path / name).write_text("the user's")
+    (tmp_path / ".a.png.tessera-0123abcd.tmp").write_bytes(b"left by a kill")
+    assert sweep_stale(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(own)
+
+
+def test_a_temporary_file_whose_lock_a_sweep_took_is_not_used(tmp_path, monkeypatch):
+    from core import files
+
+    taken: list[str] = []
+    real = files.try_lock
+
+    def sweep_first(fd: int) -> bool:  # a sweep locks the first file (to delete it) before the writer can
+        if not taken:
+            taken.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+            return False
+        return real(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc")
+    monkeypatch.setattr(files, "try_lock", sweep_first)
+    with files.atomic_path(tmp_path / "a.png") as tmp:
+        assert taken and tmp.name != taken[0]  # not the file the sweep is about to delete
+        tmp.write_bytes(b"whole")
+    (tmp_path / taken[0]).unlink()  # what the sweep then does
+    assert (tmp_path / "a.png").read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_without_fcntl_files_are_closed_before_they_are_renamed_or_deleted(tmp_path, monkeypatch):
+    """Windows has no fcntl, and renaming or deleting a file that is open fails there: simulated here."""
+    from core import files
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc")
+
+    def still_open(path) -> bool:
+        targets = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                targets.add(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
+        return os.path.abspath(path) in targets
+
+    def like_windows(real):
+        def call(src, *rest, **kw):
+            if still_open(src):
+                raise PermissionError(32, "The process cannot access the file because it is being used", str(src))
+            return real(src, *rest, **kw)
+        return call
+
+    monkeypatch.setattr(files, "fcntl", None)
+    monkeypatch.setattr(os, "replace", like_windows(os.replace))
+    monkeypatch.setattr(os, "unlink", like_windows(os.unlink))
+    files.write_text(tmp_path / "a.txt", "one")
+    files.write_text(tmp_path / "a.txt", "two")
+    assert (tmp_path / "a.txt").read_text() == "two"
+    old = tmp_path / ".b.png.tessera-0123abcd.tmp"  # left by a kill two days ago
+    old.write_text("x")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    assert files.sweep_stale(tmp_path) == 1
+    with batch.folder_lock(tmp_path):
+        assert (tmp_path / batch.LOCK).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
