@@ -23,6 +23,7 @@ import torch
 from . import imageio, pbr, weights
 from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
                       user_models_dir)
+from .files import check_name_length
 from .generator import TextureGenerator
 from .upscaler import Upscaler, upscale_tiled
 
@@ -269,6 +270,8 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
     `.errors`) while good ones still load; with no usable generator at all, raise."""
     folders = search_path(models_dir)
     chosen = chosen_models_dir(models_dir)
+    if chosen is not None:
+        check_name_length(chosen)  # before `is_dir`, which raises on a name too long
     if chosen is not None and not chosen.is_dir():
         what = f"models folder {models_dir}" if models_dir else f"$TESSERA_MODELS={os.environ['TESSERA_MODELS']}"
         reason = "is a file, expected a folder" if chosen.exists() else "does not exist"

@@ -62,8 +62,10 @@ def write_maps(paths: dict[str, Path], maps: dict) -> dict[str, Path]:
 
 
 def check_folder(out: str | Path) -> Path:
-    """An output folder to be: fine if missing (it will be made), refused if something else is there."""
+    """An output folder to be: fine if missing (it will be made), refused (ValueError) if something else
+    is there or a name in it is too long for the file system."""
     out = Path(out)
+    check_name_length(out)  # before `exists`, which raises on a name too long
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, expected a folder")
     check_can_write(out, out)

@@ -713,3 +713,16 @@ def test_without_fcntl_files_are_closed_before_they_are_renamed_or_deleted(tmp_p
     with batch.folder_lock(tmp_path):
         assert (tmp_path / batch.LOCK).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+# review of issue 16: names too long on the input side
+
+def test_an_input_or_batch_folder_name_too_long_is_one_line(tiny_models, tmp_path, run):
+    (tmp_path / "ln").mkdir()
+    rc, _, err = run("batch", "--styles", "brick", "--seeds", "0", "--size", "256", "--out",
+                     tmp_path / "ln" / ("d" * 256), "--models", tiny_models)
+    one_line_error(rc, err, "name is 256 bytes long; this file system allows 255")
+    rc, _, err = run("upscale", tmp_path / ("p" * 300 + ".png"), "--out", tmp_path / "o.png", "--models", tiny_models)
+    one_line_error(rc, err, "name is 304 bytes long; this file system allows 255")
+    rc, _, err = run("styles", "--models", tmp_path / ("m" * 256))
+    one_line_error(rc, err, "name is 256 bytes long; this file system allows 255")
