@@ -151,9 +151,15 @@ def read_manifest(out: Path) -> list[dict]:
     try:
         images = json.loads(path.read_text())["images"]
         recorded = [(e["style"], e["seed"], e["size"], dict(e["files"])) for e in images]  # all keys present
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # edited or foreign file: say which
-        raise ValueError(f"{path}: not a Tessera batch manifest ({e.__class__.__name__}: {e}); "
-                         f"move it away to start afresh") from None
+    except json.JSONDecodeError as e:  # edited or foreign file: say what is wrong with it
+        why = f"not valid JSON ({e.msg}, line {e.lineno})"
+    except KeyError as e:
+        why = f"the key {e} is missing"
+    except (ValueError, TypeError, AttributeError):  # not text, or not the lists and records Tessera writes
+        why = "it does not hold the image records Tessera writes"
+    else:
+        return [e for e, r in zip(images, recorded) if all((out / f).is_file() for f in r[3].values())]
+    raise ValueError(f"{path}: not a Tessera batch manifest ({why}); move it away to start afresh")
     return [e for e, r in zip(images, recorded) if all((out / f).is_file() for f in r[3].values())]
 
 

@@ -60,8 +60,17 @@ def peek(path: Path) -> dict[str, str]:
         if meta.get("format") != "tessera-weights":
             raise ValueError("not a Tessera weights file")
         return meta
-    except (OSError, struct.error, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: unusable weights file ({e.__class__.__name__}: {e})") from None
+    except OSError as e:
+        why = e.strerror or str(e)
+    except struct.error:
+        why = "too short to hold a safetensors header"
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        why = "its header is not JSON"
+    except AttributeError:
+        why = "its header is not a JSON object"
+    except ValueError as e:  # raised above, in words
+        why = str(e)
+    raise ValueError(f"{path}: unusable weights file ({why})")
 
 
 def list_styles(models_dir: str | Path | None = None) -> tuple[list[str], list[str]]:

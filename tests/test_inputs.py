@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -726,3 +727,46 @@ def test_an_input_or_batch_folder_name_too_long_is_one_line(tiny_models, tmp_pat
     one_line_error(rc, err, "name is 304 bytes long; this file system allows 255")
     rc, _, err = run("styles", "--models", tmp_path / ("m" * 256))
     one_line_error(rc, err, "name is 256 bytes long; this file system allows 255")
+
+
+# review of issue 16: messages in words, not Python class names
+
+@pytest.mark.skipif(not imageio.have_exr(), reason="needs OpenEXR")
+def test_upscaling_tessera_s_own_exr_says_to_use_the_png(tiny_models, tmp_path, run):
+    rc, _, err = run("generate", "--style", "brick", "--seed", "1", "--size", "256", "--maps", "height",
+                     "--out", f"{tmp_path / 'own'}/", "--models", tiny_models)
+    assert rc == 0, err
+    rc, _, err = run("upscale", tmp_path / "own" / "brick_1_height.exr", "--out", tmp_path / "o.png",
+                     "--models", tiny_models)
+    one_line_error(rc, err, "an OpenEXR image; Tessera does not read EXR: use the 16-bit PNG it writes beside it "
+                            "(brick_1_height.png)")
+
+
+@pytest.mark.parametrize("content, text", [(b"not an image", "not a readable image (not a format Pillow knows)"),
+                                           (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "not a readable image")])
+def test_unreadable_images_are_said_in_words(content, text, tmp_path):
+    (tmp_path / "bad.png").write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(text)) as info:
+        imageio.read_pixels(tmp_path / "bad.png")
+    assert "Error" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, text", [("not json", "not valid JSON"), ('{"images": [{"file": "x.png"}]}',
+                                                                           "the key 'style' is missing"),
+                                           ('{"images": 3}', "does not hold the image records")])
+def test_a_foreign_manifest_is_said_in_words(content, text, tmp_path):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(ValueError, match=re.escape(text)) as info:
+        batch.read_manifest(tmp_path)
+    assert "Error" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, text", [(b"\x01", "too short"), (b"\x04\0\0\0\0\0\0\0nope", "header is not JSON"),
+                                           (b"\x02\0\0\0\0\0\0\0[]", "header is not a JSON object")])
+def test_a_broken_weights_header_is_said_in_words(content, text, tmp_path):
+    from core.catalog import peek
+
+    (tmp_path / "w.safetensors").write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(text)) as info:
+        peek(tmp_path / "w.safetensors")
+    assert "Error" not in str(info.value)

@@ -499,7 +499,7 @@ def test_cli_no_usable_image_is_one_error_line(tmp_path):
     res = run_training("gan", *cli_flags(gan_kwargs(empty, tmp_path / "out")))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [  # the warning too is one line, without file:line and source
-        f"warning: skipping {empty / 'rock' / 'bad.png'}: not a readable image (UnidentifiedImageError)",
+        f"warning: skipping {empty / 'rock' / 'bad.png'}: not a readable image (not a format Pillow knows)",
         f"error: no usable image in {empty}: put images in {empty}/<style>/ subfolders"]
     assert not (tmp_path / "out").exists()
 
