@@ -11,6 +11,7 @@ TAG = "tessera"  # custom property marking datablocks Tessera made (and may repl
 NODES = {m: f"Tessera {m.title() if m != 'ao' else 'AO'}" for m in ("albedo", "normal", "height", "roughness", "ao")}
 TILING_NODE = "Tessera Tiling"
 AO_MIX_NODE = "Tessera AO Mix"  # its Factor is how much AO darkens the base colour
+NORMAL_MAP_NODE = "Tessera Normal Map"  # tangent space: wired into the BSDF only on a mesh with a UV map
 PREVIEW = "tessera_preview"  # custom property: the Tiling value is doubled for the 2×2 preview
 
 
@@ -90,7 +91,7 @@ def build_material(mat: bpy.types.Material, maps: list[str], tiling: float, norm
     if "roughness" in tex:
         links.new(tex["roughness"].outputs["Color"], bsdf.inputs["Roughness"])
     if "normal" in tex:
-        nmap = _node(nodes, "ShaderNodeNormalMap", "Tessera Normal Map", (150, -250))
+        nmap = _node(nodes, "ShaderNodeNormalMap", NORMAL_MAP_NODE, (150, -250))
         nmap.inputs["Strength"].default_value = normal_strength
         links.new(tex["normal"].outputs["Color"], nmap.inputs["Color"])
         links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
@@ -142,7 +143,9 @@ def preview_tiling(mat: bpy.types.Material, on: bool) -> None:
 def fit_coordinates(mat: bpy.types.Material, obj: bpy.types.Object | None) -> str:
     """Texture coordinates that work on `obj`: its UV map, or, for a mesh without one (where UV is (0, 0)
     everywhere and the texture shows as one flat colour), object coordinates box-projected onto the
-    image nodes. → a note for the report ("" when UVs are used)."""
+    image nodes. Without UVs the normal map is left out too: the Normal Map node's tangent space needs
+    a UV map, and without one it tilts the normals wrongly (the height map, if any, still gives bump
+    through the Displacement node). → a note for the report ("" when UVs are used)."""
     tree = mat.node_tree
     if not mat.get(TAG) or tree is None or "Texture Coordinate" not in tree.nodes or "Mapping" not in tree.nodes:
         return ""
@@ -155,7 +158,19 @@ def fit_coordinates(mat: bpy.types.Material, obj: bpy.types.Object | None) -> st
         if isinstance(node, bpy.types.ShaderNodeTexImage):
             node.projection = "BOX" if box else "FLAT"
             node.projection_blend = 0.2
-    return f"; {obj.name} has no UV map, so the material projects the maps onto its sides" if box and obj else ""
+    nmap, bsdf = tree.nodes.get(NORMAL_MAP_NODE), tree.nodes.get("Principled BSDF")
+    if nmap is not None and bsdf is not None:
+        for link in list(nmap.outputs["Normal"].links):
+            tree.links.remove(link)
+        if not box:
+            tree.links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
+    if not (box and obj):
+        return ""
+    note = f"; {obj.name} has no UV map, so the material projects the maps onto its sides"
+    if nmap is not None:
+        note += (" and leaves the normal map out (it needs a UV map; the height map still gives bump)"
+                 if NODES["height"] in tree.nodes else " and leaves the normal map out (it needs a UV map)")
+    return note
 
 
 def set_displacement_method(mat: bpy.types.Material, obj: bpy.types.Object | None) -> None:

@@ -344,3 +344,21 @@ def test_batch_bake_at_another_size_needs_the_replace_option(bpy, addon, scene, 
     scene.batch_replace = True
     assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
     assert Image.open(out / "grass_3_albedo.png").size == (1024, 1024)
+
+
+@pytest.mark.parametrize("maps", [{"albedo", "normal"}, {"albedo", "normal", "height"}])
+def test_a_mesh_without_uv_map_gets_no_tangent_space_normal_map(bpy, addon, scene, maps):
+    cube = bpy.data.objects["Cube"]
+    mesh = cube.data
+    while mesh.uv_layers:
+        mesh.uv_layers.remove(mesh.uv_layers[0])
+    scene.maps = maps
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    level, message = addon["jobs"].STATE.message
+    assert level == "WARNING" and "leaves the normal map out (it needs a UV map" in message
+    assert ("the height map still gives bump" in message) == ("height" in maps)
+    tree = cube.active_material.node_tree
+    assert not tree.nodes["Principled BSDF"].inputs["Normal"].is_linked
+    mesh.uv_layers.new(name="UVMap")  # with a UV map again, the normal map is wired again
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    assert linked(tree, "Tessera Normal Map", "Normal", "Principled BSDF", "Normal")
