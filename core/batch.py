@@ -32,6 +32,17 @@ def file_name(style: str, seed: int, map_name: str = "albedo") -> str:
     return f"{file_stem(style)}_{seed}_{map_name}.png"
 
 
+def same_file_names(styles: list[str]) -> tuple[str, str] | None:
+    """The first two styles whose files would share a name (`file_stem`, compared ignoring case, as on a
+    case-insensitive disk), or None."""
+    stems: dict[str, str] = {}
+    for style in styles:
+        other = stems.setdefault(file_stem(style).lower(), style)
+        if other != style:
+            return other, style
+    return None
+
+
 def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> dict[str, Path]:
     """Where `generate` writes each map: `out` is a folder (existing, or ending in a slash) that gets
     `<style>_<seed>_<map>.png`, or the albedo's .png, with the other maps named so beside it.
@@ -131,14 +142,14 @@ def image_side(path: Path) -> tuple[int, int] | None:
 
 
 def check_names(styles: list[str], seeds: list[int], maps: tuple[str, ...], out: Path) -> None:
-    """Refuse, before any work, styles whose files would share a name (also on a case-insensitive disk)
-    or have a name too long for the file system."""
-    stems: dict[str, str] = {}
+    """Refuse (ValueError), before any work, styles whose files would share a name (also on a
+    case-insensitive disk) or have a name too long for the file system."""
+    clash = same_file_names(styles)
+    if clash is not None:
+        other, style = clash
+        raise ValueError(f"styles {other!r} and {style!r} would be saved under the same file names "
+                         f"({file_name(other, seeds[0])}): bake them into separate folders")
     for style in styles:
-        other = stems.setdefault(file_stem(style).lower(), style)
-        if other != style:
-            raise ValueError(f"styles {other!r} and {style!r} would be saved under the same file names "
-                             f"({file_name(other, seeds[0])}): bake them into separate folders")
         for m in maps:
             check_name_length(out / file_name(style, max(seeds), m))
 

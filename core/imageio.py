@@ -278,13 +278,6 @@ def read_image(path: str | Path, alpha: str = "warn") -> np.ndarray:
     return to_rgb8(img)
 
 
-def read_rgb(path: str | Path, alpha: str = "warn") -> PILImage.Image:
-    """`read_image` as a Pillow "RGB" image (for code that resizes or saves with Pillow)."""
-    from PIL import Image
-
-    return Image.fromarray(read_image(path, alpha))
-
-
 # writing files
 
 def check_writable(path: str | Path) -> Path:

@@ -770,3 +770,23 @@ def test_a_broken_weights_header_is_said_in_words(content, text, tmp_path):
     with pytest.raises(ValueError, match=re.escape(text)) as info:
         peek(tmp_path / "w.safetensors")
     assert "Error" not in str(info.value)
+
+
+# review of issue 16: one reader
+
+def test_open_image_reads_a_file_object_upright_naming_it(tmp_path):
+    import io
+
+    data = io.BytesIO(sideways_jpeg(tmp_path / "o.jpg").read_bytes())
+    assert imageio.open_image(data, "pkg:o.jpg").size == (8, 16)  # turned upright, as from a path
+    with pytest.raises(imageio.UnreadableImage, match=r"^pkg:bad\.png: not a readable image"):
+        imageio.open_image(io.BytesIO(b"junk"), "pkg:bad.png")
+    named = io.BytesIO(b"junk")
+    named.name = "inside.zip!bad.png"
+    with pytest.raises(imageio.UnreadableImage, match=r"^inside\.zip!bad\.png: "):
+        imageio.open_image(named)
+
+
+def test_training_and_batch_share_one_file_name_check():
+    assert batch.same_file_names(["rock wet", "sand", "Rock-Wet"]) == ("rock wet", "Rock-Wet")
+    assert batch.same_file_names(["rock", "sand"]) is None

@@ -81,9 +81,11 @@ class StyleImages:
         float scaled, grey repeated; alpha left out with a warning when it hides anything)."""
         from PIL import Image
 
-        from core.imageio import UnreadableImage, has_transparency, read_pixels, to_rgb8
+        from core.files import check_name_length
+        from core.imageio import UnreadableImage, read_image
 
         root = Path(root)
+        check_name_length(root)  # before `exists`, which raises on a name too long
         if not root.exists():
             raise FileNotFoundError(f"data folder {root} does not exist")
         if not root.is_dir():
@@ -98,14 +100,11 @@ class StyleImages:
             for f in sorted(folder.iterdir()):
                 if f.suffix.lower() not in IMAGE_EXTS:
                     continue
-                try:  # upright, 16-bit and float scaled, grey as grey: never a white field
-                    pixels = read_pixels(f)
+                try:  # upright, 16-bit and float scaled, grey repeated: never a white field
+                    im = Image.fromarray(read_image(f))  # (warns when it leaves out a hiding alpha)
                 except UnreadableImage as e:  # skip any file Pillow cannot decode or Tessera cannot read
                     warnings.warn(f"skipping {e}", stacklevel=2)
                     continue
-                if has_transparency(pixels):
-                    warnings.warn(f"{f}: transparency ignored (training reads the colour channels)", stacklevel=2)
-                im = Image.fromarray(to_rgb8(pixels))
                 if max_side and max(im.size) > max_side:
                     k = max_side / max(im.size)
                     im = im.resize((max(1, round(im.size[0] * k)), max(1, round(im.size[1] * k))),
@@ -165,9 +164,8 @@ def check_style_names(names: list[str], root: Path) -> None:
     """Raise ValueError unless every folder name can be a style: usable in a mix (`--style a:0.5+b`) and
     a list (`--styles a,b`), not blank at either end, and saved under file names no other style shares
     (`core.batch.file_stem`, compared ignoring case, as on a case-insensitive disk)."""
-    from core.batch import file_stem
+    from core.batch import file_stem, same_file_names
 
-    stems: dict[str, str] = {}
     for name in names:
         bad = sorted(set(name) & set(STYLE_RESERVED))
         if bad or name != name.strip() or not name:
@@ -175,10 +173,11 @@ def check_style_names(names: list[str], root: Path) -> None:
                    else "begins or ends with a space")
             raise ValueError(f"style folder {root / name!r} {why}: rename it (letters, digits, '-', '_', '.', "
                              f"inner spaces)")
-        other = stems.setdefault(file_stem(name).lower(), name)
-        if other != name:
-            raise ValueError(f"style folders {other!r} and {name!r} in {root} would be saved under the same file "
-                             f"names ({file_stem(name)}_<seed>_<map>.png): rename one")
+    clash = same_file_names(names)
+    if clash is not None:
+        other, name = clash
+        raise ValueError(f"style folders {other!r} and {name!r} in {root} would be saved under the same file "
+                         f"names ({file_stem(name)}_<seed>_<map>.png): rename one")
 
 
 def run_horizontally(img: torch.Tensor, ratio: float = 1.5) -> torch.Tensor:

@@ -122,14 +122,17 @@ def _resize(im, side: int):
 
 def _decode(rec: Record, root: Path):
     """The image upright, as 8-bit sRGB (core.imageio's reading rules: 16-bit scaled, grey repeated)."""
-    from PIL import Image, ImageOps
+    import io
 
-    from core.imageio import decode, to_rgb8
+    from PIL import Image
 
-    with open_image(Entry(rec.source, rec.origin, rec.style, rec.licence), root) as im:
-        im.load()
-        upright = ImageOps.exif_transpose(im) or im
-        return Image.fromarray(to_rgb8(decode(upright, f"{rec.source}:{rec.origin}")))
+    from core import imageio
+
+    from .sources import read_bytes
+
+    name = f"{rec.source}:{rec.origin}"
+    data = io.BytesIO(read_bytes(Entry(rec.source, rec.origin, rec.style, rec.licence), root))
+    return Image.fromarray(imageio.to_rgb8(imageio.decode(imageio.open_image(data, name), name)))
 
 
 def process(args: tuple[Record, str, str]) -> tuple[Record, np.ndarray] | tuple[None, str]:
