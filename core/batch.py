@@ -59,16 +59,18 @@ def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> 
     return {m: paths[m] for m in maps}
 
 
-def write_maps(paths: dict[str, Path], maps: dict) -> dict[str, Path]:
-    """Write each map to its path (the height also as `.exr` when OpenEXR is installed), after sweeping
-    the temporary files killed runs left in those folders."""
-    for folder in {paths[name].parent for name in maps}:
-        if folder.is_dir():
-            sweep_stale(folder)
+def write_maps(paths: dict[str, Path], maps: dict, sweep: bool = True) -> dict[str, Path]:
+    """Write each map to its path (the height also as `.exr` when OpenEXR is installed). With `sweep`,
+    first delete the temporary files killed runs left in those folders (once per command: a batch sweeps
+    its folder when it starts and passes False)."""
+    if sweep:
+        for folder in {paths[name].parent for name in maps}:
+            if folder.is_dir():
+                sweep_stale(folder)
     for name, img in maps.items():
-        write_png(paths[name], img)
+        write_png(paths[name], img, sweep=False)
         if name == "height" and have_exr():
-            write_exr(paths[name].with_suffix(".exr"), img.astype("float32") / 65535)
+            write_exr(paths[name].with_suffix(".exr"), img.astype("float32") / 65535, sweep=False)
     return {name: paths[name] for name in maps}
 
 
@@ -243,7 +245,7 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
     def write_manifest() -> Path:
         data = {"tool": "tessera", "size": size, "device": str(gen.device),
                 "models": sorted({str(e.path) for e in gen.generators.values()}), "images": images}
-        return write_text(out / "manifest.json", json.dumps(data, indent=1))
+        return write_text(out / "manifest.json", json.dumps(data, indent=1), sweep=False)
 
     if progress:
         progress(0, len(jobs), "")
@@ -253,7 +255,7 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
         roughness = gen.roughness(style)
         for seed, albedo in gen.generate_many(style, pending, size):
             targets = {m: out / file_name(style, seed, m) for m in maps}
-            paths = write_maps(targets, derive(albedo, maps, roughness=roughness))
+            paths = write_maps(targets, derive(albedo, maps, roughness=roughness), sweep=False)  # swept once
             before = [e for e in images if (e["style"], e["seed"]) == (style, seed) and e["size"] == size]
             if replace:  # the set of another size goes as a whole, not only the maps remade
                 remove_other_size(out, style, seed, size)

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         sets[style] = gen.generate_maps(style, seed=args.seed, size=args.size)
         times.append(time.perf_counter() - t0)
-        write_maps({m: out / file_name(style, args.seed, m) for m in sets[style]}, sets[style])
+        write_maps({m: out / file_name(style, args.seed, m) for m in sets[style]}, sets[style],
+                   sweep=style == gen.styles[0])  # what killed runs left: swept once, with the first set
     sheet = write_png(out / "contact_sheet.png", contact_sheet({s: maps["albedo"] for s, maps in sets.items()}))
     maps_sheet = write_png(out / "pbr_sheet.png", pbr_sheet(sets))
     print(f"{len(sets)} PBR sets of {args.size}² on {gen.device}: median {np.median(times):.2f} s each "

@@ -126,14 +126,17 @@ def check_can_write(folder: Path, what: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, sweep: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `path` (with normal permissions).
-    A folder that cannot be made or written raises ValueError naming `path`."""
+    With `sweep`, first delete what killed writes of the same name left (`sweep_stale`); code that writes
+    many files into one folder sweeps it once itself and passes False. A folder that cannot be made or
+    written raises ValueError naming `path`."""
     path = Path(path)
     check_name_length(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path.parent, path.name)
+        if sweep:
+            sweep_stale(path.parent, path.name)
         tmp, fd = _create_locked(path)
     except OSError as e:
         raise ValueError(f"{path}: cannot write ({e.strerror})") from None
@@ -169,7 +172,8 @@ def _create_locked(path: Path) -> tuple[Path, int]:
         os.close(fd)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
+def write_text(path: str | Path, text: str, sweep: bool = True) -> Path:
+    """Write `text` to `path` atomically (`sweep` as in `atomic_path`)."""
+    with atomic_path(path, sweep) as tmp:
         tmp.write_text(text)
     return Path(path)

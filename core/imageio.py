@@ -267,11 +267,15 @@ def read_pixels(path: str | Path) -> np.ndarray:
     return decode(im, str(path))
 
 
-def read_image(path: str | Path, alpha: str = "warn") -> np.ndarray:
-    """Any image Pillow can read → (H, W, 3) uint8 RGB, upright, grey repeated, 16-bit and float scaled.
+def read_image(path: str | Path, alpha: Literal["warn", "ignore"] = "warn") -> np.ndarray:
+    """Any image Pillow can read → (H, W, 3) uint8 RGB in 0…255, upright, grey repeated, 16-bit and
+    float scaled.
 
     An alpha channel with transparent areas is left out, with a warning naming the file (`alpha="warn"`)
-    or silently (`"ignore"`). Raises ValueError naming the file."""
+    or silently (`"ignore"`). Raises FileNotFoundError, or ValueError naming the file (see `open_image`
+    and `decode`) or, for another `alpha`, naming the accepted values."""
+    if alpha not in ("warn", "ignore"):
+        raise ValueError(f"alpha={alpha!r}: use 'warn' or 'ignore'")
     img = read_pixels(path)
     if alpha == "warn" and has_transparency(img):
         warnings.warn(f"{path}: transparency ignored (only the colour channels are read)", stacklevel=2)
@@ -313,19 +317,21 @@ def png_image(img: np.ndarray) -> PILImage.Image:
     return Image.frombytes(mode, (img.shape[1], img.shape[0]), np.ascontiguousarray(img).tobytes())
 
 
-def write_png(path: str | Path, img: np.ndarray) -> Path:
-    """Write an array (layouts and dtypes above; 16-bit only as (H, W) grey) as PNG, atomically."""
+def write_png(path: str | Path, img: np.ndarray, sweep: bool = True) -> Path:
+    """Write an array (layouts and dtypes above; 16-bit and float only as (H, W) grey) as PNG, atomically
+    (`sweep` as in `core.files.atomic_path`) → `path`. Raises ValueError for any other array (see
+    `check_array`, `png_image`) or a folder that cannot be written."""
     image = png_image(img)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sweep) as tmp:
         image.save(tmp, format="PNG")
     return Path(path)
 
 
-def write_exr(path: str | Path, img: np.ndarray) -> Path:
+def write_exr(path: str | Path, img: np.ndarray, sweep: bool = True) -> Path:
     """Write an (H, W) float array as a one-channel float32 OpenEXR file, atomically (needs OpenEXR)."""
     import OpenEXR
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sweep) as tmp:
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         with OpenEXR.File(header, {"Y": np.ascontiguousarray(img, dtype=np.float32)}) as f:
             f.write(str(tmp))

@@ -95,9 +95,10 @@ class Upscaler(nn.Module):
 
 
 def pad_context(x: torch.Tensor, m: int, tileable: bool) -> torch.Tensor:
-    """(B, C, H, W) padded by `m` pixels on every side: wrapping around the torus (tileable) or mirrored
-    at the borders (as F.pad's "reflect"). Unlike F.pad, any `m` works, also one larger than the image:
-    a 1×1 or 16×16 image gets all the context the model needs, wrapped or mirrored as often as it takes."""
+    """`x` (B, C, H, W), any dtype, padded by `m` ≥ 0 pixels on every side → (B, C, H + 2m, W + 2m), same
+    dtype and device: wrapping around the torus (tileable) or mirrored at the borders (as F.pad's
+    "reflect"). Unlike F.pad, any `m` works, also one larger than the image: a 1×1 or 16×16 image gets
+    all the context the model needs, wrapped or mirrored as often as it takes."""
     def index(n: int) -> torch.Tensor:
         i = torch.arange(-m, n + m, device=x.device)
         if tileable or n == 1:

@@ -458,11 +458,11 @@ def test_a_second_batch_on_the_same_folder_is_refused_naming_the_first(tiny_mode
     second: dict = {}
     real = batch.write_maps
 
-    def start_another_run_first(paths, maps):  # the second run starts while the first one bakes
+    def start_another_run_first(paths, maps, **kwargs):  # the second run starts while the first one bakes
         if not second:
             second["started"] = True
             second["result"] = run("batch", "--styles", "grass", "--seeds", "5-6", *common)
-        return real(paths, maps)
+        return real(paths, maps, **kwargs)
 
     monkeypatch.setattr(batch, "write_maps", start_another_run_first)
     rc, _, err = run("batch", "--styles", "brick", "--seeds", "0-1", *common)
@@ -790,3 +790,41 @@ def test_open_image_reads_a_file_object_upright_naming_it(tmp_path):
 def test_training_and_batch_share_one_file_name_check():
     assert batch.same_file_names(["rock wet", "sand", "Rock-Wet"]) == ("rock wet", "Rock-Wet")
     assert batch.same_file_names(["rock", "sand"]) is None
+
+
+# review of issue 16: what public functions say
+
+def test_read_image_refuses_an_unknown_alpha_choice(tmp_path):
+    Image.fromarray(cutout()).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="alpha='drop': use 'warn' or 'ignore'"):
+        imageio.read_image(tmp_path / "a.png", alpha="drop")  # type: ignore[arg-type]
+
+
+def test_docstrings_say_what_is_raised_and_the_shapes():
+    from core.upscaler import pad_context
+
+    assert "ValueError" in (batch.plan.__doc__ or "") and "ValueError" in (imageio.write_png.__doc__ or "")
+    assert "(B, C, H + 2m, W + 2m)" in (pad_context.__doc__ or "")
+
+
+def test_a_batch_sweeps_its_folder_once_not_per_file(tiny_models, tmp_path, run, monkeypatch):
+    from core import files
+
+    calls: list[str] = []
+    real = files.sweep_stale
+
+    def counted(folder, name=None):
+        calls.append(f"{folder}:{name}")
+        return real(folder, name)
+
+    monkeypatch.setattr(files, "sweep_stale", counted)
+    monkeypatch.setattr(batch, "sweep_stale", counted)
+    rc, _, err = run("batch", "--styles", "brick,grass", "--seeds", "0-1", "--size", "256", "--maps", "albedo,ao",
+                     "--out", tmp_path / "b", "--models", tiny_models, "--quiet")
+    assert rc == 0, err
+    assert calls == [f"{tmp_path / 'b'}:None"]
+    calls.clear()
+    rc, _, err = run("generate", "--style", "brick", "--size", "256", "--maps", "albedo,normal,ao",
+                     "--out", f"{tmp_path / 'g'}/", "--models", tiny_models)
+    assert rc == 0, err
+    assert len(calls) <= 1
