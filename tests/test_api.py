@@ -164,7 +164,8 @@ def test_upscale_bad_scale(gen, scale):
 
 @pytest.mark.parametrize("img", [np.zeros((16, 16, 5), np.uint8), np.zeros(16, np.uint8), np.zeros((16, 16, 3, 1))])
 def test_upscale_bad_array(gen, img):
-    with pytest.raises(ValueError, match=r"\(H, W\) grey, \(H, W, 2\) grey \+ alpha, \(H, W, 3\) RGB or \(H, W, 4\) RGBA"):
+    layouts = r"\(H, W\) grey, \(H, W, 2\) grey \+ alpha, \(H, W, 3\) RGB or \(H, W, 4\) RGBA"
+    with pytest.raises(ValueError, match=layouts):
         gen.upscale(img)
 
 

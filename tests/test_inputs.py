@@ -320,6 +320,12 @@ def test_every_size_from_1x1_upscales(gen, h, w, tileable):
     x = np.random.default_rng(h * 100 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
     y = gen.upscale(x, scale=4, tileable=tileable)
     assert y.shape == (4 * h, 4 * w, 3)
+    # a flat colour, wrapped or mirrored, is flat all round: the same 4×4 cell of the ×4 everywhere
+    flat = gen.upscale(np.full((h, w, 3), (200, 100, 50), np.uint8), scale=4, tileable=tileable).astype(int)
+    assert np.abs(flat - np.tile(flat[:4, :4], (h, w, 1))).max() <= 1
+    if tileable:  # wrapped around: the image tiled 2×2 upscales to its upscale tiled 2×2
+        twice = gen.upscale(np.tile(x, (2, 2, 1)), scale=4, tileable=True).astype(int)
+        assert np.abs(twice - np.tile(y, (2, 2, 1))).max() <= 1
 
 
 def test_a_one_pixel_tileable_image_is_a_flat_field(gen):
