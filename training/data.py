@@ -32,7 +32,7 @@ import numpy as np
 
 from core.files import atomic_path, write_text
 
-from .sources import Entry, copyright_path, fetch, open_image, read_manifest
+from .sources import Entry, copyright_path, fetch, read_bytes, read_manifest
 
 # The styles curated, from the manifest's labels (the manifest labels more: ice, plaster, bark, marble,
 # fabric, tread_plate, corrugated have too few distinct images here for a style with VAL_MIN held out).
@@ -128,8 +128,6 @@ def _decode(rec: Record, root: Path):
 
     from core import imageio
 
-    from .sources import read_bytes
-
     name = f"{rec.source}:{rec.origin}"
     data = io.BytesIO(read_bytes(Entry(rec.source, rec.origin, rec.style, rec.licence), root))
     return Image.fromarray(imageio.to_rgb8(imageio.decode(imageio.open_image(data, name), name)))
@@ -145,7 +143,7 @@ def process(args: tuple[Record, str, str]) -> tuple[Record, np.ndarray] | tuple[
     try:
         im = _decode(rec, Path(root))
     except Exception as e:  # noqa: BLE001 — one bad file must not stop the other thousand
-        return None, f"{name}: unreadable ({e.__class__.__name__})"
+        return None, f"{name}: unreadable ({getattr(e, 'reason', None) or e})"
     rec.width, rec.height = im.size
     if min(im.size) < MIN_SIDE:
         return None, f"{name}: tiny ({im.size[0]}×{im.size[1]})"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import shutil
 import subprocess
 import zipfile
@@ -109,11 +108,3 @@ def read_bytes(entry: Entry, root: Path) -> bytes:
 def _zip(path: Path) -> zipfile.ZipFile:
     """Open each archive once per process: reading the index of a 3 GB zip for every member is slow."""
     return zipfile.ZipFile(path)
-
-
-def open_image(entry: Entry, root: Path):
-    """A PIL image of the entry (format told by its name, so .tga and .dds decode)."""
-    from PIL import Image
-
-    data = io.BytesIO(read_bytes(entry, root))
-    return Image.open(data)
