@@ -284,18 +284,19 @@ def realism_table(r: dict) -> list[str]:
         cells = [cell(r[sc].get(n, {}).get(style)) for sc in scales for n in names]
         label = "**mean over styles**" if style == "mean" else style
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| **above the floor, on the styles both have** | " + " | ".join(
-        above_floor(r[sc], n) for sc in scales for n in names) + " |")
+    shared = set.intersection(*(set(r[sc].get(n, {})) for sc in scales[:1] for n in names)) - {"mean"}
+    lines.append(f"| **above the floor, on the {len(shared)} styles every column has** | " + " | ".join(
+        above_floor(r[sc], n, shared) for sc in scales for n in names) + " |")
     return lines
 
 
-def above_floor(scale: dict, name: str) -> str:
-    """Mean accuracy of release `name` minus the floor's, over the styles both were measured on."""
-    common = [s for s in scale.get(name, {}) if s != "mean" and s in scale.get("floor", {})]
+def above_floor(scale: dict, name: str, styles: set[str]) -> str:
+    """Mean accuracy of release `name` minus the floor's over `styles` (those measured for it are used)."""
+    common = [s for s in sorted(styles) if s in scale.get(name, {}) and s in scale.get("floor", {})]
     if name == "floor" or not common:
         return "—"
     gap = np.mean([scale[name][s]["acc"] - scale["floor"][s]["acc"] for s in common])
-    return f"{gap:+.2f} ({len(common)} styles)"
+    return f"{gap:+.2f}" + (f" ({len(common)} styles)" if len(common) != len(styles) else "")
 
 
 def card_table(m: dict) -> str:
@@ -444,7 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=SHIPPED_DIR / "metrics.json")
     p.add_argument("--card", type=Path, default=SHIPPED_DIR / "MODEL_CARD.md")
     p.add_argument("--no-write", action="store_true", help="print only; touch no card and no weights")
+    p.add_argument("--card-only", action="store_true",
+                   help="measure nothing: rewrite the card's tables from --json (after a change to how they read)")
     args = p.parse_args(argv)
+    if args.card_only:
+        gen = load_generator(device="cpu", models_dir=args.models)
+        m = json.loads(args.json.read_text())
+        update_card(args.card, card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n"
+                    + training_table(gen))
+        return 0
     if not (args.data / "gan" / "val").is_dir():
         print(f"error: no validation data in {args.data}: run `python -m training data` first", file=sys.stderr)
         return 2
