@@ -631,6 +631,15 @@ def test_gan_init_matches_styles_by_name_from_a_run_or_an_exported_generator(dat
         assert torch.allclose(rows[0], source.mean(0))
         if not Path(start).is_file():
             assert torch.equal(tb["D.embed.weight_orig"][1], ta["D.embed.weight_orig"][STYLES.index("stripes")])
+    seeded = tmp_path / "seeded"
+    gan(other, seeded, init=a, style_init="moss=noise")  # moss starts as noise did, not at the mean
+    assert torch.equal(read_checkpoint(seeded)[1]["G_ema.style.weight"][0], ta["G_ema.style.weight"][0])
+    with pytest.raises(ValueError, match="--style-init stripes=noise: name a new style \\(moss\\)"):
+        gan(other, tmp_path / "y", init=a, style_init="stripes=noise")
+    with pytest.raises(ValueError, match="--style-init names styles of the --init start: give --init too"):
+        GanConfig(**gan_kwargs(other, tmp_path / "z", style_init="moss=noise"))
+    with pytest.raises(ValueError, match="is not NEW=STYLE"):
+        GanConfig(**gan_kwargs(other, tmp_path / "z", init=a, style_init="moss"))
     with pytest.raises(ValueError, match="an exported generator or a gan run folder"):
         up = tmp_path / "up"
         sr(data, up)

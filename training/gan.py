@@ -50,6 +50,9 @@ class GanConfig(RunConfig):
     style_weights: str | None = None
     """draw some styles more often than others, e.g. brick=3,paving=2 (the rest 1): more steps for
     the styles that are still learning their structure"""
+    style_init: str | None = None
+    """with --init: new styles that start at the embedding of a style of the start instead of the mean,
+    e.g. asphalt=concrete,stone_wall=brick"""
     augment: str = ""
     """differentiable augmentation of everything D sees, real and generated alike (DiffAugment, Zhao et
     al. 2020): a comma-separated subset of color,translation,cutout; translation is a roll on the torus"""
@@ -71,6 +74,10 @@ class GanConfig(RunConfig):
         self.init = None if self.init is None else Path(self.init)
         if self.init is not None and self.resume:
             raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
+        if self.style_init is not None:
+            if self.init is None:
+                raise ValueError("--style-init names styles of the --init start: give --init too")
+            parse_pairs(self.style_init)
         if self.style_weights is not None:
             parse_weights(self.style_weights)
         if self.fine_waves < 0:
@@ -123,6 +130,18 @@ def diff_augment(x: torch.Tensor, policy: str, g: torch.Generator) -> torch.Tens
         keep = ~(ys[:, :, None] & xs[:, None, :])
         x = x * keep[:, None].to(x.device, x.dtype)
     return x
+
+
+def parse_pairs(spec: str) -> dict[str, str]:
+    """'asphalt=concrete,stone_wall=brick' → {'asphalt': 'concrete', ...}; a malformed entry is a one-line
+    error."""
+    out = {}
+    for item in spec.split(","):
+        new, _, old = (part.strip() for part in item.partition("="))
+        if not new or not old:
+            raise ValueError(f"--style-init: {item!r} is not NEW=STYLE (e.g. asphalt=concrete)")
+        out[new] = old
+    return out
 
 
 def parse_weights(spec: str) -> dict[str, float]:
@@ -180,9 +199,12 @@ class Discriminator(nn.Module):
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
-def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module]) -> tuple[int, float, str]:
+def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
+              starts: dict[str, str] | None = None) -> tuple[int, float, str]:
     """Load a run folder's G, D and G_ema, or an exported generator file into G and G_ema, matching
-    styles by name (see GanConfig.init) → (step, wall time, what was new)."""
+    styles by name (see GanConfig.init); `starts` {new style: style of the start} seeds new styles from
+    chosen ones instead of the mean → (step, wall time, what was new). Raises ValueError for a start that
+    is not a generator or gan run, or `starts` naming a style that is not new or not in the start."""
     from core import weights
 
     if path.is_file():
@@ -202,21 +224,27 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module]) -> t
         parts = {name: {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
                  for name in modules}
     new = [s for s in styles if s not in old_styles]
+    starts = starts or {}
+    for target, source in starts.items():
+        if target not in new or source not in old_styles:
+            raise ValueError(f"--style-init {target}={source}: name a new style ({', '.join(new) or 'none'}) and "
+                             f"a style of {path} ({', '.join(old_styles)})")
+    order = [starts.get(s, s) for s in styles]  # where each style's rows come from
     added = set()
     for name, state in parts.items():
         own = modules[name].state_dict()
-        state = {k: _restyle(k, v, own.get(k), old_styles, styles) for k, v in state.items()}
+        state = {k: _restyle(k, v, own.get(k), old_styles, order) for k, v in state.items()}
         state = {k: v for k, v in state.items() if v is not None}
         added |= checkpoint.restore_module(modules[name], name, {f"{name}.{k}": v for k, v in state.items()},
                                            strict=False)
-    return step, wall, (f"new styles (from the mean embedding): {', '.join(new) or 'none'}; "
-                        f"new layers: {', '.join(sorted(added)) or 'none'}")
+    seeded = [f"{s} from {starts[s]}" if s in starts else f"{s} from the mean" for s in new]
+    return step, wall, f"new styles: {', '.join(seeded) or 'none'}; new layers: {', '.join(sorted(added)) or 'none'}"
 
 
 def _restyle(key: str, old: torch.Tensor, own: torch.Tensor | None, old_styles: list[str],
              styles: list[str]) -> torch.Tensor | None:
-    """A per-style tensor (one row per style) rearranged from old_styles' order to styles'; a new style
-    gets the mean row. Spectral norm's power-iteration vectors of a resized table are dropped (None: the
+    """A per-style tensor (one row per style) rearranged from old_styles' order to `styles` (each the name
+    of the row to take); a name the start lacks gets the mean row. Spectral norm's power-iteration vectors of a resized table are dropped (None: the
     module keeps its own, which converge again within a few steps). Other tensors pass unchanged."""
     if own is None or own.shape == old.shape and old_styles == styles:
         return old
@@ -269,7 +297,8 @@ def train(cfg: GanConfig) -> Path:
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
     elif cfg.init is not None:
-        step, wall, msg = init_from(cfg.init, data.styles, {"G": G, "D": D, "G_ema": G_ema})
+        starts = parse_pairs(cfg.style_init) if cfg.style_init else None
+        step, wall, msg = init_from(cfg.init, data.styles, {"G": G, "D": D, "G_ema": G_ema}, starts)
         if d.main:
             print(f"gan: starting from {cfg.init} at step {step}; {msg}")
     if d.main and not cfg.resume and (cfg.out / checkpoint.LAST).exists():
