@@ -265,9 +265,29 @@ def parse_style(spec: str) -> dict[str, float]:
     return mix
 
 
+def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
+               ups: dict[int, tuple[Upscaler, dict, Path]], errors: list[str]) -> None:
+    """Build one weights file onto `dev` and file it under its styles or its scale (earlier files win)."""
+    try:
+        model, meta = weights.build(path)
+    except (weights.ModelFileError, FileNotFoundError) as e:
+        errors.append(str(e))
+        return
+    model = model.to(dev)
+    if isinstance(model, TextureGenerator) or dev.type != "cpu":  # measured: faster there (core.bench);
+        model = model.to(memory_format=torch.channels_last)       # the CPU upscaler is faster in NCHW
+    if isinstance(model, TextureGenerator):
+        entry = _GanEntry(model, meta, path)
+        for name in meta["styles"]:
+            gens.setdefault(name, entry)  # earlier folders on the path win
+    else:
+        ups.setdefault(model.cfg.scale, (model, meta, path))
+
+
 def load_generator(device: str = "auto", models_dir: str | Path | None = None) -> Tessera:
-    """Load every weights file on the search path. Bad files are reported by name (warnings and
-    `.errors`) while good ones still load; with no usable generator at all, raise."""
+    """Load every weights file on the search path; an upscale factor none of them has comes from the shipped
+    weights. Bad files are reported by name (warnings and `.errors`) while good ones still load; with no
+    usable generator at all, raise FileNotFoundError."""
     folders = search_path(models_dir)
     chosen = chosen_models_dir(models_dir)
     if chosen is not None:
@@ -281,20 +301,13 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
     ups: dict[int, tuple[Upscaler, dict, Path]] = {}
     errors: list[str] = []
     for path in model_files(models_dir):
-        try:
-            model, meta = weights.build(path)
-        except (weights.ModelFileError, FileNotFoundError) as e:
-            errors.append(str(e))
-            continue
-        model = model.to(dev)
-        if isinstance(model, TextureGenerator) or dev.type != "cpu":  # measured: faster there (core.bench);
-            model = model.to(memory_format=torch.channels_last)       # the CPU upscaler is faster in NCHW
-        if isinstance(model, TextureGenerator):
-            entry = _GanEntry(model, meta, path)
-            for name in meta["styles"]:
-                gens.setdefault(name, entry)  # earlier folders on the path win
-        else:
-            ups.setdefault(model.cfg.scale, (model, meta, path))
+        _load_into(path, dev, gens, ups, errors)
+    # The upscalers do not depend on the style: a folder holding only a generator (a style someone trained)
+    # still gets the shipped ones.
+    for scale in (4, 2):
+        shipped = SHIPPED_DIR / f"tessera_sr_x{scale}.safetensors"
+        if scale not in ups and shipped.is_file():
+            _load_into(shipped, dev, gens, ups, errors)
     if not gens:
         where = ", ".join(str(f) for f in folders)
         detail = f" ({'; '.join(errors)})" if errors else ""

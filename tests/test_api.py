@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import helpers
 from core import api
 from helpers import STYLES
 
@@ -169,8 +170,20 @@ def test_upscale_bad_array(gen, img):
         gen.upscale(img)
 
 
-def test_upscale_missing_scale_names_loaded_ones(tiny_models):
+def test_a_folder_with_only_a_generator_gets_the_shipped_upscalers(tiny_models):
+    """The upscalers do not depend on the style (issue 18: a trained style alone in --models failed)."""
+    for f in tiny_models.glob("sr-*.safetensors"):
+        f.unlink()
+    gen = api.load_generator(device="cpu", models_dir=tiny_models)
+    assert {s: p.parent for s, (_, _, p) in gen.upscalers.items()} == {4: api.SHIPPED_DIR, 2: api.SHIPPED_DIR}
+    assert gen.generate("brick", seed=0, size=256).shape == (256, 256, 3)
+    full = api.load_generator(device="cpu", models_dir=helpers.make_models_folder(tiny_models.parent / "full"))
+    assert all(p.parent != api.SHIPPED_DIR for _, _, p in full.upscalers.values())  # a folder's own win
+
+
+def test_upscale_missing_scale_names_loaded_ones(tiny_models, tmp_path, monkeypatch):
     (tiny_models / "sr-x2-tiny.safetensors").unlink()
+    monkeypatch.setattr(api, "SHIPPED_DIR", tmp_path / "no-shipped-weights")
     gen = api.load_generator(device="cpu", models_dir=tiny_models)
     with pytest.raises(ValueError, match=r"no ×2 upscaler loaded \(have: ×4\)"):
         gen.upscale(np.zeros((16, 16, 3), np.uint8), scale=2)
