@@ -113,11 +113,27 @@ def swd(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
     return out
 
 
-def style_folders(folder: Path) -> dict[str, list[np.ndarray]]:
-    """{style: its images} of a curated split folder such as gan/val; {} when there is none."""
+def style_folders(folder: Path, groups: dict[str, str] | None = None) -> dict[str, list[list[np.ndarray]]]:
+    """{style: its images as duplicate groups} of a curated split folder such as gan/val: (H, W, 3) uint8
+    images, grouped by `groups` ({file stem: group}, from the curated index; an image it does not name is a
+    group of its own); {} when there is no folder."""
     if not folder.is_dir():
         return {}
-    return {d.name: style_images(d) for d in sorted(folder.iterdir()) if d.is_dir()}
+    out = {}
+    for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+        by_group: dict[str, list[np.ndarray]] = {}
+        for f in sorted(d.glob("*.png")):
+            by_group.setdefault((groups or {}).get(f.stem, f.stem), []).append(read_image(f))
+        out[d.name] = list(by_group.values())
+    return out
+
+
+def duplicate_groups(data: Path) -> dict[str, str]:
+    """{image id: its duplicate group} from the curated set's index.json ({} without one)."""
+    index = data / "index.json"
+    if not index.is_file():
+        return {}
+    return {r["id"]: r["group"] for r in json.loads(index.read_text()).get("records", [])}
 
 
 def final_outputs(gen: Tessera, styles: list[str], seeds: int, size: int) -> dict[str, list[np.ndarray]]:
@@ -140,20 +156,25 @@ def two_sample_test(gens: dict[str, Tessera], data: Path, seeds: int, size: int,
                     cfg: realism.C2stConfig = realism.C2stConfig()) -> dict:
     """The realism headline for each named release in `gens`, measured in one run with one floor.
 
-    structure: final size² outputs downscaled ×GAN_SCALE vs gan/val textures; floor: gan/train textures in
-               the generated role.
+    structure: final size² outputs downscaled ×GAN_SCALE vs gan/val textures; floor: `seeds` duplicate
+               groups of gan/train textures in the generated role.
     detail:    final outputs at full resolution vs detail/val textures (≥ 1024 px, resized to 1024);
                floor: detail/train textures.
     Returns {"structure": {name: {style: {acc, std, runs}, "mean": …}}, "detail": …, plus the settings}.
     """
-    styles = sorted(style_folders(data / "gan" / "val"))
+    styles = sorted(d.name for d in (data / "gan" / "val").iterdir() if d.is_dir())
     finals = {name: final_outputs(g, styles, seeds, size) for name, g in gens.items()}
+    groups = duplicate_groups(data)
+    rng = np.random.default_rng(0)
     out: dict[str, Any] = {"seeds": seeds, "size": size, "repeats": repeats, "config": dataclasses.asdict(cfg)}
     for scale, folder, shrink in (("structure", "gan", True), ("detail", "detail", False)):
-        real = style_folders(data / folder / "val")
-        others = {"floor": style_folders(data / folder / "train")}
+        real = style_folders(data / folder / "val", groups)
+        # the floor's other role: as many groups as a release has seeds, so both figures rest on as many samples
+        floor = {s: [g[i] for i in sorted(rng.permutation(len(g))[:seeds])]
+                 for s, g in style_folders(data / folder / "train", groups).items()}
+        others: dict[str, dict] = {"floor": floor}
         for name, sets in finals.items():
-            others[name] = {s: to_gan_scale(v) if shrink else v for s, v in sets.items()}
+            others[name] = {s: [[img] for img in (to_gan_scale(v) if shrink else v)] for s, v in sets.items()}
         out[scale] = realism.two_sample(real, others, repeats=repeats, cfg=cfg)
     return out
 

@@ -44,9 +44,9 @@ class C2stConfig:
 
 class Critic(nn.Module):
     """Five 3×3 convolutions (four of them stride 2), LeakyReLU, then the mean and standard deviation of
-    each channel over the image → one logit. (B, 3, S, S) float → (B,) float; ~50 k parameters at width 16.
+    each channel over the image → one logit. (B, 3, S, S) float → (B,) float; ~63 k parameters at width 16.
     Mean and std pooling make it a judge of texture statistics at every scale up to its receptive field
-    (~47 px), not of where things are in the crop."""
+    (33 px), not of where things are in the crop."""
 
     def __init__(self, width: int = 16):
         super().__init__()
@@ -77,14 +77,18 @@ def _flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where((k & 4).bool()[:, None, None, None], x.transpose(2, 3), x)
 
 
-def crops_of(images: Sequence[np.ndarray], n: int, rng: np.random.Generator, size: int = CROP) -> np.ndarray:
-    """n wrap-around size² crops spread evenly over `images` ((H, W, 3) uint8, tileable) → (n, S, S, 3)."""
+def crops_of(groups: Sequence[Sequence[np.ndarray]], n: int, rng: np.random.Generator,
+             size: int = CROP) -> np.ndarray:
+    """n size² crops spread evenly over the images of `groups` (lists of (H, W, 3) uint8 images, each side
+    ≥ size) → (n, size, size, 3) uint8. Crops stay inside each image: real textures are not all tileable,
+    and a crop across a seam would give the real role something generated textures never have."""
+    images = [img for g in groups for img in g]
     assert images, "no images to crop"
     per = [n // len(images) + (i < n % len(images)) for i in range(len(images))]
     out: list[np.ndarray] = []
     for img, k in zip(images, per):
         if k:
-            out += metrics.random_crops(img, k, size, rng=rng, wrap=True)
+            out += metrics.random_crops(img, k, size, rng=rng, wrap=False)
     return np.stack(out)
 
 
@@ -115,14 +119,15 @@ def classifier_accuracy(fit: Mapping[str, tuple[np.ndarray, np.ndarray]],
         for style, (a, b) in sets.items():
             if len(a) == 0 or len(b) == 0:
                 raise ValueError(f"{name} crops of {style!r}: need both roles, got {len(a)} and {len(b)}")
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     xs = np.concatenate([c for a, b in fit.values() for c in (a, b)])
     ys = np.concatenate([np.full(len(c), float(r)) for a, b in fit.values() for r, c in ((0, a), (1, b))])
     x_all, y_all = _to_batch(xs), torch.from_numpy(ys).float()
     # Draw each batch half from each role, so one role's larger share cannot bias the classifier.
     idx = [torch.nonzero(y_all == r)[:, 0] for r in (0, 1)]
-    critic = Critic(cfg.width)
+    with torch.random.fork_rng():  # a seeded initialisation that leaves the caller's random state alone
+        torch.manual_seed(seed)
+        critic = Critic(cfg.width)
     opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     half = cfg.batch // 2
@@ -143,38 +148,48 @@ def classifier_accuracy(fit: Mapping[str, tuple[np.ndarray, np.ndarray]],
     return out
 
 
-def two_sample(real: Mapping[str, Sequence[np.ndarray]], others: Mapping[str, Mapping[str, Sequence[np.ndarray]]],
+def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
+               others: Mapping[str, Mapping[str, Sequence[Sequence[np.ndarray]]]],
                *, repeats: int = 3, cfg: C2stConfig = C2stConfig(), seed: int = 0) -> dict:
     """The realism figure and its floor, repeated.
 
-    real:   {style: images} — the real role, (H, W, 3) uint8 tileable images, ≥ 2 per style.
-    others: {name: {style: images}} — each set the test is run against: generated textures (one image per
-            seed) of each release, and one set of other real images of the same styles (the floor).
-    Each repeat splits every image list into halves (fit / held out) anew, draws cfg.crops crops per half
-    and trains one classifier per entry of `others`. Returns {name: {style: {"acc": mean, "std": spread
-    over repeats, "runs": [...]}}, plus "mean": the same over styles}; styles missing from an entry or
-    with < 2 images in either role are left out of it.
+    real:   {style: groups} — the real role: each group a list of (H, W, 3) uint8 images that are near-
+            duplicates of each other (recolours), so that no group is split between fit and held out;
+            ≥ 2 groups per style.
+    others: {name: {style: groups}} — each set the test is run against: generated textures of each
+            release (one group per seed), and other real textures of the same styles (the floor).
+    Each repeat splits every style's groups into halves (fit / held out) anew and draws cfg.crops crops per
+    half; the real role's halves and crops are drawn once per repeat and shared by every entry (a paired
+    design: differences between entries are not blurred by different real samples). One classifier per
+    entry and repeat. Returns {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]},
+    "mean": the same over its styles}}; a style with < 2 groups in either role is left out of that entry.
     """
-    out: dict[str, dict] = {}
-    for name, other in others.items():
-        styles = [s for s in real if len(real[s]) >= 2 and len(other.get(s, ())) >= 2]
-        runs: dict[str, list[float]] = {s: [] for s in styles}
-        means: list[float] = []
-        for r in range(repeats):
-            rng = np.random.default_rng([seed, r])
+    styles = {name: [s for s in real if len(real[s]) >= 2 and len(other.get(s, ())) >= 2]
+              for name, other in others.items()}
+    runs: dict[str, dict[str, list[float]]] = {name: {s: [] for s in st} for name, st in styles.items()}
+    means: dict[str, list[float]] = {name: [] for name in others}
+    for r in range(repeats):
+        rng = np.random.default_rng([seed, r])
+        real_sets = {}
+        for s in sorted({s for st in styles.values() for s in st}):
+            a, b = halves(real[s], rng)
+            real_sets[s] = crops_of(a, cfg.crops, rng, cfg.crop), crops_of(b, cfg.crops, rng, cfg.crop)
+        for k, (name, other) in enumerate(others.items()):
+            if not styles[name]:
+                continue
+            orng = np.random.default_rng([seed, r, k + 1])
             fit, held = {}, {}
-            for s in styles:
-                (ra, rb), (oa, ob) = halves(real[s], rng), halves(other[s], rng)
-                fit[s] = crops_of(ra, cfg.crops, rng, cfg.crop), crops_of(oa, cfg.crops, rng, cfg.crop)
-                held[s] = crops_of(rb, cfg.crops, rng, cfg.crop), crops_of(ob, cfg.crops, rng, cfg.crop)
-            if not styles:
-                break
-            acc = classifier_accuracy(fit, held, cfg, seed=1000 * seed + r)
-            for s in styles:
-                runs[s].append(acc[s])
-            means.append(float(np.mean([acc[s] for s in styles])))
-        rec = {s: _summary(v) for s, v in runs.items()}
-        if means:
-            rec["mean"] = _summary(means)
-        out[name] = rec
+            for s in styles[name]:
+                oa, ob = halves(other[s], orng)
+                fit[s] = real_sets[s][0], crops_of(oa, cfg.crops, orng, cfg.crop)
+                held[s] = real_sets[s][1], crops_of(ob, cfg.crops, orng, cfg.crop)
+            acc = classifier_accuracy(fit, held, cfg, seed=1000 * seed + 100 * r + k)
+            for s in styles[name]:
+                runs[name][s].append(acc[s])
+            means[name].append(float(np.mean([acc[s] for s in styles[name]])))
+    out: dict[str, dict] = {}
+    for name in others:
+        out[name] = {s: _summary(v) for s, v in runs[name].items()}
+        if means[name]:
+            out[name]["mean"] = _summary(means[name])
     return out

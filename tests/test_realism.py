@@ -18,12 +18,13 @@ def as_u8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
-def noise_images(seed: int, n: int) -> list[np.ndarray]:
-    return [as_u8(smooth_noise(seed * 100 + i, 48, 48, cutoff=0.2)) for i in range(n)]
+def noise_images(seed: int, n: int) -> list[list[np.ndarray]]:
+    """n groups of one noise image each."""
+    return [[as_u8(smooth_noise(seed * 100 + i, 48, 48, cutoff=0.2))] for i in range(n)]
 
 
-def stripe_images(n: int) -> list[np.ndarray]:
-    return [as_u8(stripes(48, 48, period=6 + 2 * i)) for i in range(n)]
+def stripe_images(n: int) -> list[list[np.ndarray]]:
+    return [[as_u8(stripes(48, 48, period=6 + 2 * i))] for i in range(n)]
 
 
 def test_catches_a_set_that_differs_and_not_one_that_does_not():
@@ -36,8 +37,28 @@ def test_catches_a_set_that_differs_and_not_one_that_does_not():
         np.mean(out["same"]["a"]["runs"]))
 
 
+def test_groups_are_never_split_and_the_real_role_is_shared_by_every_entry(monkeypatch):
+    """Fit and held-out crops never come from one duplicate group; every entry sees the same real crops."""
+    seen = []
+
+    def capture(fit, held, cfg, seed=0):
+        seen.append((fit, held))
+        return {s: 0.5 for s in fit}
+
+    monkeypatch.setattr(realism, "classifier_accuracy", capture)
+    flat = [[np.full((40, 40, 3), 10 * g + k, np.uint8) for k in range(3)] for g in range(6)]  # 6 groups of 3
+    value = lambda crops: {int(c[0, 0, 0]) // 10 for c in crops}  # noqa: E731 — the group of each crop
+    realism.two_sample({"a": flat}, {"x": {"a": noise_images(0, 4)}, "y": {"a": noise_images(1, 4)}},
+                       repeats=2, cfg=TINY)
+    assert len(seen) == 4
+    for fit, held in seen:
+        assert not value(fit["a"][0]) & value(held["a"][0]) and len(value(fit["a"][0]) | value(held["a"][0])) == 6
+    for (fx, hx), (fy, hy) in (seen[:2], seen[2:]):  # entries x and y of one repeat: the same real crops
+        assert fx["a"][0] is fy["a"][0] and hx["a"][0] is hy["a"][0]
+
+
 def test_styles_with_too_few_images_are_left_out():
-    real = {"a": noise_images(0, 4), "b": noise_images(1, 1), "c": noise_images(2, 4)}
+    real = {"a": noise_images(0, 4), "b": noise_images(1, 1), "c": noise_images(2, 4)}  # b: one group
     out = realism.two_sample(real, {"x": {"a": noise_images(3, 4), "b": noise_images(4, 4)}}, repeats=1, cfg=TINY)
     assert set(out["x"]) == {"a", "mean"}  # b has one real image, c nothing generated
 
@@ -49,13 +70,18 @@ def test_halves_are_disjoint_and_cover_everything():
 
 
 def test_empty_role_is_refused():
-    crops = realism.crops_of(noise_images(0, 2), 4, np.random.default_rng(0))
+    crops = realism.crops_of(noise_images(0, 2), 4, np.random.default_rng(0), size=32)
     with pytest.raises(ValueError, match="'a'.*need both roles"):
         realism.classifier_accuracy({"a": (crops, crops[:0])}, {"a": (crops, crops)}, TINY)
 
 
-def test_crops_are_spread_over_images_and_wrap():
-    imgs = [np.full((40, 40, 3), i, np.uint8) for i in range(3)]
-    crops = realism.crops_of(imgs, 7, np.random.default_rng(0))
-    assert crops.shape == (7, realism.CROP, realism.CROP, 3)  # 64² crops from 40² images: they wrap
-    assert sorted(int(c[0, 0, 0]) for c in crops) == [0, 0, 0, 1, 1, 2, 2]
+def test_crops_are_spread_over_images_and_stay_inside_them():
+    imgs = [np.full((70, 70, 3), i, np.uint8) for i in range(3)]
+    for img in imgs:
+        img[:, 0] = 255  # the left edge: a crop across the wrap would show it inside
+    crops = realism.crops_of([imgs[:1], imgs[1:]], 60, np.random.default_rng(0))
+    assert crops.shape == (60, realism.CROP, realism.CROP, 3)
+    assert sorted({int(c[5, 5, 0]) for c in crops}) == [0, 1, 2]
+    assert all((c[:, 1:, 0] != 255).all() for c in crops)  # 255 only ever in a crop's first column
+    with pytest.raises(ValueError, match="larger than"):
+        realism.crops_of([[np.zeros((40, 40, 3), np.uint8)]], 2, np.random.default_rng(0))
