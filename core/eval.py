@@ -368,7 +368,8 @@ def card_table(m: dict) -> str:
             f"{mem['generate_s']:.1f} s generating, {mem['process_s']:.1f} s in all", "works on 24 GB", True)
     row(f"{sp['size']}² generation, warm median of {sp['runs']}", f"{sp['median_s']:.2f} s ({sp['device']}, "
         f"{sp['threads']} threads)", "≤ 1.5 s", sp["median_s"] <= 1.5)
-    lines += ["", "Diagnostics, never a reason to ship on their own: SWD and diversity per style (SWD ×1000 on 128² crops, GAN output vs held-out validation "
+    lines += ["", "Diagnostics, never a reason to ship on their own: SWD and diversity per style "
+              "(SWD ×1000 on 128² crops, GAN output vs held-out validation "
               "textures; ratio = SWD / real-vs-real floor; train ratio = the same for the training images, i.e. "
               "what copying the training set would score; diversity = SWD between two seeds / between two real "
               "textures, ~1 is as varied as the data, ≪1 is mode collapse):", "",

@@ -10,8 +10,8 @@ Conventions, fixed here once:
 Files: `read_pixels` decodes every mode Pillow opens into those layouts without losing range or meaning
 (16-bit grey stays 16-bit; 1-bit, palette-grey and colour with R = G = B everywhere become grey; alpha is
 kept; EXIF orientation applied), or refuses it with one line; `read_image` gives the same picture as
-(H, W, 3) uint8 for code that only takes RGB. Writes go to a temporary file in the target folder and are renamed into place, so a crash or
-a kill never leaves a truncated image behind.
+(H, W, 3) uint8 for code that only takes RGB. Writes go to a temporary file in the target folder and are
+renamed into place, so a crash or a kill never leaves a truncated image behind.
 """
 
 from __future__ import annotations

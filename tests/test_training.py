@@ -646,6 +646,16 @@ def test_gan_init_matches_styles_by_name_from_a_run_or_an_exported_generator(dat
         gan(other, tmp_path / "x", init=export(up, tmp_path / "up.safetensors"))
 
 
+def test_restyle_touches_only_the_per_style_tables():
+    from training.gan import _restyle
+
+    old, own = torch.arange(6.0).reshape(2, 3), torch.zeros(2, 3)  # as many rows as styles, by chance
+    assert _restyle("convs.0.weight", old, own, ["a", "b"], ["b", "c"]) is old
+    assert torch.equal(_restyle("style.weight", old, own, ["a", "b"], ["b", "c"]), torch.tensor(
+        [[3.0, 4.0, 5.0], [1.5, 2.5, 3.5]]))  # b's row, then the mean for the new c
+    assert _restyle("embed.weight_u", old[0], own[0], ["a", "b"], ["b", "c"]) is None
+
+
 def test_diff_augment_is_differentiable_and_each_op_does_what_it_says():
     from training.gan import diff_augment
 

@@ -106,7 +106,8 @@ def diff_augment(x: torch.Tensor, policy: str, g: torch.Generator) -> torch.Tens
 
     x: (B, 3, H, W) float in [-1, 1] (gradients flow through). policy: comma-separated subset of AUGMENTS:
     color — per image brightness ±0.5, saturation ×0…2, contrast ×0.5…1.5; translation — a roll by up to
-    1/8 of the side (the images are tileable, so a roll is the translation without a border); cutout — a
+    1/8 of the side (a translation without a border to fill; D's crops are not periodic, so the roll puts
+    a seam inside the crop, alike for real and generated ones); cutout — a
     square of half the side, wrapping around the torus, set to 0. → same shape and dtype.
     """
     ops = set(filter(None, policy.split(",")))
@@ -238,20 +239,26 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
         added |= checkpoint.restore_module(modules[name], name, {f"{name}.{k}": v for k, v in state.items()},
                                            strict=False)
     seeded = [f"{s} from {starts[s]}" if s in starts else f"{s} from the mean" for s in new]
-    return step, wall, f"new styles: {', '.join(seeded) or 'none'}; new layers: {', '.join(sorted(added)) or 'none'}"
+    layers = ", ".join(sorted(added)) or "none"
+    return step, wall, f"new styles: {', '.join(seeded) or 'none'}; new layers: {layers}"
+
+
+STYLE_TENSORS = ("style.weight", "embed.weight_orig")  # one row per style: G's embedding, D's projection
+STYLE_VECTORS = ("embed.weight_u",)  # spectral norm's power-iteration vector over D's style rows
 
 
 def _restyle(key: str, old: torch.Tensor, own: torch.Tensor | None, old_styles: list[str],
              styles: list[str]) -> torch.Tensor | None:
-    """A per-style tensor (one row per style) rearranged from old_styles' order to `styles` (each the name
-    of the row to take); a name the start lacks gets the mean row. Spectral norm's power-iteration vectors of a resized table are dropped (None: the
-    module keeps its own, which converge again within a few steps). Other tensors pass unchanged."""
-    if own is None or own.shape == old.shape and old_styles == styles:
+    """A per-style tensor (STYLE_TENSORS) rearranged from old_styles' order to `styles` (each the name of
+    the row to take); a name the start lacks gets the mean row. A style vector (STYLE_VECTORS) of a
+    rearranged table is dropped (None: the module keeps its own, which converges again within a few steps).
+    Every other tensor passes unchanged."""
+    if own is None or old_styles == styles:
         return old
-    if old.dim() == 0 or old.shape[0] != len(old_styles) or own.shape[0] != len(styles):
-        return old
-    if old.dim() == 1:
+    if key in STYLE_VECTORS:
         return None
+    if key not in STYLE_TENSORS:
+        return old
     rows = [old[old_styles.index(s)] if s in old_styles else old.mean(0) for s in styles]
     return torch.stack(rows).to(old.dtype)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import shlex
 import shutil
 import subprocess
 import zipfile
@@ -62,7 +63,7 @@ def _download(package: str, raw: Path) -> Path:
         return found[-1]
     if shutil.which("apt-get") is None:
         raise RuntimeError(f"apt-get not found: download the Debian package {package!r} into {raw} by hand")
-    _run(f"apt-get download {package}", cwd=raw)
+    _run(f"apt-get download {shlex.quote(package)}", cwd=raw)
     found = sorted(raw.glob(f"{package}_*.deb"))
     if not found:
         raise RuntimeError(f"apt-get download {package} produced no .deb in {raw} (try `apt-get update`)")
@@ -74,8 +75,10 @@ def copyright_path(package: str) -> str:
 
 
 def fetch(entries: list[Entry], cache: Path) -> dict[str, Path]:
-    """Unpack every file the entries need (and each package's copyright file) under cache/<package>/.
-    Returns {package: its unpacked root}."""
+    """Unpack every file the entries need (and each package's copyright file) under cache/<package>/,
+    downloading each package's .deb into cache/raw/ first if it is not there. Returns {package: its
+    unpacked root}. Raises RuntimeError when a package cannot be downloaded, CalledProcessError when
+    dpkg-deb or tar fails."""
     raw = cache / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     roots = {}
@@ -92,12 +95,13 @@ def fetch(entries: list[Entry], cache: Path) -> dict[str, Path]:
         # tar reads the list of members from a file: thousands of names would not fit on a command line
         # tar writes each file whole before the next, but a kill can cut one short: only the archives are
         # big enough for that to matter, and a cut zip fails to open, which names it
-        _run(f"dpkg-deb --fsys-tarfile {deb.resolve()} | tar -xf - -T .wanted", cwd=root)
+        _run(f"dpkg-deb --fsys-tarfile {shlex.quote(str(deb.resolve()))} | tar -xf - -T .wanted", cwd=root)
     return roots
 
 
 def read_bytes(entry: Entry, root: Path) -> bytes:
-    """The image file's bytes, from the unpacked tree or from inside its zip archive."""
+    """The image file's bytes, from the unpacked tree or from inside its zip archive. Raises OSError for a
+    missing file, KeyError for a member the archive lacks."""
     if entry.archive is None:
         return (root / entry.path).read_bytes()
     member = entry.path.split("!", 1)[1]
