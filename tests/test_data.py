@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import (GAN_SIDE, STATIONARITY_MEAN, STATIONARITY_STD, VAL_FRACTION, VAL_MIN, Record,
-                           group_duplicates, looks_upscaled, nonstationarity, process, records, split)
+from training.data import (DXT_PACKAGES, GAN_SIDE, STATIONARITY_MEAN, STATIONARITY_STD, VAL_FRACTION, VAL_MIN,
+                           Record, group_duplicates, looks_upscaled, nonstationarity, process, records, split)
 from training.sources import Entry, read_bytes, read_manifest
 from training_helpers import smooth_noise, stripes, write_png
 
@@ -134,6 +134,11 @@ def test_process_writes_every_scale_and_drops_bad_images(tmp_path):
     with Image.open(tmp_path / "out" / "detail" / "_all" / "rock_huge.png") as im:
         assert im.size == (1024, 1024)
 
+    dxt = record("rock_huge.png", source=DXT_PACKAGES[0], rid="rock_dxt")  # DXT blocks at 1200 px: no detail
+    run(tmp_path, dxt)
+    assert (tmp_path / "out" / "gan" / "_all" / "rock_dxt.png").exists()
+    assert not (tmp_path / "out" / "detail" / "_all" / "rock_dxt.png").exists()
+
     write_png(tmp_path / "src" / "rock_tiny.png", smooth_noise(1, 64, 64))
     write_png(tmp_path / "src" / "rock_flat.png", np.full((300, 300, 3), 0.4))
     (tmp_path / "src" / "rock_bad.png").write_text("not an image")
@@ -197,6 +202,18 @@ def test_split_keeps_groups_whole_and_gives_each_style_validation():
     rock = [r for r in recs if r.style == "rock"]
     assert sum(r.split == "val" for r in rock) <= len(rock) / 2  # never more than half to validation
     assert all(r.split == "train" for r in recs if r.style == "sand")  # its only group stays in train
+
+
+def test_a_group_with_two_styles_goes_one_way_for_both():
+    recs = make_groups("grass", [1] * 30) + make_groups("mud", [1] * 100)
+    for r in recs[:30]:  # every grass photograph is also shipped labelled as mud
+        recs.append(record(f"mud/{r.id}.png", style="mud", rid=f"mud_{r.id}", group=r.group))
+    split(recs)
+    splits: dict[str, set[str]] = {}
+    for r in recs:
+        splits.setdefault(r.group, set()).add(r.split)
+    assert all(len(v) == 1 for v in splits.values())
+    assert all(sum(r.split == "val" for r in recs if r.style == s) >= VAL_MIN for s in ("grass", "mud"))
 
 
 def test_split_holds_out_at_least_val_min_images_where_the_style_allows():

@@ -4,8 +4,9 @@ Output layout under `--out` (default: the cache folder, outside git):
 
     gan/{train,val}/<style>/*.png     textures at the GAN's scale (longer side 256 px)
     hr/{train,val}/<style>/*.png      high-resolution targets for the upscaler (longer side ≤ 1024 px)
-    detail/{train,val}/<style>/*.png  images first ≥ 1024 px on the longer side, resized to 1024 px: the
-                                      real side of the realism test at full resolution
+    detail/{train,val}/<style>/*.png  images first ≥ 1024 px on the longer side (≥ 2048 px for DXT-
+                                      compressed ones), resized to 1024 px: the real side of the realism
+                                      test at full resolution
     index.json                        one record per image: source package, licence, path, style, split,
                                       group; what was dropped and why
 
@@ -161,7 +162,7 @@ def process(args: tuple[Record, str, str]) -> tuple[Record, np.ndarray] | tuple[
         side = min(max(im.size) // 2 if dxt else max(im.size), HR_MAX_SIDE)
         if side >= MIN_SIDE:
             outs["hr"] = _resize(im, side)
-        if max(im.size) >= DETAIL_SIDE:
+        if max(im.size) >= (2 * DETAIL_SIDE if dxt else DETAIL_SIDE):  # DXT blocks vanish only when halved
             outs["detail"] = _resize(im, DETAIL_SIDE)
     for kind, img in outs.items():
         path = Path(out) / kind / "_all" / f"{rec.id}.png"
@@ -202,25 +203,29 @@ def group_duplicates(recs: list[Record], thumbs: np.ndarray) -> None:
 
 def split(recs: list[Record]) -> None:
     """Whole groups to validation, in a fixed pseudo-random order: about VAL_FRACTION of each style but at
-    least VAL_MIN images, never more than half of the style; at least one group where a style has two."""
+    least VAL_MIN images, never more than half of the style; at least one group where a style has two.
+    A group whose images carry two styles (the same photograph labelled twice) goes one way for both."""
     by_style: dict[str, dict[str, list[Record]]] = {}
     for r in recs:
         by_style.setdefault(r.style, {}).setdefault(r.group, []).append(r)
-    for groups in by_style.values():
+    decided: dict[str, str] = {}  # group → "val" / "train", once for every style it appears in
+    for style in sorted(by_style):
+        groups = by_style[style]
         order = sorted(groups, key=lambda g: hashlib.sha1(g.encode()).hexdigest())
         total = sum(len(v) for v in groups.values())
         want = min(max(VAL_FRACTION * total, VAL_MIN), total / 2)
-        val: list[str] = []
-        taken = 0
+        taken = sum(len(groups[g]) for g in order if decided.get(g) == "val")
         for g in order:
-            if taken + len(groups[g]) <= total / 2 and taken < want:
-                val.append(g)
+            if g not in decided and taken + len(groups[g]) <= total / 2 and taken < want:
+                decided[g] = "val"
                 taken += len(groups[g])
-        if not val and len(groups) > 1:
-            val = [min(order, key=lambda g: len(groups[g]))]
-        for g, members in groups.items():
-            for r in members:
-                r.split = "val" if g in val else "train"
+        if not taken and len(groups) > 1:
+            free = [g for g in order if g not in decided] or order
+            decided[min(free, key=lambda g: len(groups[g]))] = "val"
+        for g in order:
+            decided.setdefault(g, "train")
+    for r in recs:
+        r.split = decided[r.group]
 
 
 def link_split(out: Path, recs: list[Record]) -> None:
