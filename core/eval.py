@@ -289,9 +289,10 @@ def realism_table(r: dict) -> list[str]:
     cfg = r["config"]
     lines = [f"Realism, the headline: a classifier two-sample test (core.realism; Lopez-Paz & Oquab 2017). A small "
              f"CNN trained from scratch tells real from generated {cfg['crop']}² crops; the figure is its accuracy "
-             f"on images and seeds it never trained on, mean ± sd over {r['repeats']} repeats (new splits, crops "
-             f"and classifier each time): 0.5 = indistinguishable, 1.0 = always caught. *floor*: the same test "
-             f"with other real textures (the training split) in the generated role. *structure*: {r['size']}² "
+             f"on images and seeds it never trained on (split by duplicate group), mean ± sd over {r['repeats']} "
+             f"repeats (new splits, crops and classifier each time): 0.5 = indistinguishable, 1.0 = always "
+             f"caught. *floor*: the same test with as many duplicate groups of other real textures (the training "
+             f"split) as a release has seeds, in the generated role. *structure*: {r['size']}² "
              f"outputs ({r['seeds']} seeds per style) brought down to the GAN's scale against held-out textures "
              "at that scale; *detail*: the outputs at full resolution against held-out textures that were "
              "≥ 1024 px, resized to 1024. Releases are chosen by this test and by looking at the contact sheet.",

@@ -413,7 +413,9 @@ def test_export_then_core_loads_and_generates(data, tmp_path):
     assert meta["styles"] == STYLES
 
     tess = load_generator(device="cpu", models_dir=models)
-    assert tess.styles == STYLES and sorted(tess.upscalers) == [4] and tess.errors == []
+    assert tess.styles == STYLES and tess.errors == []
+    assert tess.upscalers[4][2] == models / "up4.safetensors"  # its own ×4; the ×2 is the shipped one
+    assert tess.upscalers[2][2].parent.name == "weights"
     img = tess.generate("stripes", seed=0, size=256)
     assert img.shape == (256, 256, 3) and img.dtype == np.uint8
     assert np.array_equal(img, tess.generate("stripes", seed=0, size=256))
