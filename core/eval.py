@@ -306,7 +306,7 @@ def realism_table(r: dict) -> list[str]:
         cells = [cell(r[sc].get(n, {}).get(style)) for sc in scales for n in names]
         label = "**mean over styles**" if style == "mean" else style
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    shared = set.intersection(*(set(r[sc].get(n, {})) for sc in scales[:1] for n in names)) - {"mean"}
+    shared = set.intersection(*(set(r[scales[0]].get(n, {})) for n in names)) - {"mean"}
     lines.append(f"| **above the floor, on the {len(shared)} styles every column has** | " + " | ".join(
         above_floor(r[sc], n, shared) for sc in scales for n in names) + " |")
     return lines
@@ -399,6 +399,11 @@ def training_table(gen: Tessera) -> str:
     return "\n".join(lines)
 
 
+def card_text(m: dict, gen: Tessera) -> str:
+    """What goes between the card's markers: the measurements, then each weights file's own training record."""
+    return card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n" + training_table(gen)
+
+
 def update_card(card: Path, table: str) -> None:
     text = card.read_text() if card.is_file() else f"# Model card\n\n## Metrics\n\n{CARD_START}\n{CARD_END}\n"
     if CARD_START not in text:
@@ -474,8 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.card_only:
         gen = load_generator(device="cpu", models_dir=args.models)
         m = json.loads(args.json.read_text())
-        update_card(args.card, card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n"
-                    + training_table(gen))
+        update_card(args.card, card_text(m, gen))
         return 0
     if not (args.data / "gan" / "val").is_dir():
         print(f"error: no validation data in {args.data}: run `python -m training data` first", file=sys.stderr)
@@ -507,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(realism_table(m["realism"])))
         return 0
     m.update(run_sections(steps, "eval"))
-    table = card_table(m) + "\n\nTraining, as recorded in each file's header:\n\n" + training_table(gen)
+    table = card_text(m, gen)
     print(table)
     if not args.no_write:
         write_text(args.json, json.dumps(m, indent=1))

@@ -108,7 +108,8 @@ def diff_augment(x: torch.Tensor, policy: str, g: torch.Generator) -> torch.Tens
     color — per image brightness ±0.5, saturation ×0…2, contrast ×0.5…1.5; translation — a roll by up to
     1/8 of the side (a translation without a border to fill; D's crops are not periodic, so the roll puts
     a seam inside the crop, alike for real and generated ones); cutout — a
-    square of half the side, wrapping around the torus, set to 0. → same shape and dtype.
+    square of half the side, wrapping around the torus, set to 0. → same shape and dtype; an empty policy
+    returns x itself and draws nothing from `g`.
     """
     ops = set(filter(None, policy.split(",")))
     b, _, h, w = x.shape
@@ -359,8 +360,7 @@ def train(cfg: GanConfig) -> Path:
         real.requires_grad_(do_r1)
         with autocast(d):
             seen = torch.cat([real, wrap_crops(fake.float(), cfg.crop, g_noise)])
-            logits = D_train(diff_augment(seen, cfg.augment, g_noise) if cfg.augment else seen,
-                             torch.cat([labels, labels]))
+            logits = D_train(diff_augment(seen, cfg.augment, g_noise), torch.cat([labels, labels]))
         lr_, lf = logits.float().chunk(2)
         loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
         if do_r1:
@@ -377,7 +377,7 @@ def train(cfg: GanConfig) -> Path:
         with autocast(d):
             fake = G_train(w, cells, g_noise)
             seen = wrap_crops(fake, cfg.crop, g_noise)
-            loss_g = -D(diff_augment(seen, cfg.augment, g_noise) if cfg.augment else seen, labels).float().mean()
+            loss_g = -D(diff_augment(seen, cfg.augment, g_noise), labels).float().mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
