@@ -651,11 +651,50 @@ def test_gan_init_matches_styles_by_name_from_a_run_or_an_exported_generator(dat
 def test_restyle_touches_only_the_per_style_tables():
     from training.gan import _restyle
 
-    old, own = torch.arange(6.0).reshape(2, 3), torch.zeros(2, 3)  # as many rows as styles, by chance
-    assert _restyle("convs.0.weight", old, own, ["a", "b"], ["b", "c"]) is old
-    assert torch.equal(_restyle("style.weight", old, own, ["a", "b"], ["b", "c"]), torch.tensor(
+    old = torch.arange(6.0).reshape(2, 3)  # as many rows as styles, by chance
+    assert _restyle("convs.0.weight", old, True, ["a", "b"], ["b", "c"]) is old
+    assert torch.equal(_restyle("style.weight", old, True, ["a", "b"], ["b", "c"]), torch.tensor(
         [[3.0, 4.0, 5.0], [1.5, 2.5, 3.5]]))  # b's row, then the mean for the new c
-    assert _restyle("embed.weight_u", old[0], own[0], ["a", "b"], ["b", "c"]) is None
+    assert _restyle("embed.weight_u", old[0], True, ["a", "b"], ["b", "c"]) is None
+
+
+def test_a_spectral_d_becomes_the_same_function_without_spectral_norm():
+    from training.gan import Discriminator, unspectral
+
+    torch.manual_seed(0)
+    spectral = Discriminator(3, width=8, levels=2)
+    x, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 1])
+    for _ in range(3):  # power iterations move u and v; what counts is the σ of the last pass
+        spectral(x, labels)
+    spectral.eval()
+    plain = Discriminator(3, width=8, levels=2, spectral=False)
+    plain.load_state_dict(unspectral(spectral.state_dict()))
+    assert torch.allclose(plain(x, labels), spectral(x, labels), atol=1e-5)
+    assert not torch.allclose(Discriminator(3, 8, 2, spectral=False)(x, labels), spectral(x, labels), atol=1e-3)
+    # without the vectors (a rearranged style table drops them) the exact σ is used
+    state = {k: v for k, v in spectral.state_dict().items() if not k.startswith("embed.weight_")
+             or k.endswith("orig")}
+    exact = torch.linalg.matrix_norm(state["embed.weight_orig"], ord=2)
+    assert torch.allclose(unspectral(state)["embed.weight"], state["embed.weight_orig"] / exact)
+
+
+def test_a_run_with_a_plain_d_starts_from_a_spectral_run_and_resumes(data, tmp_path):
+    spectral = gan(data, tmp_path / "spectral").parent
+    plain = tmp_path / "plain"
+    gan(data, plain, init=spectral, d_norm="none", steps=5)
+    meta, tensors = read_checkpoint(plain)
+    assert meta["train"]["d_norm"] == "none" and not any(k.endswith(("_orig", "_u", "_v")) for k in tensors)
+    gan(data, plain, d_norm="none", steps=6, resume=True)
+    assert read_checkpoint(plain)[0]["step"] == 6
+    with pytest.raises(ValueError, match="--d-norm batch: choose from spectral, none"):
+        gan(data, tmp_path / "x", d_norm="batch")
+
+
+def test_bf16_on_the_cpu_trains_and_keeps_float32_weights(data, tmp_path):
+    meta, tensors = read_checkpoint(gan(data, tmp_path / "bf16", bf16=True).parent)
+    assert meta["train"]["bf16"] is True
+    assert all(v.dtype == torch.float32 for k, v in tensors.items() if k.startswith("G."))
+    assert all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
 
 
 def test_diff_augment_is_differentiable_and_each_op_does_what_it_says():

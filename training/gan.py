@@ -64,6 +64,10 @@ class GanConfig(RunConfig):
     """discriminator channels at full resolution (doubling as it goes down)"""
     d_levels: int = 4
     """discriminator downsampling stages; any --crop ≥ 2**levels works, so the crop can grow on --resume"""
+    d_norm: str = "spectral"
+    """how D's layers are kept in check: spectral (spectral norm on every layer, Miyato et al. 2018, plus
+    R1) or none (R1 alone, as in StyleGAN2); --init from a spectral D into none divides each weight by its
+    spectral norm, so D starts as the same function, free to grow its gain"""
     lr: float = 2e-4
     r1: float = 1.0
     r1_every: int = 4
@@ -80,6 +84,8 @@ class GanConfig(RunConfig):
             parse_pairs(self.style_init)
         if self.style_weights is not None:
             parse_weights(self.style_weights)
+        if self.d_norm not in D_NORMS:
+            raise ValueError(f"--d-norm {self.d_norm}: choose from {', '.join(D_NORMS)}")
         if self.fine_waves < 0:
             raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
         unknown = sorted(set(filter(None, self.augment.split(","))) - set(AUGMENTS))
@@ -97,6 +103,7 @@ class GanConfig(RunConfig):
 
 
 AUGMENTS = ("color", "translation", "cutout")
+D_NORMS = ("spectral", "none")
 
 
 def diff_augment(x: torch.Tensor, policy: str, g: torch.Generator) -> torch.Tensor:
@@ -177,28 +184,49 @@ def style_weights(spec: str | None, styles: list[str]) -> torch.Tensor | None:
 
 
 class Discriminator(nn.Module):
-    """Strided conv net with spectral norm; projection conditioning on the style (Miyato & Koyama 2018).
+    """Strided conv net; projection conditioning on the style (Miyato & Koyama 2018).
 
-    Kept shallow on purpose: every spectrally normalised layer can only shrink the signal, and with
-    a dozen of them the logits stop depending on the input at all (we measured exactly that).
-    Fully convolutional with mean pooling, so it judges patches of any crop ≥ 2**levels.
+    With `spectral` every layer is spectrally normalised (Miyato et al. 2018). That bounds D's gain: the
+    logits of a shallow, mean-pooled net stay small, and in our runs the hinge loss sat near 2.0 (chance)
+    for thousands of steps. Without it (`spectral=False`) R1 alone keeps D in check, as in StyleGAN2.
+    Kept shallow either way; fully convolutional with mean pooling, so it judges patches of any crop ≥ 2**levels.
     """
 
-    def __init__(self, styles: int, width: int = 32, levels: int = 4):
+    def __init__(self, styles: int, width: int = 32, levels: int = 4, spectral: bool = True):
         super().__init__()
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, width, 3, padding=1)), nn.LeakyReLU(0.2)]
+        norm = spectral_norm if spectral else (lambda m: m)
+        layers: list[nn.Module] = [norm(nn.Conv2d(3, width, 3, padding=1)), nn.LeakyReLU(0.2)]
         c = width
         for _ in range(levels):
             c2 = min(c * 2, 256)
-            layers += [spectral_norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            layers += [norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             c = c2
         self.features = nn.Sequential(*layers)
-        self.linear = spectral_norm(nn.Linear(c, 1))
-        self.embed = spectral_norm(nn.Embedding(styles, c))
+        self.linear = norm(nn.Linear(c, 1))
+        self.embed = norm(nn.Embedding(styles, c))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.features(x).mean(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+
+
+def unspectral(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A spectrally normalised module's state → the plain module's: every `X.weight_orig` becomes
+    `X.weight` = weight_orig / σ, with σ = uᵀ W v from its power-iteration vectors (what the normalised
+    layer divided by in its last forward pass), or the exact largest singular value where they are missing;
+    the vectors are dropped. Other tensors pass unchanged."""
+    out = {k: v for k, v in state.items() if not k.endswith(("weight_u", "weight_v"))}
+    for key in [k for k in state if k.endswith("weight_orig")]:
+        base = key[:-len("_orig")]
+        w = out.pop(key)
+        mat = w.flatten(1).double()
+        u, v = state.get(f"{base}_u"), state.get(f"{base}_v")
+        if u is not None and v is not None and u.shape[0] == mat.shape[0] and v.shape[0] == mat.shape[1]:
+            sigma = torch.dot(u.double(), mat @ v.double())
+        else:
+            sigma = torch.linalg.matrix_norm(mat, ord=2)
+        out[base] = (w.double() / sigma).to(w.dtype)
+    return out
 
 
 def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
@@ -235,8 +263,12 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
     added = set()
     for name, state in parts.items():
         own = modules[name].state_dict()
-        state = {k: _restyle(k, v, own.get(k), old_styles, order) for k, v in state.items()}
+        # a spectrally normalised D loaded into a plain one (--d-norm none)
+        plain = any(k.endswith("weight_orig") for k in state) and not any(k.endswith("weight_orig") for k in own)
+        state = {k: _restyle(k, v, plain or k in own, old_styles, order) for k, v in state.items()}
         state = {k: v for k, v in state.items() if v is not None}
+        if plain:
+            state = unspectral(state)
         added |= checkpoint.restore_module(modules[name], name, {f"{name}.{k}": v for k, v in state.items()},
                                            strict=False)
     seeded = [f"{s} from {starts[s]}" if s in starts else f"{s} from the mean" for s in new]
@@ -248,13 +280,13 @@ STYLE_TENSORS = ("style.weight", "embed.weight_orig")  # one row per style: G's 
 STYLE_VECTORS = ("embed.weight_u",)  # spectral norm's power-iteration vector over D's style rows
 
 
-def _restyle(key: str, old: torch.Tensor, own: torch.Tensor | None, old_styles: list[str],
+def _restyle(key: str, old: torch.Tensor, present: bool, old_styles: list[str],
              styles: list[str]) -> torch.Tensor | None:
     """A per-style tensor (STYLE_TENSORS) rearranged from old_styles' order to `styles` (each the name of
     the row to take); a name the start lacks gets the mean row. A style vector (STYLE_VECTORS) of a
     rearranged table is dropped (None: the module keeps its own, which converges again within a few steps).
     Every other tensor passes unchanged."""
-    if own is None or old_styles == styles:
+    if not present or old_styles == styles:
         return old
     if key in STYLE_VECTORS:
         return None
@@ -283,7 +315,7 @@ def train(cfg: GanConfig) -> Path:
     weights = style_weights(cfg.style_weights, data.styles)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
-    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels).to(d.device)
+    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral").to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
@@ -354,11 +386,11 @@ def train(cfg: GanConfig) -> Path:
 
         # D step: hinge loss on real vs wrap-around crops of fakes; every r1_every steps, R1 on reals (lazy).
         D.requires_grad_(True)
-        with torch.no_grad(), autocast(d):
+        with torch.no_grad(), autocast(d, cfg.bf16):
             fake = G(w, cells, g_noise)
         do_r1 = cfg.r1 > 0 and clock.step % cfg.r1_every == 0
         real.requires_grad_(do_r1)
-        with autocast(d):
+        with autocast(d, cfg.bf16):
             seen = torch.cat([real, wrap_crops(fake.float(), cfg.crop, g_noise)])
             logits = D_train(diff_augment(seen, cfg.augment, g_noise), torch.cat([labels, labels]))
         lr_, lf = logits.float().chunk(2)
@@ -374,7 +406,7 @@ def train(cfg: GanConfig) -> Path:
 
         # G step: D (not synchronised, not updated) judges wrap-around crops of fakes.
         D.requires_grad_(False)
-        with autocast(d):
+        with autocast(d, cfg.bf16):
             fake = G_train(w, cells, g_noise)
             seen = wrap_crops(fake, cfg.crop, g_noise)
             loss_g = -D(diff_augment(seen, cfg.augment, g_noise), labels).float().mean()

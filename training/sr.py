@@ -165,7 +165,7 @@ def train(cfg: SrConfig) -> Path:
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
-        with autocast(d):
+        with autocast(d, cfg.bf16):
             loss = loss_fn(net(lr).float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
