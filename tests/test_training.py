@@ -337,6 +337,38 @@ def test_failed_save_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
 
 # upscaler
 
+def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_discriminator(data, tmp_path):
+    from training.export import export
+
+    base = tmp_path / "psnr"
+    sr(data, base, steps=2)
+    shipped = export(base, tmp_path / "psnr.safetensors")
+    adv = tmp_path / "adv"
+    sr(data, adv, init=shipped, adversarial=0.01, lowpass=1.0, channels=16, steps=4)  # config from the start
+    meta, tensors = read_checkpoint(adv)
+    assert meta["upscaler"] == read_checkpoint(base)[0]["upscaler"] and meta["step"] == 4
+    assert any(k.startswith("D.") for k in tensors) and any(k.startswith("opt_d.") for k in tensors)
+    assert {"loss_d", "r1"} <= set(json.loads((adv / "log.jsonl").read_text().splitlines()[-1]))
+    sr(data, adv, adversarial=0.01, steps=5, resume=True)
+    assert read_checkpoint(adv)[0]["step"] == 5
+    with pytest.raises(ValueError, match="trained without --adversarial"):
+        sr(data, base, adversarial=0.01, steps=3, resume=True)
+    with pytest.raises(ValueError, match="an exported upscaler or an sr run folder"):
+        gan_file = export(gan(data, tmp_path / "g").parent, tmp_path / "g.safetensors")
+        sr(data, tmp_path / "x", init=gan_file)
+
+
+def test_the_detail_discriminator_sees_detail_not_brightness():
+    from training.sr import DetailDiscriminator, high_pass
+
+    flat = torch.full((2, 3, 32, 32), 0.7)
+    assert torch.allclose(high_pass(flat), torch.zeros_like(flat), atol=1e-6)
+    lr_up = torch.rand(2, 3, 32, 32)
+    D = DetailDiscriminator(8)
+    assert D(flat, lr_up).shape == (2, 1, 8, 8)
+    assert torch.allclose(D(flat, lr_up), D(flat * 0.2, lr_up), atol=1e-6)  # only the condition carries colour
+
+
 @pytest.mark.parametrize("scale", [4, 2])
 def test_sr_smoke_and_resume_is_exact(data, tmp_path, scale):
     out = tmp_path / f"sr{scale}"

@@ -3,6 +3,13 @@
 LR images are made from HR crops by circular-padded antialiased bicubic downscaling, with mild
 random blur before and noise after on part of the batch, so the model copes with GAN outputs
 (which are softer and noisier than clean downscales) instead of expecting one exact degradation.
+
+With `--adversarial W` the upscaler is also trained against a discriminator, as SRGAN (Ledig et al.
+2017) pairs SRResNet with one, but without a pretrained perceptual network (none can be downloaded
+here): the discriminator sees only the high frequencies of an image (the image minus its Gaussian blur)
+beside the bicubic upscale of its LR input, so it judges whether the detail is plausible for that input;
+the pixel loss can be moved to the low frequencies (`--lowpass σ`), leaving the detail to the
+discriminator instead of pulling it to the blurred mean.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core.files import check_can_write
@@ -50,9 +58,28 @@ class SrConfig(RunConfig):
     noise_prob: float = 0.3
     """share of LR crops with Gaussian noise (σ ≤ 0.02) added"""
     ema: float = 0.999
+    init: Path | None = None
+    """start from an sr run's folder or an exported upscaler file (e.g. the shipped
+    core/weights/tessera_sr_x4.safetensors); its scale, channels and blocks are used"""
+    adversarial: float = 0.0
+    """weight of the adversarial loss (0: the pixel loss alone, as the shipped upscalers)"""
+    lowpass: float = 0.0
+    """σ in HR pixels: the pixel loss compares Gaussian-blurred output and target, leaving detail finer
+    than σ to the discriminator (0: the whole image)"""
+    d_width: int = 32
+    """discriminator channels at full resolution (with --adversarial)"""
+    r1: float = 1.0
+    """R1 penalty weight on real images (lazy, every 4 steps; with --adversarial)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.init = None if self.init is None else Path(self.init)
+        if self.init is not None and self.resume:
+            raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
+        if not 0 <= self.adversarial < float("inf") or not 0 <= self.lowpass < float("inf"):
+            raise ValueError(f"--adversarial {self.adversarial} and --lowpass {self.lowpass} must be finite and ≥ 0")
+        if self.d_width < 1:
+            raise ValueError(f"--d-width {self.d_width} must be ≥ 1")
         if self.scale not in (2, 4):
             raise ValueError(f"--scale {self.scale} is not supported: use 2 or 4")
         if self.crop % self.scale or self.crop < 8 * self.scale:
@@ -92,6 +119,33 @@ def degrade(hr: torch.Tensor, cfg: SrConfig, g: torch.Generator) -> torch.Tensor
     return lr.clamp(0, 1)
 
 
+HF_SIGMA = 1.0  # HR pixels: what the discriminator sees is the image minus this blur
+
+
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) → the same minus its circular Gaussian blur (σ = HF_SIGMA): the detail alone."""
+    return x - gaussian_blur(x, torch.full((x.shape[0],), HF_SIGMA, device=x.device, dtype=x.dtype))
+
+
+class DetailDiscriminator(nn.Module):
+    """Patch discriminator on detail: input the high frequencies of an HR image (×4, to a unit-ish range)
+    beside the bicubic upscale of its LR input; output one logit per patch of about 22 px (B, 1, H/4, W/4).
+    No spectral norm: R1 on real images keeps it in check (as in StyleGAN2)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(6, w, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * w, 1, 3, padding=1))
+
+    def forward(self, hr: torch.Tensor, lr_up: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([high_pass(hr) * 4, lr_up * 2 - 1], dim=1))
+
+
 def block_grid(y: torch.Tensor, scale: int) -> torch.Tensor:
     """(spread / mean)² over the `scale` phases of the mean |neighbour difference|, columns and rows
     averaged: 0 when sharpness does not depend on the position inside the scale×scale blocks."""
@@ -103,6 +157,26 @@ def block_grid(y: torch.Tensor, scale: int) -> torch.Tensor:
     return total / 2
 
 
+def start_from(path: Path) -> tuple[dict, dict[str, torch.Tensor], int, float]:
+    """An sr run's folder (its EMA weights) or an exported upscaler file → (upscaler config, state dict,
+    step, wall time in s). Raises ValueError for anything else."""
+    from core import weights
+
+    if path.is_file():
+        meta, tensors = weights.read(path)
+        if meta.get("kind") != "upscaler":
+            raise ValueError(f"--init {path}: an exported upscaler or an sr run folder is needed (it holds "
+                             f"{meta.get('kind')!r})")
+        training = meta.get("training", {})
+        return meta["config"], tensors, int(training.get("steps", 0)), float(training.get("wall_time_s", 0.0))
+    meta, tensors, _ = checkpoint.load(path, "--init takes the --out folder of an earlier sr run or an exported "
+                                             "upscaler file")
+    if meta.get("kind") != "sr":
+        raise ValueError(f"--init {path}: an sr checkpoint is needed (it holds {meta.get('kind')!r})")
+    state = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    return meta["upscaler"], state, meta["step"], meta["wall_time_s"]
+
+
 def train(cfg: SrConfig) -> Path:
     check_can_write(cfg.out, cfg.out)  # a read-only or impossible --out fails now, not at step 10
     d = setup(cfg.device)
@@ -110,24 +184,45 @@ def train(cfg: SrConfig) -> Path:
     g = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
 
     data = StyleImages.from_folder(cfg.data, cfg.image_size)
+    start = None if cfg.init is None else start_from(cfg.init)
+    if start is not None:
+        cfg.scale, cfg.channels, cfg.blocks = (start[0][k] for k in ("scale", "channels", "blocks"))
+        if cfg.crop % cfg.scale or cfg.crop < 8 * cfg.scale:
+            raise ValueError(f"--crop {cfg.crop} must be a multiple of {cfg.init}'s scale {cfg.scale} and at least "
+                             f"{8 * cfg.scale}")
     ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks)
     model = Upscaler(ucfg).to(d.device)
+    if start is not None:
+        model.load_state_dict(start[1])
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    modules: dict[str, nn.Module] = {"model": model, "ema": ema}
+    optimizers = {"opt": opt}
+    D = None
+    if cfg.adversarial:
+        D = DetailDiscriminator(cfg.d_width).to(d.device)
+        modules["D"] = D
+        optimizers["opt_d"] = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
 
     step, wall = 0, 0.0
     if cfg.resume:
         meta, tensors, header = checkpoint.load(cfg.out)
         if meta["upscaler"] != ucfg.to_dict():
             raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}")
-        checkpoint.restore_module(model, "model", tensors)
-        checkpoint.restore_module(ema, "ema", tensors)
-        checkpoint.restore_optimizer(opt, "opt", tensors, header, cfg.lr)
+        if D is not None and not any(k.startswith("D.") for k in tensors):
+            raise ValueError(f"--resume: {cfg.out} was trained without --adversarial; start a new run from it "
+                             f"with --init {cfg.out}")
+        for name, m in modules.items():
+            checkpoint.restore_module(m, name, tensors)
+        for name, o in optimizers.items():
+            checkpoint.restore_optimizer(o, name, tensors, header, cfg.lr)
         if f"extra.g{d.rank}" in tensors:
             g.set_state(checkpoint.extra(tensors, f"g{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
     elif d.main and (cfg.out / checkpoint.LAST).exists():
         raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    elif start is not None:
+        step, wall = start[2], start[3]
 
     net = DDP(model) if d.world > 1 else model
     if d.main:
@@ -140,7 +235,7 @@ def train(cfg: SrConfig) -> Path:
             meta = {"kind": "sr", "step": clock.step, "wall_time_s": clock.wall, "upscaler": ucfg.to_dict(),
                     "train": config_record(cfg),
                     "sources": data.sources, "hardware": hardware(d)}
-            checkpoint.save(cfg.out, {"model": model, "ema": ema}, {"opt": opt}, meta, {"g0": g.get_state()})
+            checkpoint.save(cfg.out, modules, optimizers, meta, {"g0": g.get_state()})
 
     def sample(step_now: int) -> None:
         if not d.main:
@@ -154,26 +249,54 @@ def train(cfg: SrConfig) -> Path:
 
     base_loss = F.l1_loss if cfg.loss == "l1" else F.mse_loss
 
-    def loss_fn(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        loss = base_loss(sr, hr)
-        return loss + cfg.grid * block_grid(sr, cfg.scale) if cfg.grid else loss
+    def pixel_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        if cfg.lowpass:
+            sigma = torch.full((sr.shape[0],), cfg.lowpass, device=sr.device, dtype=sr.dtype)
+            sr, hr = gaussian_blur(sr, sigma), gaussian_blur(hr, sigma)
+        return base_loss(sr, hr)
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
     bar = progress(clock, f"sr×{cfg.scale}", d.main)
+    loss_d = r1 = torch.zeros((), device=d.device)
     while clock.running():
         # Crops stay inside each image: user images need not tile, and a seam is no target to learn.
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
+        lr_up = wrap_upsample(lr, cfg.scale)
+        if D is not None:  # D step: logistic loss, real HR vs the upscaler's output for the same LR; lazy R1
+            D.requires_grad_(True)
+            with torch.no_grad(), autocast(d, cfg.bf16):
+                fake = net(lr).float()
+            do_r1 = cfg.r1 > 0 and clock.step % 4 == 0
+            real = hr.detach().requires_grad_(do_r1)
+            with autocast(d, cfg.bf16):
+                lr_, lf = D(real, lr_up).float(), D(fake, lr_up).float()
+            loss_d = F.softplus(-lr_).mean() + F.softplus(lf).mean()
+            if do_r1:
+                (grad,) = torch.autograd.grad(lr_.sum(), real, create_graph=True)
+                r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
+                loss_d = loss_d + cfg.r1 * 0.5 * 4 * r1
+                r1 = r1.detach()
+            optimizers["opt_d"].zero_grad(set_to_none=True)
+            loss_d.backward()
+            optimizers["opt_d"].step()
+            D.requires_grad_(False)
         with autocast(d, cfg.bf16):
-            loss = loss_fn(net(lr).float(), hr)
+            sr = net(lr).float()
+            pixel = pixel_loss(sr, hr)
+            loss = pixel + cfg.grid * block_grid(sr, cfg.scale) if cfg.grid else pixel
+            if D is not None:
+                loss = loss + cfg.adversarial * F.softplus(-D(sr, lr_up).float()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
             ema_update(ema, model, cfg.ema, clock.step)
-        end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample,
-                 losses={cfg.loss: loss})
+        losses = {cfg.loss: pixel}
+        if D is not None:
+            losses |= {"loss_d": loss_d.detach(), "r1": r1}
+        end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample, losses=losses)
     bar.close()
     save()
     sample(clock.step)
