@@ -722,6 +722,31 @@ def test_a_run_with_a_plain_d_starts_from_a_spectral_run_and_resumes(data, tmp_p
         gan(data, tmp_path / "x", d_norm="batch")
 
 
+@pytest.mark.parametrize("spectral", [True, False])
+def test_a_meanstd_d_starts_from_a_mean_pooled_run_as_the_same_function(data, tmp_path, spectral):
+    import copy
+
+    from core.generator import GeneratorConfig, TextureGenerator
+    from training.gan import Discriminator, init_from
+
+    run = gan(data, tmp_path / "mean", steps=4).parent
+    meta, _ = read_checkpoint(run)
+    G = TextureGenerator(GeneratorConfig(**meta["generator"]))
+    heads = {}
+    for pool in ("mean", "meanstd"):
+        D = Discriminator(len(meta["styles"]), 8, 3, spectral, pool)
+        init_from(run, meta["styles"], {"G": G, "D": D, "G_ema": copy.deepcopy(G)})
+        heads[pool] = D.eval()
+    x, labels = torch.randn(3, 3, 16, 16), torch.tensor([0, 1, 0])
+    assert torch.allclose(heads["mean"](x, labels), heads["meanstd"](x, labels), atol=1e-5)
+    assert heads["meanstd"].linear(torch.ones(1, heads["meanstd"].linear.in_features)).grad_fn is not None
+    out = tmp_path / "ms"
+    gan(data, out, init=run, d_pool="meanstd", d_norm="spectral" if spectral else "none", steps=6)
+    assert read_checkpoint(out)[0]["step"] == 6
+    with pytest.raises(ValueError, match="does not fit this model"):
+        gan(data, out, d_pool="mean", d_norm="spectral" if spectral else "none", steps=7, resume=True)
+
+
 def test_bf16_on_the_cpu_trains_and_keeps_float32_weights(data, tmp_path):
     meta, tensors = read_checkpoint(gan(data, tmp_path / "bf16", bf16=True).parent)
     assert meta["train"]["bf16"] is True

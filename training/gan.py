@@ -64,6 +64,11 @@ class GanConfig(RunConfig):
     """discriminator channels at full resolution (doubling as it goes down)"""
     d_levels: int = 4
     """discriminator downsampling stages; any --crop ≥ 2**levels works, so the crop can grow on --resume"""
+    d_pool: str = "mean"
+    """how D's head pools its last features over the crop: mean, or meanstd (mean and standard deviation
+    side by side, as the realism test's critic does: the spread of a feature is much of what tells two
+    textures apart); --init from a mean-pooled D starts the std half at zero, so D starts as the same
+    function"""
     d_norm: str = "spectral"
     """how D's layers are kept in check: spectral (spectral norm on every layer, Miyato et al. 2018, plus
     R1) or none (R1 alone, as in StyleGAN2); --init from a spectral D into none divides each weight by its
@@ -84,6 +89,8 @@ class GanConfig(RunConfig):
             parse_pairs(self.style_init)
         if self.style_weights is not None:
             parse_weights(self.style_weights)
+        if self.d_pool not in D_POOLS:
+            raise ValueError(f"--d-pool {self.d_pool}: choose from {', '.join(D_POOLS)}")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"--d-norm {self.d_norm}: choose from {', '.join(D_NORMS)}")
         if self.fine_waves < 0:
@@ -104,6 +111,7 @@ class GanConfig(RunConfig):
 
 AUGMENTS = ("color", "translation", "cutout")
 D_NORMS = ("spectral", "none")
+D_POOLS = ("mean", "meanstd")
 
 
 def diff_augment(x: torch.Tensor, policy: str, g: torch.Generator) -> torch.Tensor:
@@ -189,11 +197,13 @@ class Discriminator(nn.Module):
     With `spectral` every layer is spectrally normalised (Miyato et al. 2018). That bounds D's gain: the
     logits of a shallow, mean-pooled net stay small, and in our runs the hinge loss sat near 2.0 (chance)
     for thousands of steps. Without it (`spectral=False`) R1 alone keeps D in check, as in StyleGAN2.
-    Kept shallow either way; fully convolutional with mean pooling, so it judges patches of any crop ≥ 2**levels.
+    Kept shallow either way; fully convolutional, pooled over the crop (the mean of each feature, or with
+    `pool="meanstd"` its standard deviation beside it), so it judges patches of any crop ≥ 2**levels.
     """
 
-    def __init__(self, styles: int, width: int = 32, levels: int = 4, spectral: bool = True):
+    def __init__(self, styles: int, width: int = 32, levels: int = 4, spectral: bool = True, pool: str = "mean"):
         super().__init__()
+        self.pool = pool
         norm = spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = [norm(nn.Conv2d(3, width, 3, padding=1)), nn.LeakyReLU(0.2)]
         c = width
@@ -202,11 +212,15 @@ class Discriminator(nn.Module):
             layers += [norm(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             c = c2
         self.features = nn.Sequential(*layers)
-        self.linear = norm(nn.Linear(c, 1))
-        self.embed = norm(nn.Embedding(styles, c))
+        pooled = 2 * c if pool == "meanstd" else c
+        self.linear = norm(nn.Linear(pooled, 1))
+        self.embed = norm(nn.Embedding(styles, pooled))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).mean(dim=(2, 3))
+        f = self.features(x)
+        h = f.mean(dim=(2, 3))
+        if self.pool == "meanstd":
+            h = torch.cat([h, (f.var(dim=(2, 3), unbiased=False) + 1e-8).sqrt()], dim=1)
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
@@ -269,6 +283,7 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
         state = {k: v for k, v in state.items() if v is not None}
         if plain:
             state = unspectral(state)
+        state = {k: _widen(k, v, own.get(k)) for k, v in state.items()}
         added |= checkpoint.restore_module(modules[name], name, {f"{name}.{k}": v for k, v in state.items()},
                                            strict=False)
     seeded = [f"{s} from {starts[s]}" if s in starts else f"{s} from the mean" for s in new]
@@ -296,6 +311,21 @@ def _restyle(key: str, old: torch.Tensor, present: bool, old_styles: list[str],
     return torch.stack(rows).to(old.dtype)
 
 
+D_HEAD = ("linear.weight", "linear.weight_orig", "linear.weight_v", "embed.weight", "embed.weight_orig",
+          "embed.weight_v")  # what reads D's pooled features: wider with --d-pool meanstd
+
+
+def _widen(key: str, old: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor:
+    """A D head tensor (D_HEAD) of a mean-pooled D, zero-padded in its last dimension to a meanstd D's
+    width: the std half starts silent. Every other tensor passes unchanged."""
+    if key not in D_HEAD or own is None or old.shape == own.shape or old.shape[:-1] != own.shape[:-1]:
+        return old
+    if old.shape[-1] > own.shape[-1]:
+        raise ValueError(f"--init: D's {key} is {tuple(old.shape)}, wider than this run's {tuple(own.shape)}: a "
+                         "meanstd D cannot start a mean-pooled one")
+    return F.pad(old, (0, own.shape[-1] - old.shape[-1]))
+
+
 def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     """One random size×size crop per image, wrapping around its torus: the seam can land anywhere."""
     _, _, h, w = x.shape
@@ -315,7 +345,7 @@ def train(cfg: GanConfig) -> Path:
     weights = style_weights(cfg.style_weights, data.styles)
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
     G = TextureGenerator(gcfg).to(d.device)
-    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral").to(d.device)
+    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool).to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
