@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,15 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import imageio, pbr, weights
+from . import imageio, pbr, request, weights
 from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
                       user_models_dir)
 from .files import check_name_length
 from .generator import TextureGenerator
+from .request import GAN_SCALE, MAX_SIZE, MIN_SIZE, SIZE_STEP  # noqa: F401  (public here too)
+from .request import check_seed, check_size, parse_style  # noqa: F401  (public here too)
 from .upscaler import Upscaler, upscale_tiled
 
-MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 8192, 64
-GAN_SCALE = 4  # the GAN draws at size/4, the upscaler brings it to size
 GPU_BATCH_PIXELS = 16 * 1024**2  # output pixels per batch on a GPU by default
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -47,21 +46,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' requested but Metal is not available here: use auto or cpu")
     return torch.device(device)
-
-
-def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed {seed!r} must be a whole number from 0 to 2**64 - 1")
-    return int(seed)
-
-
-def check_size(size: Any) -> int:
-    valid = f"a multiple of {SIZE_STEP} from {MIN_SIZE} to {MAX_SIZE}"
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise ValueError(f"size {size!r} is not a whole number: use {valid}")
-    if not (MIN_SIZE <= size <= MAX_SIZE and size % SIZE_STEP == 0):
-        raise ValueError(f"size {size} is not supported: use {valid}")
-    return int(size)
 
 
 @dataclass
@@ -88,30 +72,10 @@ class Tessera:
 
     def style_weights(self, style: str | dict[str, float]) -> tuple[_GanEntry, torch.Tensor]:
         """'grass', 'grass+rock' (equal parts), 'grass:0.7+rock:0.3' or {'grass': 0.7, ...}. A string that
-        is exactly a style's name means that style, even when the name holds ':' or '+'."""
-        if isinstance(style, str):
-            mix = {style: 1.0} if style in self.generators else parse_style(style)
-        else:
-            mix = dict(style)
-        if not mix:
-            raise ValueError(f"empty style: choose from {', '.join(self.styles)}")
-        for name, amount in mix.items():
-            if not math.isfinite(amount) or amount < 0:
-                raise ValueError(f"style weight {amount} for {name!r} must be a finite number ≥ 0")
-            if name not in self.generators:
-                raise ValueError(f"unknown style {name!r}: choose from {', '.join(self.styles)}")
-        entries = {id(self.generators[n].model): self.generators[n] for n in mix}
-        if len(entries) > 1:
-            raise ValueError(f"styles {', '.join(mix)} come from different weights files and cannot be mixed")
-        entry = next(iter(entries.values()))
-        names = entry.meta["styles"]
-        w = torch.zeros(1, len(names))
-        for name, amount in mix.items():
-            w[0, names.index(name)] += amount
-        total = float(w.sum())
-        if total <= 0:
-            raise ValueError(f"style weights in {style!r} must add up to more than 0")
-        return entry, w / total
+        is exactly a style's name means that style, even when the name holds ':' or '+'. → (the entry, (1,
+        styles) float32 weights summing to 1). Raises ValueError as core.request.style_weights."""
+        entry, w = request.style_weights(style, self.generators)
+        return entry, torch.from_numpy(w)
 
     def compile(self, mode: str = "default") -> None:
         """torch.compile every model in place (`mode` as torch.compile takes it; "reduce-overhead" adds
@@ -137,8 +101,8 @@ class Tessera:
         return self._gan(style, [check_seed(seed)], size)
 
     def _gan(self, style: str | dict[str, float], seeds: Sequence[int], size: int) -> torch.Tensor:
-        """(len(seeds), 3, size, size): each seed's noise drawn on its own, so a seed gives the same
-        texture whatever batch it is in (up to float rounding)."""
+        """(len(seeds), 3, size, size): each seed's noise drawn on its own with numpy (core.noise), so a seed
+        gives the same texture whatever batch it is in, and on the torch-free runtime (up to float rounding)."""
         entry, w = self.style_weights(style)
         model, stride = entry.model, entry.model.cfg.stride
         if size % stride:  # only reachable with a user's generator of a larger stride
@@ -147,8 +111,8 @@ class Tessera:
         cells = (size // stride, size // stride)
         with self._autocast():
             s = model.embed(w.to(self.device))
-            z = torch.cat([model.make_noise(s, cells, torch.Generator().manual_seed(seed)) for seed in seeds])
-            x = model.synthesize(z, s.expand(len(seeds), -1))
+            s = s.expand(len(seeds), -1)
+            x = model.synthesize(model.make_noise(s, cells, seeds), s)
         return (x.float() * 0.5 + 0.5).clamp(0, 1)
 
     @torch.inference_mode()
@@ -246,23 +210,6 @@ class Tessera:
         if unit.ndim == 2:
             out = out[..., 0]
         return imageio.from_unit(out, img.dtype)
-
-
-def parse_style(spec: str) -> dict[str, float]:
-    mix: dict[str, float] = {}
-    for part in spec.split("+"):
-        name, _, amount = part.strip().partition(":")
-        name = name.strip()
-        if not name:
-            raise ValueError(f"style {spec!r} has an empty name: write e.g. 'grass' or 'grass:0.7+rock:0.3'")
-        try:
-            value = float(amount) if amount else 1.0
-        except ValueError:
-            raise ValueError(f"style weight {amount!r} in {spec!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:  # nan or inf would silently give a black image
-            raise ValueError(f"style weight {value} in {spec!r} must be a finite number ≥ 0")
-        mix[name] = mix.get(name, 0.0) + value
-    return mix
 
 
 def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],

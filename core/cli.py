@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        import torch  # noqa: F401  (every command runs the PyTorch path; core.weights itself no longer needs it)
+
         from .weights import ModelFileError
     except ImportError as e:  # torch or numpy missing in this interpreter
         message = f"PyTorch (or another dependency) is missing for {sys.executable}: {e}"

@@ -25,54 +25,15 @@ StyleGAN), which is what stochastic textures — sand, grass, gravel — are mos
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class GeneratorConfig:
-    styles: int = 8            # number of style embeddings
-    style_dim: int = 64        # width of a style embedding
-    local_dim: int = 16        # i.i.d. noise channels per cell
-    global_dim: int = 16       # per-seed global noise channels
-    periodic_dim: int = 8      # periodic wave channels
-    widths: tuple[int, ...] = (256, 192, 128, 64, 32)  # channels at cell resolution, then after each ×2
-    upsample: str = "bilinear"  # on the torus; "nearest" (files before 0.2) leaves a faint grid at the cell size
-    fine_periodic_dim: int = 0  # waves added at `fine_level` (0 in files before 0.3)
-    fine_level: int = -1        # the ×2 level they join (1 … len(widths) - 1); -1: the one before the last
-
-    def __post_init__(self) -> None:
-        self.widths = tuple(self.widths)
-        assert len(self.widths) >= 2, "need at least one upsampling stage"
-        assert self.upsample in ("bilinear", "nearest"), f"unknown upsampling {self.upsample!r}"
-        if self.fine_level < 0:
-            self.fine_level = max(1, len(self.widths) - 2)
-        assert 1 <= self.fine_level < len(self.widths), f"fine_level {self.fine_level} is not a ×2 level"
-
-    @property
-    def stride(self) -> int:
-        return 2 ** (len(self.widths) - 1)
-
-    @property
-    def head_noise_dim(self) -> int:
-        return self.local_dim + self.global_dim + self.periodic_dim
-
-    @property
-    def noise_dim(self) -> int:
-        """Channels of the noise grid: the head's, then one per-pixel detail map for every ×2 level,
-        stored pixel-unshuffled (4**level channels per cell), so rolling or tiling the grid rolls or
-        tiles every level's map with it; then the fine waves, stored the same way."""
-        return self.head_noise_dim + self.detail_dim + self.fine_periodic_dim * 4 ** self.fine_level
-
-    @property
-    def detail_dim(self) -> int:
-        return sum(4 ** level for level in range(1, len(self.widths)))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from . import noise
+from .config import GeneratorConfig  # noqa: F401  (defined without torch; importable from here as before)
 
 
 # helpers
@@ -91,13 +52,37 @@ def waves(freq: torch.Tensor, cells: tuple[int, int], n: int, phase: torch.Tenso
     return torch.sin(2 * math.pi * arg + phase)
 
 
+def wrap_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(…, H, W) → (…, H + 2p, W + 2p), wrapped around the torus; 0 < p ≤ min(H, W).
+
+    In PyTorch this is F.pad's circular mode. An ONNX export writes it out as slices and concatenations
+    instead, so every execution provider runs it (ONNX's Pad "wrap" mode is young and not everywhere)."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.pad(x, (p, p, p, p), mode="circular")
+    x = torch.cat([x[..., -p:, :], x, x[..., :p, :]], dim=-2)
+    return torch.cat([x[..., -p:], x, x[..., :p]], dim=-1)
+
+
+class TorusConv2d(nn.Conv2d):
+    """A k×k convolution on the torus (odd k): nn.Conv2d after `wrap_pad`, the same parameters (and
+    state-dict names) as nn.Conv2d(padding_mode="circular")."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3):
+        assert k % 2 == 1, f"kernel size {k} must be odd"
+        super().__init__(cin, cout, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.kernel_size[0] // 2
+        return self._conv_forward(wrap_pad(x, p) if p else x, self.weight, self.bias)
+
+
 def torus_conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2, padding_mode="circular")
+    return TorusConv2d(cin, cout, k)
 
 
 def wrap_upsample(x: torch.Tensor, scale: int, mode: str = "bicubic") -> torch.Tensor:
     """Nearest, bilinear or bicubic upsampling on the torus: pad two pixels circularly, upsample, crop."""
-    x = F.pad(x, (2, 2, 2, 2), mode="circular")
+    x = wrap_pad(x, 2)
     x = F.interpolate(x, scale_factor=scale, mode=mode, align_corners=None if mode == "nearest" else False)
     return x[..., 2 * scale:-2 * scale, 2 * scale:-2 * scale]
 
@@ -125,8 +110,11 @@ class StyledConv(nn.Module):
         cout = self.weight.shape[0]
         wgt = self.weight[None] * self.affine(code)[:, None, :, None, None]       # (B, out, in, 3, 3)
         wgt = wgt * torch.rsqrt(wgt.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
-        x = F.pad(x, (1, 1, 1, 1), mode="circular").reshape(1, b * cin, h + 2, w + 2)
-        x = F.conv2d(x, wgt.reshape(b * cout, cin, 3, 3).to(x.dtype), groups=b).reshape(b, cout, h, w)
+        if b == 1:  # one image (inference, and an ONNX export): a plain convolution, no grouping
+            x = F.conv2d(wrap_pad(x, 1), wgt[0].to(x.dtype))
+        else:       # a batch: one group per image, each with its own weights
+            x = wrap_pad(x, 1).reshape(1, b * cin, h + 2, w + 2)
+            x = F.conv2d(x, wgt.reshape(b * cout, cin, 3, 3).to(x.dtype), groups=b).reshape(b, cout, h, w)
         if self.noise_strength is not None:
             assert noise is not None, "this layer adds detail noise: pass it"
             x = torch.addcmul(x, noise, self.noise_strength[None, :, None, None])
@@ -176,24 +164,34 @@ class TextureGenerator(nn.Module):
         """Style embedding for a (B, styles) matrix of mixing weights (one-hot for a pure style)."""
         return weights @ self.style.weight
 
-    def make_noise(self, s: torch.Tensor, cells: tuple[int, int], generator: torch.Generator,
-                   ) -> torch.Tensor:
-        """Noise grid (B, noise_dim, H, W) for style embeddings `s` (B, style_dim).
+    def make_noise(self, s: torch.Tensor, cells: tuple[int, int],
+                   generator: torch.Generator | Sequence[int]) -> torch.Tensor:
+        """Noise grid (B, noise_dim, H, W) for style embeddings `s` (B, style_dim) and `cells` = (H, W).
 
-        All random draws come from `generator` on the CPU, so a seed gives the same noise on every
-        device.
+        `generator`: a torch.Generator on the CPU (training), or B seeds, one per row of `s`, drawn with
+        numpy as core.noise does: the same noise the torch-free runtime (core.runtime) makes for a seed.
+        Either way a seed gives the same noise on every device.
         """
         cfg, (h, w), b = self.cfg, cells, s.shape[0]
-        local = torch.randn(b, cfg.local_dim, h, w, generator=generator)
-        glob = torch.randn(b, cfg.global_dim, 1, 1, generator=generator).expand(-1, -1, h, w)
-        phase = torch.rand(b, cfg.periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
-        detail = torch.randn(b, cfg.detail_dim, h, w, generator=generator)
+        if isinstance(generator, torch.Generator):
+            local = torch.randn(b, cfg.local_dim, h, w, generator=generator)
+            glob = torch.randn(b, cfg.global_dim, 1, 1, generator=generator)
+            phase = torch.rand(b, cfg.periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
+            detail = torch.randn(b, cfg.detail_dim, h, w, generator=generator)
+            fine_phase = (torch.rand(b, cfg.fine_periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
+                          if cfg.fine_periodic_dim else None)
+        else:
+            draws = [noise.draw(cfg, cells, seed) for seed in generator]
+            assert len(draws) == b, f"{len(draws)} seeds for {b} style embeddings"
+            local, glob, phase, detail, fine_phase = (torch.from_numpy(np.stack([getattr(d, f) for d in draws]))
+                                                      for f in ("local", "glob", "phase", "detail", "fine_phase"))
         wave = waves(self.wave(s).view(b, cfg.periodic_dim, 2), (h, w), 1, phase.to(s.device, s.dtype))
-        parts = [local, glob, wave, detail]
+        parts = [local, glob.expand(-1, -1, h, w), wave, detail]
         if cfg.fine_periodic_dim:
+            assert fine_phase is not None
             n = 2 ** cfg.fine_level
-            phase = torch.rand(b, cfg.fine_periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
-            fine = waves(self.fine_wave(s).view(b, cfg.fine_periodic_dim, 2), (h, w), n, phase.to(s.device, s.dtype))
+            fine = waves(self.fine_wave(s).view(b, cfg.fine_periodic_dim, 2), (h, w), n,
+                         fine_phase.to(s.device, s.dtype))
             parts.append(F.pixel_unshuffle(fine, n))
         return torch.cat([t.to(s.device, s.dtype) for t in parts], dim=1)
 
@@ -220,6 +218,6 @@ class TextureGenerator(nn.Module):
         return torch.tanh(self.to_rgb(x))
 
     def forward(self, weights: torch.Tensor, cells: tuple[int, int],
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator | Sequence[int]) -> torch.Tensor:
         s = self.embed(weights)
         return self.synthesize(self.make_noise(s, cells, generator), s)

@@ -13,38 +13,13 @@ single full-size pass, so memory stays bounded for 4096² and larger outputs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import UpscalerConfig  # noqa: F401  (defined without torch; importable from here as before)
 from .generator import torus_conv, wrap_upsample
-
-
-@dataclass
-class UpscalerConfig:
-    scale: int = 4       # 2 or 4
-    channels: int = 32   # SRResNet uses 64
-    blocks: int = 4      # SRResNet uses 16
-
-    def __post_init__(self) -> None:
-        assert self.scale in (2, 4), f"scale must be 2 or 4, got {self.scale}"
-        assert self.channels >= 2 and self.channels % 2 == 0, f"channels must be even, got {self.channels}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def context(self) -> int:
-        """Low-res pixels of context a tile needs so its centre equals a full pass.
-
-        Each 3×3 conv at low resolution reaches one pixel further; a conv after a ×2 stage reaches
-        half a low-res pixel. Two more for the bicubic skip, and round up.
-        """
-        lr_convs = 2 + 2 * self.blocks + 1
-        hr_reach = sum(0.5 ** i for i in range(1, self.scale.bit_length() - 1))
-        return int(lr_convs + hr_reach + 2) + 1
 
 
 LIGHT = UpscalerConfig(scale=4, channels=32, blocks=4)

@@ -4,6 +4,10 @@ Loading never executes code: safetensors holds raw tensors plus a string→strin
 (as JSON strings) the kind of model, its config, style names, data sources and licences, training
 facts (steps, wall time, hardware), metrics, a format version and a sha256 over the tensor data,
 which the loader recomputes before it trusts the file.
+
+Torch is imported only by what needs it (`save`, `build`, `read` with framework="pt"): `read(path,
+framework="np")` and `graph_name` serve the torch-free runtime (core.runtime). Which exported graph
+(core.export_onnx) runs a file's weights follows from its kind and config alone: `graph_name`.
 """
 
 from __future__ import annotations
@@ -11,15 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+import numpy as np
 
+from .config import GeneratorConfig, UpscalerConfig
 from .files import atomic_path
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "tessera-weights"
 FORMAT_VERSION = 1
 KINDS = ("generator", "upscaler")
+GRAPH_VERSION = 1  # bump when an exported graph's inputs, outputs or ops change: every graph is re-exported
 
 
 class ModelFileError(ValueError):
@@ -30,13 +39,20 @@ class ModelFileError(ValueError):
         self.path = Path(path)
 
 
-def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and bytes of all tensors, in name order."""
+def tensor_digest(tensors: dict[str, torch.Tensor] | dict[str, np.ndarray]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of all tensors (torch or numpy), in name order; a
+    numpy array hashes as the torch tensor it loads as (its dtype written as torch's, e.g. torch.float32)."""
     h = hashlib.sha256()
     for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        t = tensors[name]
+        if isinstance(t, np.ndarray):
+            data, dtype = np.ascontiguousarray(t).tobytes(), f"torch.{t.dtype.name}"
+        else:
+            import torch
+
+            data, dtype = t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes(), str(t.dtype)
+        h.update(f"{name}|{dtype}|{tuple(t.shape)}\n".encode())
+        h.update(data)
     return h.hexdigest()
 
 
@@ -66,19 +82,25 @@ def save(path: Path | str, kind: str, config: dict, state: dict[str, torch.Tenso
     return path
 
 
-def read(path: Path | str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read and verify a weights file → (metadata with JSON values decoded, tensors).
+def read(path: Path | str, framework: Literal["pt", "np"] = "pt") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read and verify a weights file → (metadata with JSON values decoded, {name: tensor}): torch tensors
+    with framework="pt", numpy arrays with "np" (no torch imported; a bfloat16 file is then refused).
 
     Raises FileNotFoundError or ModelFileError, each naming the file.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors import SafetensorError, safe_open
 
+    if framework == "pt":
+        from safetensors.torch import load_file
+    elif framework == "np":
+        from safetensors.numpy import load_file
+    else:
+        raise ValueError(f"framework {framework!r} is not supported: use 'pt' or 'np'")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np") as f:
             raw = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -102,16 +124,36 @@ def read(path: Path | str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return meta, tensors
 
 
+def graph_name(kind: str, config: dict[str, Any]) -> str:
+    """The file stem of the exported graph (core.export_onnx) that runs weights of this kind and config,
+    e.g. "generator-3f2a…": a hash of the architecture, so files that differ only in their tensors (a
+    style someone trained from the shipped generator, with any number of styles) share one graph.
+    Raises ValueError for an unknown kind or a config that does not fit it."""
+    try:
+        if kind == "generator":
+            arch = GeneratorConfig.from_meta(config).to_dict()
+            arch.pop("styles")  # the style table stays outside the graph: the runtime embeds the style
+        elif kind == "upscaler":
+            arch = UpscalerConfig(**config).to_dict()
+        else:
+            raise ValueError(f"unknown model kind {kind!r}, expected one of {KINDS}")
+    except (TypeError, AssertionError) as e:
+        raise ValueError(f"config {config!r} does not fit a {kind} ({e})") from None
+    key = json.dumps({"kind": kind, "graph_version": GRAPH_VERSION, **arch}, sort_keys=True)
+    return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
 def build(path: Path | str) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model a weights file describes and load its tensors → (model in eval mode, meta)."""
-    from .generator import GeneratorConfig, TextureGenerator
-    from .upscaler import Upscaler, UpscalerConfig
+    import torch
+
+    from .generator import TextureGenerator
+    from .upscaler import Upscaler
 
     meta, tensors = read(path)
     try:
         if meta["kind"] == "generator":
-            config = {"upsample": "nearest", **meta["config"]}  # files that predate the field used nearest
-            model: torch.nn.Module = TextureGenerator(GeneratorConfig(**config))
+            model: torch.nn.Module = TextureGenerator(GeneratorConfig.from_meta(meta["config"]))
         else:
             model = Upscaler(UpscalerConfig(**meta["config"]))
         model.load_state_dict(tensors, strict=True)

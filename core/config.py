@@ -1,0 +1,85 @@
+"""The models' configurations, importable without torch.
+
+A weights file stores its model's config as JSON (core.weights); `GeneratorConfig.from_meta` and
+`UpscalerConfig(**config)` rebuild it. The PyTorch models (core.generator, core.upscaler) and the
+torch-free runtime (core.runtime) read the same classes, so both agree on every derived size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class GeneratorConfig:
+    styles: int = 8            # number of style embeddings
+    style_dim: int = 64        # width of a style embedding
+    local_dim: int = 16        # i.i.d. noise channels per cell
+    global_dim: int = 16       # per-seed global noise channels
+    periodic_dim: int = 8      # periodic wave channels
+    widths: tuple[int, ...] = (256, 192, 128, 64, 32)  # channels at cell resolution, then after each ×2
+    upsample: str = "bilinear"  # on the torus; "nearest" (files before 0.2) leaves a faint grid at the cell size
+    fine_periodic_dim: int = 0  # waves added at `fine_level` (0 in files before 0.3)
+    fine_level: int = -1        # the ×2 level they join (1 … len(widths) - 1); -1: the one before the last
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(self.widths)
+        assert len(self.widths) >= 2, "need at least one upsampling stage"
+        assert self.upsample in ("bilinear", "nearest"), f"unknown upsampling {self.upsample!r}"
+        if self.fine_level < 0:
+            self.fine_level = max(1, len(self.widths) - 2)
+        assert 1 <= self.fine_level < len(self.widths), f"fine_level {self.fine_level} is not a ×2 level"
+
+    @classmethod
+    def from_meta(cls, config: dict[str, Any]) -> GeneratorConfig:
+        """The config a weights file's "config" entry describes; files that predate `upsample` used nearest.
+        Raises TypeError for an unknown field and AssertionError for an inconsistent one."""
+        return cls(**{"upsample": "nearest", **config})
+
+    @property
+    def stride(self) -> int:
+        return 2 ** (len(self.widths) - 1)
+
+    @property
+    def head_noise_dim(self) -> int:
+        return self.local_dim + self.global_dim + self.periodic_dim
+
+    @property
+    def noise_dim(self) -> int:
+        """Channels of the noise grid: the head's, then one per-pixel detail map for every ×2 level,
+        stored pixel-unshuffled (4**level channels per cell), so rolling or tiling the grid rolls or
+        tiles every level's map with it; then the fine waves, stored the same way."""
+        return self.head_noise_dim + self.detail_dim + self.fine_periodic_dim * 4 ** self.fine_level
+
+    @property
+    def detail_dim(self) -> int:
+        return sum(4 ** level for level in range(1, len(self.widths)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class UpscalerConfig:
+    scale: int = 4       # 2 or 4
+    channels: int = 32   # SRResNet uses 64
+    blocks: int = 4      # SRResNet uses 16
+
+    def __post_init__(self) -> None:
+        assert self.scale in (2, 4), f"scale must be 2 or 4, got {self.scale}"
+        assert self.channels >= 2 and self.channels % 2 == 0, f"channels must be even, got {self.channels}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def context(self) -> int:
+        """Low-res pixels of context a tile needs so its centre equals a full pass.
+
+        Each 3×3 conv at low resolution reaches one pixel further; a conv after a ×2 stage reaches
+        half a low-res pixel. Two more for the bicubic skip, and round up.
+        """
+        lr_convs = 2 + 2 * self.blocks + 1
+        hr_reach = sum(0.5 ** i for i in range(1, self.scale.bit_length() - 1))
+        return int(lr_convs + hr_reach + 2) + 1

@@ -1,0 +1,248 @@
+"""The torch-free path (core.runtime on ONNX Runtime): graphs exported from the PyTorch models give the same
+pixels (within one level of 8 bits, edges included), keep the torus identities, need no torch to run, and
+one seed gives one texture on both paths (core.noise)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import noise, runtime, weights
+from core.export_onnx import SHIPPED_GRAPHS, export
+from helpers import REPO, STYLES, cli_env, make_models_folder, tiny_generator, tiny_upscaler
+
+onnx = pytest.importorskip("onnx")
+SHIPPED = REPO / "core" / "weights"
+LEVEL = 1 / 255
+
+
+# helpers
+
+def session(model, kind: str, folder: Path):
+    """Export `model` into `folder`/graphs and open it the way the runtime does → its session."""
+    path = folder / f"{kind}.safetensors"  # only its folder matters to find_graph
+    export(model, kind, model.cfg.to_dict(), folder / "graphs")
+    tensors = {k: v.numpy() for k, v in model.state_dict().items()}
+    meta = {"kind": kind, "config": model.cfg.to_dict()}
+    return runtime.open_session(path, meta, tensors, ["CPUExecutionProvider"])[0]
+
+
+def levels(a: np.ndarray, b: np.ndarray) -> int:
+    """Largest difference in 8-bit levels between two float images in [0, 1]."""
+    return int(np.abs(np.round(np.clip(a, 0, 1) * 255) - np.round(np.clip(b, 0, 1) * 255)).max())
+
+
+def gan_inputs(model, cells: tuple[int, int], seed: int = 0, style: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    w = torch.zeros(1, model.cfg.styles)
+    w[0, style] = 1.0
+    s = model.embed(w)
+    return model.make_noise(s, cells, [seed]).numpy(), s.numpy()
+
+
+# noise and seeds
+
+def test_a_seed_draws_the_same_numbers_everywhere():
+    """The seed format: numpy's PCG64 in a fixed order. These values change only if every texture does."""
+    cfg = tiny_generator().cfg
+    d = noise.draw(cfg, (3, 5), 7)
+    assert d.local.shape == (4, 3, 5) and d.detail.shape == (20, 3, 5) and d.fine_phase.shape == (2, 1, 1)
+    assert all(a.dtype == np.float32 for a in (d.local, d.glob, d.phase, d.detail, d.fine_phase))
+    np.testing.assert_allclose(d.local[0, 0, :3], [1.5219693, -1.1441058, 1.1501616], rtol=1e-6)
+    np.testing.assert_allclose(d.glob[:2, 0, 0], [0.030065445, -0.17637537], rtol=1e-6)
+    np.testing.assert_allclose(d.phase[:2, 0, 0], [4.348166, 5.5407858], rtol=1e-6)
+    np.testing.assert_allclose(d.fine_phase[:, 0, 0], [1.5881922, 4.4404445], rtol=1e-6)
+
+
+def test_torch_and_numpy_noise_grids_agree():
+    """TextureGenerator.make_noise given seeds == core.noise.grid from the same weights (the runtime's)."""
+    model = tiny_generator()
+    cells = (3, 5)
+    z, s = gan_inputs(model, cells, seed=11)
+    sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    freq = (s @ sd["wave.weight"].T + sd["wave.bias"]).reshape(-1, 2)
+    fine = (s @ sd["fine_wave.weight"].T + sd["fine_wave.bias"]).reshape(-1, 2)
+    grid = noise.grid(model.cfg, noise.draw(model.cfg, cells, 11), freq, fine)
+    assert grid.shape == z.shape == (1, model.cfg.noise_dim, 3, 5)
+    assert np.abs(grid - z).max() < 1e-5
+
+
+def test_a_batch_of_seeds_is_each_seed_alone():
+    model = tiny_generator()
+    s = model.embed(torch.tensor([[0.0, 1.0]])).expand(3, -1)
+    both = model.make_noise(s, (2, 3), [5, 9, 5])
+    assert torch.equal(both[0], both[2]) and torch.equal(both[1], model.make_noise(s[:1], (2, 3), [9])[0])
+
+
+# exported graphs
+
+@pytest.mark.parametrize("cells", [(4, 4), (3, 5), (2, 3)])  # 2: the least wrap_upsample takes
+def test_exported_generator_matches_pytorch(tmp_path, cells):
+    model = tiny_generator()
+    sess = session(model, "generator", tmp_path)
+    z, s = gan_inputs(model, cells)
+    (got,) = sess.run(None, {"noise": z, "style": s})
+    want = model.synthesize(torch.from_numpy(z), torch.from_numpy(s)).numpy()
+    assert got.shape == want.shape == (1, 3, cells[0] * 4, cells[1] * 4)
+    assert np.abs(got - want).max() < 1e-4
+    assert levels(got * 0.5 + 0.5, want * 0.5 + 0.5) <= 1
+    for edge in (np.s_[..., 0, :], np.s_[..., -1, :], np.s_[..., :, 0], np.s_[..., :, -1]):  # the wrap-around
+        assert np.abs(got[edge] - want[edge]).max() < 1e-4
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 3, 5, 7)])
+def test_exported_upscaler_matches_pytorch(tmp_path, scale, shape):
+    model = tiny_upscaler(scale, seed=scale)
+    sess = session(model, "upscaler", tmp_path)
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    (got,) = sess.run(None, {"image": x})
+    want = model(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape == (shape[0], 3, shape[2] * scale, shape[3] * scale)
+    assert np.abs(got - want).max() < 1e-4 and levels(got, want) <= 1
+
+
+def test_exported_graph_holds_structure_and_wraps_with_slices(tmp_path):
+    """No weight data, no Pad (the wrap-around is slices and concatenations); every weight named as in the file."""
+    model = tiny_upscaler(4)
+    path = export(model, "upscaler", model.cfg.to_dict(), tmp_path)
+    assert path.name == weights.graph_name("upscaler", model.cfg.to_dict()) + ".onnx"
+    graph = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in graph.graph.node}
+    assert "Pad" not in ops and {"Slice", "Concat", "Conv"} <= ops
+    inits = {i.name: i for i in graph.graph.initializer}
+    assert set(inits) == set(model.state_dict())
+    assert all(i.data_location == onnx.TensorProto.EXTERNAL and not i.raw_data for i in inits.values())
+
+
+def test_graph_name_ignores_the_number_of_styles_not_the_architecture():
+    cfg = tiny_generator().cfg.to_dict()
+    assert weights.graph_name("generator", cfg) == weights.graph_name("generator", {**cfg, "styles": 7})
+    assert weights.graph_name("generator", cfg) != weights.graph_name("generator", {**cfg, "fine_periodic_dim": 3})
+    with pytest.raises(ValueError, match="unknown model kind 'painter'"):
+        weights.graph_name("painter", cfg)
+
+
+# the torus identities on the exported path
+
+def test_exported_generator_tiles_and_rolls(tmp_path):
+    model = tiny_generator()
+    sess = session(model, "generator", tmp_path)
+    z, s = gan_inputs(model, (3, 4))
+    run = lambda z: sess.run(None, {"noise": np.ascontiguousarray(z), "style": s})[0]  # noqa: E731
+    one = run(z)
+    assert np.abs(run(np.tile(z, (1, 1, 2, 2))) - np.tile(one, (1, 1, 2, 2))).max() < 1e-4
+    rolled = run(np.roll(z, (1, 2), axis=(2, 3)))
+    assert np.abs(rolled - np.roll(one, (4, 8), axis=(2, 3))).max() < 1e-4
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_exported_upscaler_tiles_and_rolls(tmp_path, scale):
+    model = tiny_upscaler(scale)
+    sess = session(model, "upscaler", tmp_path)
+    x = np.random.default_rng(1).random((1, 3, 6, 5), dtype=np.float32)
+    run = lambda x: sess.run(None, {"image": np.ascontiguousarray(x)})[0]  # noqa: E731
+    one = run(x)
+    assert np.abs(run(np.tile(x, (1, 1, 2, 2))) - np.tile(one, (1, 1, 2, 2))).max() < 1e-4
+    assert np.abs(run(np.roll(x, (2, 3), axis=(2, 3))) - np.roll(one, (2 * scale, 3 * scale), axis=(2, 3))).max() < 1e-4
+
+
+# the runtime on whole models folders
+
+@pytest.fixture
+def onnx_models(tmp_path) -> Path:
+    """The tiny models folder of the other tests, with its graphs exported (torch is here, at test time)."""
+    from core.export_onnx import export_folder
+
+    folder = make_models_folder(tmp_path / "models")
+    assert len(export_folder(folder)) == 3
+    return folder
+
+
+def test_runtime_generates_what_the_torch_path_generates(onnx_models):
+    from core import api
+
+    rt = runtime.load(models_dir=onnx_models)
+    gen = api.load_generator(device="cpu", models_dir=onnx_models)
+    assert rt.styles == gen.styles == STYLES and rt.errors == []
+    for style, seed, size in (("grass", 3, 256), ("brick:0.3+grass:0.7", 0, 320)):
+        a, b = rt.generate(style, seed=seed, size=size), gen.generate(style, seed=seed, size=size)
+        assert a.shape == (size, size, 3) and a.dtype == np.uint8
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert not np.array_equal(rt.generate("grass", seed=4, size=256), rt.generate("grass", seed=3, size=256))
+    x = np.random.default_rng(2).random((1, 3, 300, 20), dtype=np.float32)  # several tiles, mirrored context
+    for tileable in (True, False):
+        want = gen._upscale(torch.from_numpy(x), 2, tileable=tileable).numpy()
+        assert levels(rt.upscale_unit(x, 2, tileable=tileable), want) <= 1
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda rt: rt.generate("lava", seed=0, size=256), "unknown style 'lava'"),
+    (lambda rt: rt.generate("grass", seed=-1, size=256), "seed -1"),
+    (lambda rt: rt.generate("grass", seed=0, size=100), "size 100 is not supported"),
+    (lambda rt: rt.generate_gan("grass", seed=0, size=6), "size 6 does not fit"),
+    (lambda rt: rt.upscale_unit(np.zeros((3, 8, 8), np.float32), 2), r"shape \(3, 8, 8\)"),
+])
+def test_runtime_refuses_bad_requests_in_one_line(onnx_models, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(runtime.load(models_dir=onnx_models))
+
+
+def test_a_file_without_its_graph_is_reported_and_the_others_load(onnx_models):
+    for graph in (onnx_models / "graphs").glob("upscaler-*"):
+        graph.unlink()
+    (onnx_models / "sr-x2-tiny.safetensors").unlink()
+    with pytest.warns(UserWarning, match="no ONNX graph upscaler-.* python -m core.export_onnx"):
+        rt = runtime.load(models_dir=onnx_models)
+    assert rt.styles == STYLES and len(rt.errors) == 1 and "sr-x4-tiny" in rt.errors[0]
+    assert {s: up.path.parent for s, up in rt.upscalers.items()} == {2: SHIPPED, 4: SHIPPED}  # the shipped ones
+    with pytest.raises(ValueError, match="execution provider 'NoSuchExecutionProvider'"):
+        runtime.load(models_dir=onnx_models, providers=["NoSuchExecutionProvider"])
+
+
+# the shipped weights and graphs
+
+def test_shipped_graphs_are_there_and_match_pytorch():
+    """Every shipped weights file has its graph committed, and the graph gives PyTorch's pixels."""
+    for path in sorted(SHIPPED.glob("*.safetensors")):
+        model, meta = weights.build(path)
+        assert (SHIPPED_GRAPHS / f"{weights.graph_name(meta['kind'], meta['config'])}.onnx").is_file(), path.name
+        tensors = {k: v.numpy() for k, v in model.state_dict().items()}
+        sess = runtime.open_session(path, meta, tensors, ["CPUExecutionProvider"])[0]
+        if meta["kind"] == "generator":
+            z, s = gan_inputs(model, (3, 4), seed=1)
+            (got,) = sess.run(None, {"noise": z, "style": s})
+            want = model.synthesize(torch.from_numpy(z), torch.from_numpy(s)).numpy()
+            assert levels(got * 0.5 + 0.5, want * 0.5 + 0.5) <= 1, path.name
+        else:
+            x = np.random.default_rng(0).random((1, 3, 12, 20), dtype=np.float32)
+            (got,) = sess.run(None, {"image": x})
+            assert levels(got, model(torch.from_numpy(x)).numpy()) <= 1, path.name
+
+
+NO_TORCH = """
+import sys
+sys.modules["torch"] = None  # `import torch` now raises ImportError, here and in everything imported below
+import numpy as np
+from core import runtime
+rt = runtime.load()
+np.save(sys.argv[1], rt.generate("grass", seed=3, size=256))
+assert not any(name == "torch" or name.startswith("torch.") for name, m in sys.modules.items() if m is not None)
+"""
+
+
+def test_runtime_needs_no_torch_and_gives_the_torch_paths_texture(tmp_path):
+    """With torch unimportable, the shipped weights make the texture the PyTorch path makes for the seed."""
+    from core import api
+
+    out = tmp_path / "grass3.npy"
+    env = cli_env({"XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")})  # no user models
+    res = subprocess.run([sys.executable, "-c", NO_TORCH, str(out)], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    want = api.load_generator(device="cpu", models_dir=SHIPPED).generate("grass", seed=3, size=256)
+    assert np.abs(np.load(out).astype(int) - want.astype(int)).max() <= 1
