@@ -17,6 +17,7 @@ Arrays: images are (B, 3, H, W) float32 in [0, 1] inside, (H, W, 3) uint8 outsid
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import noise, weights
-from .catalog import SHIPPED_DIR, model_files
+from .catalog import SHIPPED_DIR, chosen_models_dir, model_files
 from .config import GeneratorConfig, UpscalerConfig
 from .request import GAN_SCALE, check_seed, check_size, style_weights
 
@@ -210,10 +211,21 @@ def load(models_dir: str | Path | None = None, providers: Sequence[str] = ("CPUE
     """Open every weights file on the search path (as core.api.load_generator: `models_dir`, else
     $TESSERA_MODELS, else the user folder and the shipped weights; an upscale factor none has comes from the
     shipped weights) on ONNX Runtime's `providers`, in order of preference (onnxruntime.get_available_providers()
-    lists this install's). Bad files are reported by name (warnings and `.errors`) while good ones still
-    load. Raises ValueError for a provider this install lacks, FileNotFoundError when no generator loads."""
-    import onnxruntime as ort
+    lists this install's; one name alone is taken as a list of one). Bad files are reported by name (warnings
+    and `.errors`) while good ones still load. Raises ImportError (with what to install) without onnxruntime,
+    ValueError for a provider this install lacks, FileNotFoundError for a models folder ($TESSERA_MODELS
+    included) that is not there or when no generator loads."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ImportError(f"core.runtime needs ONNX Runtime ({e}): pip install onnxruntime==1.23.2") from None
 
+    if isinstance(providers, str):
+        providers = [providers]
+    chosen = chosen_models_dir(models_dir)
+    if chosen is not None and not chosen.is_dir():
+        what = f"models folder {models_dir}" if models_dir else f"$TESSERA_MODELS={os.environ['TESSERA_MODELS']}"
+        raise FileNotFoundError(f"{what} {'is a file, expected a folder' if chosen.exists() else 'does not exist'}")
     available = ort.get_available_providers()
     for p in providers:
         if p not in available:

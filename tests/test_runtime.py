@@ -246,3 +246,26 @@ def test_runtime_needs_no_torch_and_gives_the_torch_paths_texture(tmp_path):
     assert res.returncode == 0, res.stderr
     want = api.load_generator(device="cpu", models_dir=SHIPPED).generate("grass", seed=3, size=256)
     assert np.abs(np.load(out).astype(int) - want.astype(int)).max() <= 1
+
+
+def test_runtime_load_names_a_models_folder_that_is_not_there(tmp_path, monkeypatch):
+    """A mistyped --models or $TESSERA_MODELS is named, as core.api.load_generator names it (was: 'no usable
+    generator weights among 0 file(s)')."""
+    with pytest.raises(FileNotFoundError, match=f"models folder {tmp_path / 'nope'} does not exist"):
+        runtime.load(models_dir=tmp_path / "nope")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("TESSERA_MODELS", str(tmp_path / "file"))
+    with pytest.raises(FileNotFoundError, match=r"\$TESSERA_MODELS=.*file is a file, expected a folder"):
+        runtime.load()
+
+
+def test_runtime_load_takes_one_provider_name_alone(onnx_models):
+    """providers="CPUExecutionProvider" is a list of one, not of its letters (was: "provider 'C' is not …")."""
+    rt = runtime.load(models_dir=onnx_models, providers="CPUExecutionProvider")
+    assert rt.providers == ["CPUExecutionProvider"] and rt.styles == STYLES
+
+
+def test_runtime_without_onnxruntime_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    with pytest.raises(ImportError, match=r"pip install onnxruntime==1\.23\.2"):
+        runtime.load()
