@@ -22,6 +22,8 @@ MAX_SEEDS = 100_000  # one batch command; at ~1 s per 1024² texture on a CPU th
 # `maps` warns that an image does not tile above both (64 % of crops of the validation photos, 14 % of
 # the photos themselves, none of their `tile` results)
 TILE_HINT_RATIO, TILE_HINT_PERCENTILE = 1.3, 0.95
+# `maps --out wall.png` is a mistake for a folder (it would make a folder named wall.png), unless one is there
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".webp", ".bmp", ".tga"}
 
 
 # helpers
@@ -130,6 +132,9 @@ def cmd_maps(args: argparse.Namespace) -> int:
         raise ValueError(f"--roughness {args.roughness} is out of range: use a number from 0 to 1")
     if not 0 <= args.normal_strength < float("inf"):
         raise ValueError(f"--normal-strength {args.normal_strength} must be a finite number ≥ 0")
+    if Path(args.out).suffix.lower() in IMAGE_SUFFIXES and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is the folder the maps go into (<name>_<map>.png each), not an "
+                         f"image file: e.g. --out {Path(args.out).with_suffix('')}")
     out = check_folder(args.out)
     stem = file_stem(Path(args.input).stem)
     paths = {m: check_writable(out / f"{stem}_{m}.png") for m in maps}

@@ -313,6 +313,8 @@ BAD = {
     "maps normal strength": (lambda d: ["maps", _png(d), "--out", d / "m", "--normal-strength", "nan"],
                              "--normal-strength nan must be a finite number ≥ 0"),
     "maps out is a file": (lambda d: ["maps", _png(d), "--out", _file(d)], "is a file, expected a folder"),
+    "maps out named as an image": (lambda d: ["maps", _png(d), "--out", d / "wall.PNG"],
+                                   "wall.PNG is the folder the maps go into (<name>_<map>.png each)"),
     "maps takes no models": (lambda d: ["maps", _png(d), "--out", d / "m", "--models", d],
                              "unrecognized arguments: --models"),
 }
