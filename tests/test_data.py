@@ -3,7 +3,10 @@ splits) and the manifest reader in training.sources. No downloads: images are ma
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
+import sys
 import zipfile
 from pathlib import Path
 
@@ -78,6 +81,44 @@ def test_images_are_read_from_zip_members(tmp_path):
         zf.write(tmp_path / "tex.png", "textures/tex.png")
     data = read_bytes(Entry("p", "data.pk3!textures/tex.png", "rock", "CC0-1.0"), tmp_path)
     assert data == (tmp_path / "tex.png").read_bytes()
+
+
+# An 8×8 KTX2 texture as warzone2100-data ships them (UASTC, zstd supercompression, no alpha): quadrants red,
+# green / blue, grey. Encoded from raw pixels by Basis Universal 2.10 (the alktx2 wheel); 244 bytes.
+KTX2_QUADRANTS = base64.b64decode(
+    "q0tUWCAyMLsNChoKAAAAAAEAAAAIAAAACAAAAAAAAAAAAAAAAQAAAAEAAAACAAAAaAAAACwAAACUAAAAJAAAAAAAAAAAAAAAAAAAAAAAAAC4"
+    "AAAAAAAAADwAAAAAAAAAQAAAAAAAAAAsAAAAAAAAAAIAKACmAQIAAwMAABAAAAAAAAAAAAB/AAAAAAAAAAAA/////x8AAABLVFh3cml0ZXIA"
+    "QmFzaXMgVW5pdmVyc2FsIDIuMTAAACi1L/0gQJ0BAJQCFxkF5T/IxgAXBRnlPzDZABcFBfk/MCYDAJebm/sfc84BAAAAAAAAAAADEAD5EE5w"
+    "AQ==")
+
+
+def test_ktx2_textures_are_read_as_png(tmp_path):
+    pytest.importorskip("opengl_basisu")
+    with zipfile.ZipFile(tmp_path / "base.wz", "w") as zf:
+        zf.writestr("texpages/page.ktx2", KTX2_QUADRANTS)
+    data = read_bytes(Entry("p", "base.wz!texpages/page.ktx2", "rock", "GPL-2+"), tmp_path)
+    with Image.open(io.BytesIO(data)) as im:
+        assert (im.format, im.mode, im.size) == ("PNG", "RGB", (8, 8))
+        px = np.asarray(im).astype(int)
+    for (y, x), rgb in {(0, 0): (200, 40, 40), (0, 7): (40, 200, 40), (7, 0): (40, 40, 200),
+                        (7, 7): (220, 220, 220)}.items():
+        assert np.abs(px[y, x] - rgb).max() <= 8
+    # the curation reads it the same way: this one is dropped only for its size
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "page.ktx2").write_bytes(KTX2_QUADRANTS)
+    rec, why = run(tmp_path, record("page.ktx2"))
+    assert rec is None and "tiny (8×8)" in why
+
+
+def test_ktx2_needs_its_decoder_and_an_intact_file(tmp_path, monkeypatch):
+    pytest.importorskip("opengl_basisu")
+    (tmp_path / "cut.ktx2").write_bytes(KTX2_QUADRANTS[:100])
+    with pytest.raises(ValueError):
+        read_bytes(Entry("p", "cut.ktx2", "rock", "GPL-2+"), tmp_path)
+    (tmp_path / "page.ktx2").write_bytes(KTX2_QUADRANTS)
+    monkeypatch.setitem(sys.modules, "opengl_basisu", None)  # as where it is not installed
+    with pytest.raises(RuntimeError, match="page.ktx2: reading KTX2 needs the opengl-basisu package"):
+        read_bytes(Entry("p", "page.ktx2", "rock", "GPL-2+"), tmp_path)
 
 
 # stationarity

@@ -2,9 +2,9 @@
 
 Which images are used, and what each shows, is listed in `manifest.tsv` beside this file: one row per
 image (package, path inside the package, style, licence). A path `archive!member` names a member of a zip
-archive (`.pk3`, `public.zip`) inside the package. Fetching is `apt-get download` plus unpacking just the
-listed files and each package's copyright file into a cache folder outside git; each step is skipped when
-its output exists, so the command can be rerun after an interruption.
+archive (`.pk3`, `public.zip`, `base.wz`) inside the package. Fetching is `apt-get download` plus unpacking
+just the listed files and each package's copyright file into a cache folder outside git; each step is
+skipped when its output exists, so the command can be rerun after an interruption.
 
 `supertuxkart-data` is reserved as an independent test set and never appears in the manifest.
 """
@@ -100,12 +100,33 @@ def fetch(entries: list[Entry], cache: Path) -> dict[str, Path]:
 
 
 def read_bytes(entry: Entry, root: Path) -> bytes:
-    """The image file's bytes, from the unpacked tree or from inside its zip archive. Raises OSError for a
-    missing file, KeyError for a member the archive lacks."""
+    """The image file's bytes, from the unpacked tree or from inside its zip archive; a KTX2 texture, which
+    Pillow cannot read, comes back as PNG (see ktx2_to_png). Raises OSError for a missing file, KeyError for a
+    member the archive lacks, and what ktx2_to_png raises."""
     if entry.archive is None:
-        return (root / entry.path).read_bytes()
-    member = entry.path.split("!", 1)[1]
-    return _zip(root / entry.archive).read(member)
+        data = (root / entry.path).read_bytes()
+    else:
+        data = _zip(root / entry.archive).read(entry.path.split("!", 1)[1])
+    return ktx2_to_png(data, entry.path) if entry.path.lower().endswith(".ktx2") else data
+
+
+def ktx2_to_png(data: bytes, name: str) -> bytes:
+    """A KTX2 texture with a Basis Universal payload (ETC1S or UASTC, as warzone2100-data ships) → PNG bytes of
+    its largest level, RGB unless the file stores alpha. Raises RuntimeError when the opengl-basisu package is
+    not installed (a dependency on the platforms it has wheels for), ValueError for a damaged or non-Basis file."""
+    try:
+        import opengl_basisu
+    except ImportError:
+        raise RuntimeError(f"{name}: reading KTX2 needs the opengl-basisu package (pip install -e .)") from None
+    import io
+
+    from PIL import Image
+
+    texture = opengl_basisu.open(data)
+    rgba = texture.transcode(opengl_basisu.Target.RGBA8).data
+    out = io.BytesIO()
+    Image.fromarray(rgba if texture.has_alpha else rgba[..., :3]).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
 
 
 @functools.lru_cache(maxsize=4)
