@@ -263,15 +263,15 @@ def train(cfg: SrConfig) -> Path:
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
-        lr_up = wrap_upsample(lr, cfg.scale)
+        with autocast(d, cfg.bf16):
+            sr = net(lr).float()  # one pass serves both steps: the D step only reads it, detached
         if D is not None:  # D step: logistic loss, real HR vs the upscaler's output for the same LR; lazy R1
+            lr_up = wrap_upsample(lr, cfg.scale)
             D.requires_grad_(True)
-            with torch.no_grad(), autocast(d, cfg.bf16):
-                fake = net(lr).float()
             do_r1 = cfg.r1 > 0 and clock.step % 4 == 0
             real = hr.detach().requires_grad_(do_r1)
             with autocast(d, cfg.bf16):
-                lr_, lf = D(real, lr_up).float(), D(fake, lr_up).float()
+                lr_, lf = D(real, lr_up).float(), D(sr.detach(), lr_up).float()
             loss_d = F.softplus(-lr_).mean() + F.softplus(lf).mean()
             if do_r1:
                 (grad,) = torch.autograd.grad(lr_.sum(), real, create_graph=True)
@@ -283,7 +283,6 @@ def train(cfg: SrConfig) -> Path:
             optimizers["opt_d"].step()
             D.requires_grad_(False)
         with autocast(d, cfg.bf16):
-            sr = net(lr).float()
             pixel = pixel_loss(sr, hr)
             loss = pixel + cfg.grid * block_grid(sr, cfg.scale) if cfg.grid else pixel
             if D is not None:
