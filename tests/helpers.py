@@ -96,3 +96,15 @@ def run_cli_parallel(*argvs: list, max_workers: int = 8) -> list[subprocess.Comp
 
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         return list(pool.map(lambda argv: run_cli(*argv), argvs))
+
+
+def text_png(d: Path) -> Path:
+    """A file named like a PNG that holds text: for 'not a readable image' errors."""
+    (d / "x.png").write_text("this is not an image\n")
+    return d / "x.png"
+
+
+def regular_file(d: Path) -> Path:
+    """A regular file where a folder is expected."""
+    (d / "afile").write_text("a regular file, not a folder\n")
+    return d / "afile"

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from core import cli
-from helpers import REPO, STYLES, cli_env, make_models_folder, run_cli_parallel
+from helpers import REPO, STYLES, cli_env, make_models_folder, regular_file, run_cli_parallel, text_png
 from helpers import run_cli as run_cli_plain
 
 VALID_SIZE = "multiple of 64 from 256 to 8192"
@@ -62,14 +62,6 @@ def _corrupt_models(d: Path) -> Path:
     return folder
 
 
-def _text_png(d: Path) -> Path:
-    (d / "x.png").write_text("this is not an image\n")
-    return d / "x.png"
-
-
-def _regular_file(d: Path) -> Path:
-    (d / "afile").write_text("a regular file, not a folder\n")
-    return d / "afile"
 
 
 def _manifest(d: Path, text: str) -> Path:
@@ -103,20 +95,20 @@ BAD_CASES = {
     "unknown map": (lambda m, d: _gen(m, d, "--maps", "albedo,shine"), "albedo, normal, height, roughness, ao"),
     "batch unknown map": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--maps", "bump",
                                         "--out", d / "batch", "--models", m], "unknown map 'bump'"),
-    "output parent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "out.png"), "afile"),
-    "output grandparent is a file": (lambda m, d: _gen(m, d, out=_regular_file(d) / "sub" / "out.png"), "afile"),
+    "output parent is a file": (lambda m, d: _gen(m, d, out=regular_file(d) / "out.png"), "afile"),
+    "output grandparent is a file": (lambda m, d: _gen(m, d, out=regular_file(d) / "sub" / "out.png"), "afile"),
     "missing models folder": (lambda m, d: _gen(m, d, models=d / "nomodels"), "nomodels"),
-    "models folder is a file": (lambda m, d: _gen(m, d, models=_regular_file(d)), "is a file, expected a folder"),
+    "models folder is a file": (lambda m, d: _gen(m, d, models=regular_file(d)), "is a file, expected a folder"),
     "corrupt-only models folder": (lambda m, d: _gen(m, d, models=_corrupt_models(d)), "no usable generator"),
     "styles, corrupt-only models folder": (lambda m, d: ["styles", "--models", _corrupt_models(d)],
                                            "badmodels"),
     "upscale missing input": (lambda m, d: ["upscale", d / "missing.png", "--out", d / "out.png",
                                             "--models", m], "missing.png"),
-    "upscale non-image input": (lambda m, d: ["upscale", _text_png(d), "--out", d / "out.png", "--models", m],
+    "upscale non-image input": (lambda m, d: ["upscale", text_png(d), "--out", d / "out.png", "--models", m],
                                 "not a readable image"),
     "upscale a folder": (lambda m, d: ["upscale", d, "--out", d / "out.png", "--models", m], "is a folder"),
     "upscale output parent is a file": (lambda m, d: ["upscale", _input_png(d), "--out",
-                                                      _regular_file(d) / "out.png", "--models", m], "afile"),
+                                                      regular_file(d) / "out.png", "--models", m], "afile"),
     "upscale output not .png": (lambda m, d: ["upscale", _input_png(d), "--out", d / "out.tif",
                                               "--models", m], ".png"),
     "upscale bad scale": (lambda m, d: ["upscale", _input_png(d), "--scale", "3", "--out", d / "out.png",
@@ -140,7 +132,7 @@ BAD_CASES = {
     "batch foreign manifest": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out",
                                              _manifest(d, '{"images": [{"file": "x.png"}]}'), "--models", m],
                                "not a Tessera batch manifest"),
-    "batch out is a file": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out", _regular_file(d),
+    "batch out is a file": (lambda m, d: ["batch", "--seeds", "0", "--size", "256", "--out", regular_file(d),
                                           "--models", m], "is a file"),
 }
 if Path("/proc/self").is_dir():  # Linux: a folder no one can create files in, root included

@@ -19,7 +19,7 @@ from core import cli
 from core.api import make_tileable, maps_from_image
 from core.metrics import seam_percentile, seam_ratio
 from core.tile import MIN_SIDE, _quilt, min_cut
-from helpers import run_cli_parallel
+from helpers import regular_file, run_cli_parallel, text_png
 
 # helpers
 
@@ -283,19 +283,11 @@ def _png(d: Path, h: int = 48, w: int = 64) -> Path:
     return d / "in.png"
 
 
-def _file(d: Path) -> Path:
-    (d / "afile").write_text("not a folder\n")
-    return d / "afile"
-
-
-def _text(d: Path) -> Path:
-    (d / "x.png").write_text("not an image\n")
-    return d / "x.png"
 
 
 BAD = {
     "tile missing input": (lambda d: ["tile", d / "missing.png", "--out", d / "o.png"], "missing.png: no such file"),
-    "tile not an image": (lambda d: ["tile", _text(d), "--out", d / "o.png"], "not a readable image"),
+    "tile not an image": (lambda d: ["tile", text_png(d), "--out", d / "o.png"], "not a readable image"),
     "tile too small": (lambda d: ["tile", _png(d, 20, 64), "--out", d / "o.png"],
                        "64×20 px is too small to make tileable: it needs at least 32×32 px"),
     "tile patch too big": (lambda d: ["tile", _png(d), "--out", d / "o.png", "--patch", "30"],
@@ -303,16 +295,16 @@ BAD = {
     "tile negative seed": (lambda d: ["tile", _png(d), "--out", d / "o.png", "--seed", "-2"], "seed -2"),
     "tile output not .png": (lambda d: ["tile", _png(d), "--out", d / "o.jpg"], "output must be a .png"),
     "tile output is a folder": (lambda d: ["tile", _png(d), "--out", d], "is a folder, expected a file name"),
-    "tile output parent is a file": (lambda d: ["tile", _png(d), "--out", _file(d) / "o.png"], "afile"),
+    "tile output parent is a file": (lambda d: ["tile", _png(d), "--out", regular_file(d) / "o.png"], "afile"),
     "maps missing input": (lambda d: ["maps", d / "missing.png", "--out", d / "m"], "missing.png: no such file"),
-    "maps not an image": (lambda d: ["maps", _text(d), "--out", d / "m"], "not a readable image"),
+    "maps not an image": (lambda d: ["maps", text_png(d), "--out", d / "m"], "not a readable image"),
     "maps unknown map": (lambda d: ["maps", _png(d), "--out", d / "m", "--maps", "albedo,gloss"],
                          "unknown map 'gloss': choose from albedo, normal, height, roughness, ao"),
     "maps roughness": (lambda d: ["maps", _png(d), "--out", d / "m", "--roughness", "1.5"],
                        "--roughness 1.5 is out of range: use a number from 0 to 1"),
     "maps normal strength": (lambda d: ["maps", _png(d), "--out", d / "m", "--normal-strength", "nan"],
                              "--normal-strength nan must be a finite number ≥ 0"),
-    "maps out is a file": (lambda d: ["maps", _png(d), "--out", _file(d)], "is a file, expected a folder"),
+    "maps out is a file": (lambda d: ["maps", _png(d), "--out", regular_file(d)], "is a file, expected a folder"),
     "maps out named as an image": (lambda d: ["maps", _png(d), "--out", d / "wall.PNG"],
                                    "wall.PNG is the folder the maps go into (<name>_<map>.png each)"),
     "maps takes no models": (lambda d: ["maps", _png(d), "--out", d / "m", "--models", d],
