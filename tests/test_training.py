@@ -815,3 +815,16 @@ def test_block_grid_penalty_sees_a_grid_at_the_scale():
     assert block_grid(y, 4) < 0.002
     assert block_grid(gridded, 4) > 10 * block_grid(y, 4)
     assert block_grid(gridded, 4).requires_grad is False and block_grid(y.requires_grad_(), 4).requires_grad
+
+
+def test_d_has_its_own_learning_rate_kept_across_resume(data, tmp_path):
+    def lrs(name: str) -> list[float]:
+        return [g["lr"] for g in json.loads(checkpoint.load(out)[2][f"{name}.param_groups"])]
+
+    out = tmp_path / "ttur"
+    gan(data, out, d_lr=8e-4, steps=2)
+    assert lrs("opt_d") == [8e-4] and lrs("opt_g") == [2e-4]
+    gan(data, out, d_lr=4e-4, steps=3, resume=True)  # a new --d-lr on resume replaces the saved one
+    assert lrs("opt_d") == [4e-4] and lrs("opt_g") == [2e-4]
+    with pytest.raises(ValueError, match="--d-lr 2.0 must be between 0 and 1"):
+        gan(data, tmp_path / "x", d_lr=2.0)

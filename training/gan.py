@@ -74,6 +74,10 @@ class GanConfig(RunConfig):
     R1) or none (R1 alone, as in StyleGAN2); --init from a spectral D into none divides each weight by its
     spectral norm, so D starts as the same function, free to grow its gain"""
     lr: float = 2e-4
+    """Adam learning rate of G (and of D unless --d-lr is given)"""
+    d_lr: float | None = None
+    """Adam learning rate of D (default: --lr); a larger one is the two time-scale update rule (TTUR,
+    Heusel et al. 2017), for a D whose loss sits near chance"""
     r1: float = 1.0
     r1_every: int = 4
     ema: float = 0.999
@@ -98,6 +102,9 @@ class GanConfig(RunConfig):
         unknown = sorted(set(filter(None, self.augment.split(","))) - set(AUGMENTS))
         if unknown:
             raise ValueError(f"--augment {','.join(unknown)}: choose from {','.join(AUGMENTS)}")
+        for name, value in (("--lr", self.lr), ("--d-lr", self.d_lr)):
+            if value is not None and not 0 < value < 1:
+                raise ValueError(f"{name} {value} must be between 0 and 1 (e.g. 2e-4)")
         if self.batch < 1:
             raise ValueError(f"--batch {self.batch} must be ≥ 1")
         stride = 2 ** (len(self.widths) - 1)
@@ -348,7 +355,8 @@ def train(cfg: GanConfig) -> Path:
     D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool).to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
+    opt_d = torch.optim.Adam(D.parameters(), lr=d_lr, betas=(0.0, 0.99))
 
     step, wall = 0, 0.0
     if cfg.resume:
@@ -361,7 +369,7 @@ def train(cfg: GanConfig) -> Path:
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
         checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header, cfg.lr)
-        checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header, cfg.lr)
+        checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header, d_lr)
         for name, gen in (("g_data", g_data), ("g_noise", g_noise)):
             if f"extra.{name}{d.rank}" in tensors:  # rank 0's streams; other ranks keep their fresh seeds
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
