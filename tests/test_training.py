@@ -828,3 +828,19 @@ def test_d_has_its_own_learning_rate_kept_across_resume(data, tmp_path):
     assert lrs("opt_d") == [4e-4] and lrs("opt_g") == [2e-4]
     with pytest.raises(ValueError, match="--d-lr 2.0 must be between 0 and 1"):
         gan(data, tmp_path / "x", d_lr=2.0)
+
+
+def test_photos_are_cropped_inside_their_borders(data, tmp_path, monkeypatch):
+    from training.common import StyleImages
+
+    seen = []
+    sample = StyleImages.sample
+
+    def spy(self, *args, **kw):
+        seen.append(kw.get("wrap", True))
+        return sample(self, *args, **kw)
+
+    monkeypatch.setattr(StyleImages, "sample", spy)
+    gan(data, tmp_path / "tiles", steps=1)
+    gan(data, tmp_path / "photos", steps=1, photos=True)
+    assert seen == [True, False]  # tileable textures wrap around; photos do not

@@ -44,6 +44,10 @@ class GanConfig(RunConfig):
     its receptive field, as at inference (a 1024² texture is drawn at 256²)"""
     image_size: int = 256
     """training images are resized so their longer side is at most this"""
+    photos: bool = False
+    """the training images are photos that do not tile: real crops stay inside them instead of wrapping
+    around (what `tessera learn` trains on); without it the images are taken as tileable textures, whose
+    wrap-around crops are also a roll augmentation"""
     align: bool = False
     """turn training images whose stripes run vertically (planks, grain, bark) by 90°, so that a style
     learns one orientation instead of a crosshatch of both; rotate the texture in the material if needed"""
@@ -418,7 +422,7 @@ def train(cfg: GanConfig) -> Path:
     bar = progress(clock, "gan", d.main)
     r1 = torch.zeros((), device=d.device)  # the last computed R1 (it is lazy), for the log
     while clock.running():
-        real, labels = data.sample(cfg.batch, cfg.crop, g_data, weights=weights)
+        real, labels = data.sample(cfg.batch, cfg.crop, g_data, wrap=not cfg.photos, weights=weights)
         real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
         w = eye[labels]
 
