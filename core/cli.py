@@ -1,4 +1,4 @@
-"""`tessera` / `python -m core`: styles, generate, upscale, batch, maps, tile.
+"""`tessera` / `python -m core`: styles, generate, upscale, batch, maps, tile, learn.
 
 Thin: parse arguments, call the API, print. A user's mistake becomes one line on stderr and exit
 status 2; nothing is written unless the whole image is ready (files are renamed into place).
@@ -193,6 +193,26 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    from contextlib import redirect_stdout
+
+    from training.learn import LearnConfig, learn
+
+    cfg = LearnConfig(inputs=[Path(p) for p in args.inputs], name=args.name, minutes=args.minutes,
+                      steps=args.steps, like=args.like, resume=args.resume, restart=args.restart,
+                      replace=args.replace, models=args.models, device=args.device,
+                      **({"start": Path(args.start)} if args.start else {}))
+    try:
+        with redirect_stdout(sys.stderr):  # training's messages are progress; stdout is the result's path
+            out = learn(cfg)
+    except KeyboardInterrupt:
+        print(f"interrupted: the run is kept (checkpoints every 25 steps); continue it with the same command "
+              f"and --resume", file=sys.stderr)
+        return 130
+    print(out)
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import main
 
@@ -208,6 +228,7 @@ COMMANDS = {
     "batch": (cmd_batch, "make many textures (styles × seeds) with a manifest; reruns resume"),
     "maps": (cmd_maps, "PBR maps (albedo, normal, height, roughness, AO) from any image"),
     "tile": (cmd_tile, "make a photo seamless (tileable), keeping its look"),
+    "learn": (cmd_learn, "a new seamless style from your photos, adapted from the shipped one in minutes"),
     "worker": (cmd_worker, "serve requests as JSON lines on stdin/stdout (used by the Blender add-on)"),
 }
 
@@ -269,6 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patch", type=int, default=None,
                    help="side of the patches in px, 8 to half the shorter side (default a quarter of it)")
     t.add_argument("--seed", type=int, default=0, help="which of the near-best patches are picked (default 0)")
+
+    le = parsers["learn"]
+    le.add_argument("inputs", nargs="+", metavar="PHOTO", help="photos, or folders of photos, of one material")
+    le.add_argument("--name", required=True, help="the new style's name (lower-case letters, digits, _ and -)")
+    le.add_argument("--minutes", type=float, default=15.0, help="training time, counted across --resume "
+                                                                 "(default 15)")
+    le.add_argument("--steps", type=int, default=None, help="stop after this many steps instead, if sooner")
+    le.add_argument("--like", metavar="STYLE", help="start from this shipped style (default: the nearest)")
+    le.add_argument("--resume", action="store_true", help="continue an interrupted run of this --name")
+    le.add_argument("--restart", action="store_true", help="throw away an unfinished run of this --name")
+    le.add_argument("--replace", action="store_true", help="replace a style of this name you learned before")
+    le.add_argument("--start", metavar="FILE", help="the generator file to adapt (default: the shipped one)")
 
     b = parsers["batch"]
     b.add_argument("--styles", help="comma-separated styles (default: all)")

@@ -1,0 +1,276 @@
+"""`tessera learn PHOTO|FOLDER … --name NAME`: a new seamless style from a few photos, in minutes on a CPU.
+
+Training a style from scratch needs hours; adapting the shipped generator needs minutes. `learn` starts a
+GAN run (`training.gan`) from a generator file (the shipped one by default): the new style's embedding
+starts at the shipped style nearest to the photos (`--like` picks one; the nearest is chosen by comparing
+colour, contrast and spectrum of a sample of each style with the photos'), every layer is fine-tuned on
+crops of the photos (inside them: photos do not tile; flipped), and the discriminator starts afresh.
+The generator stays a torus network, so whatever it learns is seamless.
+
+    work folder  $TESSERA_CACHE/learn/<name>/   photos/<name>/*.png (as read, at most 512 px), run/ (a gan
+                                                run: checkpoint every 25 steps, samples)
+    result       <models>/<name>.safetensors    the user models folder unless --models; a generator file
+                                                with this one style, written atomically at the end
+
+A kill loses at most 25 steps: `--resume` continues the run, and `--minutes` counts across resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.catalog import SHIPPED_DIR, list_styles, model_files, peek, user_models_dir
+from core.files import cache_dir, check_name_length
+
+MIN_SIDE = 128  # px, the shorter side of a photo as given: the GAN sees 64² crops of it at ≤ 256 px
+MAX_ASPECT = 4  # longer / shorter side: a narrower strip holds too few crops at the training scale
+TRAIN_SIDE = 256  # photos are seen at ≤ this many px on the longer side (as the curated textures)
+KEEP_SIDE = 512  # the work folder keeps the photos at ≤ this (it is a cache, not an archive)
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+SHIPPED_GAN = SHIPPED_DIR / "tessera_gan.safetensors"
+SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".tga", ".exr"}
+
+
+@dataclass
+class LearnConfig:
+    inputs: list[Path]
+    """photos, or folders of photos (their images, not sub-folders)"""
+    name: str
+    """the new style's name: lower-case letters, digits, _ and -, at most 40"""
+    minutes: float = 15.0
+    """CPU (or GPU) minutes of training, counted across --resume"""
+    steps: int | None = None
+    """stop after this many training steps instead (counted across --resume), if sooner"""
+    like: str | None = None
+    """the style of the start generator whose embedding the new style starts from (default: the nearest)"""
+    resume: bool = False
+    """continue an interrupted run of the same --name"""
+    restart: bool = False
+    """throw away an earlier, unfinished run of the same --name and start over"""
+    replace: bool = False
+    """replace a style of this name learned earlier (in the models folder as <name>.safetensors)"""
+    models: Path | None = None
+    """where the result goes (default: the user models folder)"""
+    start: Path = SHIPPED_GAN
+    """the generator file to adapt"""
+    device: str = "auto"
+    batch: int = 8
+    crop: int = 64
+    """side of what D sees"""
+    g_size: int = 128
+    """side of the generated training images"""
+    seed: int = 0
+    work: Path = field(default_factory=lambda: cache_dir() / "learn")
+    """parent of the work folders"""
+
+    def __post_init__(self) -> None:
+        self.inputs = [Path(p) for p in self.inputs]
+        self.models = Path(self.models) if self.models is not None else None
+        self.start, self.work = Path(self.start), Path(self.work)
+        if not NAME.fullmatch(self.name):
+            raise ValueError(f"--name {self.name!r}: use lower-case letters, digits, _ and - (at most 40, "
+                             "starting with a letter or digit), e.g. --name red_brick")
+        if not 0 < self.minutes < float("inf"):
+            raise ValueError(f"--minutes {self.minutes} must be a number > 0")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps {self.steps} must be ≥ 1")
+        if self.resume and self.restart:
+            raise ValueError("--resume continues the earlier run, --restart throws it away: pick one")
+
+
+# inputs
+
+def photo_files(inputs: list[Path]) -> list[Path]:
+    """The image files named by `inputs` (files as given; a folder's images by suffix, sorted). Raises
+    FileNotFoundError for a path that is not there, ValueError when no image is named at all."""
+    files: list[Path] = []
+    for p in inputs:
+        check_name_length(p)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+            if not found:
+                raise ValueError(f"{p}: no images in this folder (looked for {', '.join(sorted(SUFFIXES))})")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    if not files:
+        raise ValueError("no photos given: name one or more images or folders of images")
+    return files
+
+
+def read_photos(files: list[Path]) -> list[np.ndarray]:
+    """Each file read upright as (H, W, 3) uint8 and shrunk to ≤ KEEP_SIDE px. Raises ValueError naming the
+    first file that is not a readable image, is smaller than MIN_SIDE, or is narrower than 1 : MAX_ASPECT."""
+    from PIL import Image
+
+    from core.imageio import read_image
+
+    photos = []
+    for f in files:
+        img = read_image(f)  # ValueError naming the file when it is no image
+        h, w = img.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            raise ValueError(f"{f}: {w}×{h} px is too small to learn from: photos need at least "
+                             f"{MIN_SIDE}×{MIN_SIDE} px")
+        if max(h, w) > MAX_ASPECT * min(h, w):
+            raise ValueError(f"{f}: {w}×{h} px is a strip; crop it to at most {MAX_ASPECT}:1")
+        if max(h, w) > KEEP_SIDE:
+            k = KEEP_SIDE / max(h, w)
+            img = np.asarray(Image.fromarray(img).resize((round(w * k), round(h * k)), Image.Resampling.LANCZOS))
+        photos.append(img)
+    return photos
+
+
+def check_name(name: str, models: Path | None, replace: bool) -> None:
+    """ValueError when `name` is already a style on the search path of `models` (None: the user models
+    folder, then the shipped weights): of a file learned earlier, <models>/<name>.safetensors (unless
+    `replace`), or of any other weights file (those are not ours to replace)."""
+    mine = (models or user_models_dir()) / f"{name}.safetensors"
+    for path in model_files(models):
+        try:
+            styles = json.loads(peek(path).get("styles", "[]"))
+        except ValueError:
+            continue  # a broken file is reported by whatever loads it
+        if name not in styles:
+            continue
+        if path == mine and replace:
+            continue
+        if path == mine:
+            raise ValueError(f"--name {name}: you learned a style of this name before ({path}); pass --replace "
+                             "to replace it, or choose another name")
+        raise ValueError(f"--name {name}: {path.name} already has a style of this name; choose another name")
+    if mine.exists() and not replace:
+        raise ValueError(f"--name {name}: {mine} exists; pass --replace to replace it, or choose another name")
+
+
+# the start
+
+def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu") -> str:
+    """The style of generator file `start` whose samples look most like `photos` at the training scale:
+    the smallest distance between per-channel mean and standard deviation and the share of luminance
+    power in octave bands (periods 2–64 px), averaged over the photos and over two seeds of each style."""
+    from core.api import load_generator
+
+    def describe(img: np.ndarray) -> np.ndarray:  # (H, W, 3) float in [0, 1] → a short vector
+        lum = img.mean(axis=2)
+        power = np.abs(np.fft.fft2(lum - lum.mean())) ** 2
+        fy, fx = np.meshgrid(np.fft.fftfreq(lum.shape[0]), np.fft.fftfreq(lum.shape[1]), indexing="ij")
+        radius = np.hypot(fy, fx)
+        bands = [power[(radius > 1 / 2 ** (k + 1)) & (radius <= 1 / 2 ** k)].sum() for k in range(1, 6)]
+        share = np.array(bands) / max(sum(bands), 1e-12)
+        return np.concatenate([img.mean(axis=(0, 1)), img.std(axis=(0, 1)), share])
+
+    gen = load_generator(device, models_dir=start.parent)
+    styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
+    want = np.mean([describe(_training_scale(p) / 255.0) for p in photos], axis=0)
+    best, best_d = styles[0], float("inf")
+    for style in styles:
+        got = np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
+                                .cpu().numpy()) for s in (0, 1)], axis=0)
+        dist = float(np.linalg.norm(got - want))
+        if dist < best_d:
+            best, best_d = style, dist
+    return best
+
+
+def _training_scale(img: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    k = min(1.0, TRAIN_SIDE / max(h, w))
+    return np.asarray(Image.fromarray(img).resize((round(w * k), round(h * k)), Image.Resampling.LANCZOS),
+                      dtype=np.float64)
+
+
+# the run
+
+def learn(cfg: LearnConfig, log=print) -> Path:
+    """Run `tessera learn`: check everything, train (resumably) and write <models>/<name>.safetensors.
+    → that path. Raises ValueError / FileNotFoundError with one line for a user's mistake, before any
+    training."""
+    from . import checkpoint, export
+    from .gan import GanConfig, train
+
+    models = cfg.models or user_models_dir()
+    files = photo_files(cfg.inputs)
+    photos = read_photos(files)
+    check_name(cfg.name, cfg.models, cfg.replace)
+    if not cfg.start.is_file():
+        raise FileNotFoundError(f"--start {cfg.start}: no such generator file")
+    start_meta = peek(cfg.start)
+    if start_meta.get("kind") != "generator":
+        raise ValueError(f"--start {cfg.start}: a generator file is needed (it holds {start_meta.get('kind')!r})")
+    start_styles = json.loads(start_meta["styles"])
+    start_cfg = json.loads(start_meta["config"])
+    from core.generator import GeneratorConfig
+
+    standard = GeneratorConfig(styles=1)  # what `training gan` builds besides --widths and --fine-waves
+    if any(start_cfg.get(k) != getattr(standard, k) for k in ("style_dim", "local_dim", "global_dim",
+                                                             "periodic_dim", "upsample")):
+        raise ValueError(f"--start {cfg.start}: a generator trained by `python -m training gan` is needed (its "
+                         "noise and embedding sizes differ)")
+    if cfg.like is not None and cfg.like not in start_styles:
+        raise ValueError(f"--like {cfg.like}: not a style of {cfg.start.name}; choose one of "
+                         f"{', '.join(start_styles)}")
+
+    work = cfg.work / cfg.name
+    run, data = work / "run", work / "photos" / cfg.name
+    begun = (run / checkpoint.LAST).is_file()
+    if cfg.resume and not begun:
+        raise ValueError(f"--resume: there is no earlier run of {cfg.name} in {work} to continue")
+    if begun and not (cfg.resume or cfg.restart):
+        raise ValueError(f"{work} holds an unfinished run of {cfg.name}: pass --resume to continue it, or "
+                         "--restart to start over")
+    if cfg.restart:
+        shutil.rmtree(work, ignore_errors=True)
+
+    state_file = work / "learn.json"
+    if cfg.resume:
+        state = json.loads(state_file.read_text())
+    else:
+        like = cfg.like or nearest_style(photos, cfg.start, cfg.device)
+        shutil.rmtree(data.parent, ignore_errors=True)
+        data.mkdir(parents=True)
+        from core.imageio import write_png
+
+        for i, img in enumerate(photos):
+            write_png(data / f"{i:03d}.png", img)
+        state = {"like": like, "start": str(cfg.start), "photos": [str(f) for f in files]}
+        state_file.write_text(json.dumps(state, indent=1))
+    log(f"learn: {len(photos)} photo(s) → style {cfg.name!r}, starting from {state['like']!r} of "
+        f"{Path(state['start']).name}; work folder {work}")
+
+    _start_clock(state, state_file)
+    steps = None if cfg.steps is None else state["start_step"] + cfg.steps  # the start's count carries on
+    gan = GanConfig(data=data.parent, out=run, minutes=cfg.minutes, steps=steps, resume=cfg.resume,
+                    init=None if cfg.resume else Path(state["start"]),
+                    style_init=None if cfg.resume else f"{cfg.name}={state['like']}",
+                    widths=tuple(start_cfg["widths"]), fine_waves=start_cfg["fine_periodic_dim"],
+                    batch=cfg.batch, crop=cfg.crop, g_size=cfg.g_size, image_size=TRAIN_SIDE, photos=True,
+                    seed=cfg.seed, device=cfg.device, ckpt_every=25, sample_every=100)
+    if cfg.resume:  # --minutes counts across resumes: take off what the earlier runs spent
+        meta = checkpoint.load(run)[0]
+        spent = (meta["wall_time_s"] - state["start_wall_s"]) / 60
+        gan.minutes = max(cfg.minutes - spent, 0.01)
+    last = train(gan)
+    models.mkdir(parents=True, exist_ok=True)
+    return export.export(last.parent, models / f"{cfg.name}.safetensors")  # written atomically, checked
+
+
+def _start_clock(state: dict, state_file: Path) -> None:
+    """Remember the start generator's step count and wall time, which --init carries on, so --steps and
+    --minutes count only this run's."""
+    if "start_step" in state:
+        return
+    training = json.loads(peek(Path(state["start"])).get("training", "{}"))
+    state["start_step"] = int(training.get("steps", 0))
+    state["start_wall_s"] = float(training.get("wall_time_s", 0.0))
+    state_file.write_text(json.dumps(state, indent=1))
