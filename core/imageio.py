@@ -12,6 +12,8 @@ Files: `read_pixels` decodes every mode Pillow opens into those layouts without 
 kept; EXIF orientation applied), or refuses it with one line; `read_image` gives the same picture as
 (H, W, 3) uint8 for code that only takes RGB. Writes go to a temporary file in the target folder and are
 renamed into place, so a crash or a kill never leaves a truncated image behind.
+Imports numpy only; Pillow when a file is read or written, torch only in `to_tensor` and `to_uint8`, so the
+torch-free path (core.runtime, the Blender worker on Blender's own Python) writes its images with this module.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
-import torch
 
 from .files import atomic_path, check_can_write, check_name_length
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image as PILImage
 
 # accepted numpy dtypes → the value that means full intensity (floats: 1)
@@ -102,7 +104,9 @@ def has_transparency(img: np.ndarray) -> bool:
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) RGB array of an accepted dtype → (1, 3, H, W) float32 in [0, 1]."""
+    """(H, W, 3) RGB array of an accepted dtype → (1, 3, H, W) float32 in [0, 1]. Needs torch."""
+    import torch
+
     if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
         shape = getattr(img, "shape", None)
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {shape}")
@@ -110,6 +114,9 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float tensor in [0, 1] → (H, W, 3) uint8, rounded half to even. Needs torch."""
+    import torch
+
     assert x.dim() == 4 and x.shape[:2] == (1, 3), f"want (1, 3, H, W), got {tuple(x.shape)}"
     return (x[0].float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

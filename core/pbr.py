@@ -3,7 +3,8 @@
 Every filter here is periodic — Gaussian blurs are products in the Fourier domain of the whole image,
 derivatives are circular central differences — so each map is exactly as tileable as the albedo:
 maps(roll(albedo)) == roll(maps(albedo)). Scales are fractions of the image side, so a 2048² texture gets
-the same maps as its 1024² version, only sharper. Deterministic: no randomness, float32 on the CPU.
+the same maps as its 1024² version, only sharper. Deterministic: no randomness, numpy only (no torch:
+the same code serves the PyTorch path and the torch-free one, core.runtime), float32 maps from float64 FFTs.
 
   height     multi-scale luminance: a sum of Gaussian low-passes of linear luminance (large shapes
              weigh most), robustly normalised to [0, 1]. Dark crevices sit low, bright tops high.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 MAPS = ("albedo", "normal", "height", "roughness", "ao")
 DEFAULT_NORMAL_STRENGTH = 1.0  # like Blender's Normal Map node: 1 is the intended look
@@ -35,6 +35,8 @@ _AO_SCALES = (1 / 256, 1 / 64, 1 / 16)
 
 
 def check_maps(maps: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Map names → the same, unique, in the order given. Raises ValueError naming an unknown one (and the
+    known ones), or when none is given."""
     unknown = [m for m in maps if m not in MAPS]
     if unknown or not maps:
         what = f"unknown map {unknown[0]!r}" if unknown else "no maps chosen"
@@ -42,92 +44,107 @@ def check_maps(maps: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(maps))  # unique, in the order given
 
 
-def luminance(albedo: np.ndarray) -> torch.Tensor:
+def luminance(albedo: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 sRGB → (H, W) float32 linear luminance (Rec. 709)."""
-    c = torch.from_numpy(albedo).float() / 255.0
-    lin = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return lin @ torch.tensor([0.2126, 0.7152, 0.0722])
+    c = albedo.astype(np.float32) / np.float32(255)
+    lin = np.where(c <= 0.04045, c / np.float32(12.92), ((c + np.float32(0.055)) / np.float32(1.055)) ** 2.4)
+    return (lin @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)).astype(np.float32)
 
 
-def _gaussian_lowpass(x: torch.Tensor, sigmas_px: list[float], weights: list[float] | None = None,
-                      ) -> list[torch.Tensor]:
-    """Periodic Gaussian blurs of a (H, W) image, one per sigma (in pixels), via one forward FFT.
-    With `weights`, their weighted sum instead (one filter, one inverse FFT)."""
+def _gaussian_lowpass(x: np.ndarray, sigmas_px: list[float], weights: list[float] | None = None,
+                      ) -> list[np.ndarray]:
+    """Periodic Gaussian blurs of a (H, W) image, one per sigma (in pixels), via one forward FFT, each
+    (H, W) float32. With `weights`, their weighted sum instead (one filter, one inverse FFT). The FFTs run
+    in float64 whatever numpy's version (numpy 1.x has no float32 FFT), so results do not depend on it."""
     h, w = x.shape
-    spec = torch.fft.rfft2(x)
-    fy = torch.fft.fftfreq(h)[:, None]
-    fx = torch.fft.rfftfreq(w)[None, :]
-    f2 = fy**2 + fx**2
-    gains = [torch.exp(-2 * math.pi**2 * s**2 * f2) for s in sigmas_px]
+    spec = np.fft.rfft2(x.astype(np.float64))
+    f2 = np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2
+    gains = [np.exp(-2 * math.pi**2 * s**2 * f2) for s in sigmas_px]
     if weights is not None:
         gains = [sum(wt * g for wt, g in zip(weights, gains))]
-    return [torch.fft.irfft2(spec * g, s=(h, w)) for g in gains]
+    return [np.fft.irfft2(spec * g, s=(h, w)).astype(np.float32) for g in gains]
 
 
-def _normalise(x: torch.Tensor, bins: int = 4096) -> torch.Tensor:
-    """Robust min–max to [0, 1] (0.5th and 99.5th percentiles), so a few outliers do not flatten it.
+def _normalise(x: np.ndarray, bins: int = 4096) -> np.ndarray:
+    """Robust min–max of an array to [0, 1] float32 (0.5th and 99.5th percentiles), so a few outliers do
+    not flatten it.
 
     Percentiles come from a histogram: linear time, and independent of pixel order, so a rolled image
     gets exactly the same mapping (a sort-free, sample-free way to keep maps tileable)."""
-    x_min, x_max = x.min(), x.max()
-    width = (x_max - x_min).clamp_min(1e-12) / bins
-    cdf = torch.cumsum(torch.histc(x, bins=bins, min=float(x_min), max=float(x_max)), 0) / x.numel()
-    lo = x_min + width * torch.searchsorted(cdf, torch.tensor(0.005)).float()
-    hi = x_min + width * (torch.searchsorted(cdf, torch.tensor(0.995)).float() + 1)
-    return ((x - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
+    x_min, x_max = float(x.min()), float(x.max())
+    width = max(x_max - x_min, 1e-12) / bins
+    index = np.clip(((x - x_min) / width).astype(np.int64), 0, bins - 1)  # the last bin holds the maximum
+    cdf = np.cumsum(np.bincount(index.ravel(), minlength=bins)) / x.size
+    lo = x_min + width * float(np.searchsorted(cdf, 0.005))
+    hi = x_min + width * (float(np.searchsorted(cdf, 0.995)) + 1)
+    return np.clip((x - np.float32(lo)) / np.float32(max(hi - lo, 1e-6)), 0, 1).astype(np.float32)
 
 
-def height_map(y: torch.Tensor) -> torch.Tensor:
+def height_map(y: np.ndarray) -> np.ndarray:
     """Linear luminance (H, W) → height (H, W) float32 in [0, 1]."""
     side = max(y.shape)
     (mix,) = _gaussian_lowpass(y, [s * side for s in _HEIGHT_SCALES], list(_HEIGHT_WEIGHTS))
     return _normalise(mix)
 
 
-def normals_from_height(height: torch.Tensor, strength: float = DEFAULT_NORMAL_STRENGTH) -> torch.Tensor:
-    """(H, W) height in [0, 1] → (H, W, 3) unit normals, OpenGL convention (x right, y up, z out).
+def normals_from_height(height: np.ndarray, strength: float = DEFAULT_NORMAL_STRENGTH) -> np.ndarray:
+    """(H, W) height in [0, 1] → (H, W, 3) float32 unit normals, OpenGL convention (x right, y up, z out).
 
     Slopes are measured per 1/1024 of the side, so the look does not depend on the resolution."""
-    scale = strength * _NORMAL_GAIN * max(height.shape) / 1024
-    dx = (torch.roll(height, -1, 1) - torch.roll(height, 1, 1)) * 0.5 * scale   # ∂h/∂x, x to the right
-    dr = (torch.roll(height, -1, 0) - torch.roll(height, 1, 0)) * 0.5 * scale   # ∂h/∂row, rows go down
-    n = torch.stack([-dx, dr, torch.ones_like(height)], dim=-1)  # y up = −row: ∂h/∂y = −∂h/∂row
-    return n / n.norm(dim=-1, keepdim=True)
+    height = np.asarray(height, dtype=np.float32)
+    scale = np.float32(strength * _NORMAL_GAIN * max(height.shape) / 1024)
+    dx = (np.roll(height, -1, 1) - np.roll(height, 1, 1)) * np.float32(0.5) * scale   # ∂h/∂x, x to the right
+    dr = (np.roll(height, -1, 0) - np.roll(height, 1, 0)) * np.float32(0.5) * scale   # ∂h/∂row, rows go down
+    n = np.stack([-dx, dr, np.ones_like(height)], axis=-1)  # y up = −row: ∂h/∂y = −∂h/∂row
+    return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
 
-def roughness_map(y: torch.Tensor, base: float = DEFAULT_ROUGHNESS) -> torch.Tensor:
-    """Linear luminance (H, W) → roughness (H, W) in [0.02, 1] around `base`."""
+def roughness_map(y: np.ndarray, base: float = DEFAULT_ROUGHNESS) -> np.ndarray:
+    """Linear luminance (H, W) → roughness (H, W) float32 in [0.02, 1] around `base`."""
     side = max(y.shape)
     (mean,) = _gaussian_lowpass(y, [side / 256])
     (var,) = _gaussian_lowpass((y - mean) ** 2, [side / 256])
-    detail = _normalise(var.clamp_min(0).sqrt())      # local contrast: 0 smooth … 1 busy
+    detail = _normalise(np.sqrt(np.maximum(var, 0)))      # local contrast: 0 smooth … 1 busy
     bright = _normalise(mean)
-    return (base + 0.25 * (detail - 0.5) - 0.1 * (bright - 0.5)).clamp(0.02, 1.0)
+    return np.clip(base + 0.25 * (detail - 0.5) - 0.1 * (bright - 0.5), 0.02, 1.0).astype(np.float32)
 
 
-def ao_map(height: torch.Tensor) -> torch.Tensor:
+def ao_map(height: np.ndarray) -> np.ndarray:
+    """Height (H, W) in [0, 1] → ambient occlusion (H, W) float32 in [0, 1] (1: open, 0: deep cavity)."""
     side = max(height.shape)
     blurs = _gaussian_lowpass(height, [s * side for s in _AO_SCALES])
-    cavity = sum((b - height).clamp_min(0) for b in blurs) / len(blurs)
-    return (1 - 2.5 * cavity).clamp(0, 1)
+    cavity = sum(np.maximum(b - height, 0) for b in blurs) / len(blurs)
+    return np.clip(1 - 2.5 * cavity, 0, 1).astype(np.float32)
 
 
-def _u8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+def _u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * np.float32(255)).round().astype(np.uint8)
 
 
-def encode_normals(n: torch.Tensor) -> np.ndarray:
-    return _u8(n * 0.5 + 0.5)
+def encode_normals(n: np.ndarray) -> np.ndarray:
+    """(H, W, 3) unit normals → (H, W, 3) uint8 RGB as a normal map stores them (−1…1 → 0…255)."""
+    return _u8(n * np.float32(0.5) + np.float32(0.5))
 
 
 def decode_normals(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 normal map → (H, W, 3) float32 in [−1, 1] (not renormalised)."""
     return img.astype(np.float32) / 255.0 * 2 - 1
+
+
+def style_roughness(meta: dict, weights: np.ndarray) -> float:
+    """Base roughness of a style mix: `weights` (styles,) over the styles of a generator whose metadata is
+    `meta`; each style's value from meta["pbr"]["roughness"], else STYLE_ROUGHNESS, else DEFAULT_ROUGHNESS."""
+    table = meta.get("pbr", {}).get("roughness", {})
+    bases = [table.get(n, STYLE_ROUGHNESS.get(n, DEFAULT_ROUGHNESS)) for n in meta["styles"]]
+    return float(np.asarray(weights, dtype=np.float32) @ np.asarray(bases, dtype=np.float32))
 
 
 def derive(albedo: np.ndarray, maps: tuple[str, ...] = MAPS, *, roughness: float = DEFAULT_ROUGHNESS,
            normal_strength: float = DEFAULT_NORMAL_STRENGTH) -> dict[str, np.ndarray]:
-    """albedo (H, W, 3) uint8 → {name: array}: albedo and normal (H, W, 3) uint8, height (H, W) uint16,
-    roughness and ao (H, W) uint8."""
+    """albedo (H, W, 3) uint8 → {name: array} for each of `maps`, in their order: albedo (the same array)
+    and normal (H, W, 3) uint8, height (H, W) uint16, roughness and ao (H, W) uint8. `roughness` is the base
+    value (0…1), `normal_strength` the bumpiness (≥ 0). Raises ValueError for an unknown map or a strength
+    that is not a finite number ≥ 0."""
     maps = check_maps(maps)
     if not math.isfinite(normal_strength) or normal_strength < 0:
         raise ValueError(f"normal strength {normal_strength} must be a finite number ≥ 0")
@@ -135,8 +152,8 @@ def derive(albedo: np.ndarray, maps: tuple[str, ...] = MAPS, *, roughness: float
     y = luminance(albedo)
     height16 = height = None
     if {"height", "normal", "ao"} & set(maps):  # the others derive from the 16-bit height as saved,
-        height16 = (height_map(y) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
-        height = torch.from_numpy(height16.astype(np.float32) / 65535)  # so the files agree exactly
+        height16 = (height_map(y) * np.float32(65535)).round().astype(np.uint16)
+        height = height16.astype(np.float32) / np.float32(65535)  # so the files agree exactly
     for name in maps:
         if name == "albedo":
             out[name] = albedo

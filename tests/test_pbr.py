@@ -1,8 +1,13 @@
-"""PBR maps: unit normals, normals reproducible from the saved height, exact tileability, file formats."""
+"""PBR maps: unit normals, normals reproducible from the saved height, exact tileability, file formats,
+and the whole chain (maps, PNG files) without torch."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +17,8 @@ from PIL import Image
 from core import pbr
 from core.api import load_generator
 from core.imageio import have_exr
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +56,8 @@ def test_normals_follow_opengl_convention():
     """Height rising to the right tilts normals to −x; height rising upwards (towards row 0) tilts them
     to −y, because OpenGL normal maps (Blender's) have green pointing up the image."""
     ys, xs = np.mgrid[0:64, 0:64]
-    height = torch.tensor(0.5 + 0.2 * np.sin(2 * np.pi * xs / 64) - 0.2 * np.sin(2 * np.pi * ys / 64),
-                          dtype=torch.float32)
-    n = pbr.normals_from_height(height, strength=10).numpy()
+    height = (0.5 + 0.2 * np.sin(2 * np.pi * xs / 64) - 0.2 * np.sin(2 * np.pi * ys / 64)).astype(np.float32)
+    n = pbr.normals_from_height(height, strength=10)
     assert n[32, 0, 0] < -0.05   # column 0: ∂h/∂x > 0
     assert n[0, 32, 1] < -0.05   # row 0: h grows towards the top
     assert abs(n[32, 16, 0]) < 1e-3 and abs(n[16, 32, 1]) < 1e-3  # on the crests it is flat
@@ -61,7 +67,7 @@ def test_normal_map_is_reproduced_from_saved_height(albedo, tmp_path):
     maps = pbr.derive(albedo, ("height", "normal"), normal_strength=1.7)
     Image.fromarray(maps["height"]).save(tmp_path / "h.png")
     height = np.asarray(Image.open(tmp_path / "h.png")).astype(np.float32) / 65535
-    again = pbr.encode_normals(pbr.normals_from_height(torch.from_numpy(height), 1.7))
+    again = pbr.encode_normals(pbr.normals_from_height(height, 1.7))
     np.testing.assert_array_equal(again, maps["normal"])
 
 
@@ -120,3 +126,39 @@ def test_batch_maps_and_resume_asks_for_missing_maps(tiny_models, run_cli, tmp_p
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [sorted(e["files"]) for e in manifest["images"]] == [["albedo", "normal"]] * 2
     assert (tmp_path / "grass_1_normal.png").is_file()
+
+
+TORCH_FREE = """
+import sys
+sys.modules["torch"] = None  # import torch now raises ImportError, as in Blender's own Python
+import numpy as np
+from pathlib import Path
+from core import batch, pbr
+
+albedo = np.load(sys.argv[1])
+maps = pbr.derive(albedo, roughness=0.6, normal_strength=1.3)
+paths = batch.write_maps({m: Path(sys.argv[2]) / f"x_{m}.png" for m in pbr.MAPS}, maps)
+np.savez(sys.argv[3], **maps)
+assert "torch" not in {name.split(".")[0] for name, mod in sys.modules.items() if mod is not None}
+"""
+
+
+def test_maps_and_files_without_torch_match_the_torch_environment(albedo, tmp_path):
+    """core.pbr, core.imageio and core.batch import and work with torch unimportable (the worker on Blender's
+    Python); the maps are those this process derives, the PNGs decode to them."""
+    np.save(tmp_path / "albedo.npy", albedo)
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(TORCH_FREE), str(tmp_path / "albedo.npy"),
+                          str(tmp_path), str(tmp_path / "maps.npz")], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    there = np.load(tmp_path / "maps.npz")
+    here = pbr.derive(albedo, roughness=0.6, normal_strength=1.3)
+    for m in pbr.MAPS:
+        np.testing.assert_array_equal(there[m], here[m])
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"x_{m}.png")), here[m])
+
+
+def test_style_roughness_mixes_the_bases():
+    meta = {"styles": ["grass", "metal", "lava"], "pbr": {"roughness": {"lava": 0.3}}}
+    assert pbr.style_roughness(meta, np.array([1, 0, 0])) == pytest.approx(0.8)
+    assert pbr.style_roughness(meta, np.array([0.5, 0.25, 0.25])) == pytest.approx(0.4 + 0.1125 + 0.075)
