@@ -216,7 +216,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import main
 
-    return main(models=args.models, device=args.device)
+    return main(models=args.models, device=args.device, runtime=args.runtime)
 
 
 # the table
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                for name, (_, text) in COMMANDS.items()}
 
     parsers["styles"].add_argument("--json", action="store_true", help="machine-readable output")
+    parsers["worker"].add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
+                                   help="torch, onnx (ONNX Runtime, core.runtime), or auto: torch when it "
+                                        "imports, else onnx (default)")
 
     g = parsers["generate"]
     g.add_argument("--style", required=True, help="a style name, or a mix such as grass:0.7+rock:0.3")
@@ -317,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        import torch  # noqa: F401  (every command runs the PyTorch path; core.weights itself no longer needs it)
+        if args.command != "worker":  # the worker runs on ONNX Runtime where torch is missing (core.worker)
+            import torch  # noqa: F401  (the other commands run the PyTorch path)
 
         from .weights import ModelFileError
     except ImportError as e:  # torch or numpy missing in this interpreter

@@ -11,12 +11,17 @@ Requests (stdin):
   {"cmd": "cancel", "id": 2}          stop request 2 at its next tile or image
   {"cmd": "quit"}                     (or end of input)
 Replies (stdout), each naming its request's id:
-  {"event": "ready", "styles": [...], "device": "cpu", "errors": [...]}     once, when loaded
+  {"event": "ready", "styles": [...], "device": "cpu", "devices": ["cpu", ...], "runtime": "torch 2.13.0",
+   "errors": [...], "upscalers": [2, 4]}                                    once, when loaded
   {"event": "fatal", "message": "..."}                                       instead of ready; exit 3
   {"id": 1, "event": "progress", "done": 3, "total": 16}
   {"id": 1, "event": "result", "files": {"albedo": "/dir/grass_0_albedo.png", ...}, "seconds": 0.3}
   {"id": 1, "event": "error", "message": "one line"}
   {"id": 1, "event": "cancelled"}
+The models run on PyTorch when it imports, else on ONNX Runtime (core.runtime: numpy, onnxruntime,
+safetensors and Pillow only, as bundled with the Blender extension); `--runtime` chooses. "devices" lists
+what that runtime offers here, for `--device`: PyTorch cpu, cuda, mps; ONNX Runtime cpu, cuda, directml,
+coreml (auto: cuda, else directml, else the CPU; CoreML only when asked for).
 Every "out" is an absolute path: the worker's own folder means nothing to its host (the add-on starts it
 in the extension's install folder), so a relative one is refused.
 Files are renamed into place only when whole, so a cancel or a kill never leaves half an image.
@@ -31,12 +36,138 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
+
+RUNTIMES = ("auto", "torch", "onnx")
+# --device on ONNX Runtime → its execution provider; auto takes the first GPU one this install has
+ONNX_DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                "directml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+ONNX_AUTO = ("cuda", "directml")  # CoreML runs only parts of the graphs: asked for, never chosen
 
 
 class Cancelled(Exception):
     pass
+
+
+# the ONNX Runtime path, with the interface of core.api.Tessera that the requests use
+
+class OnnxModels:
+    """core.runtime.Runtime behind the methods of core.api.Tessera that this worker and core.batch call
+    (generate, generate_maps, generate_many, generate_gan, roughness, style_weights, styles, generators,
+    upscalers, errors, device). Progress is told after the GAN and after the upscaler, so a cancel acts
+    between the two."""
+
+    def __init__(self, rt: Any, device: str):
+        self.rt, self.device = rt, device
+        self.styles, self.generators, self.upscalers, self.errors = rt.styles, rt.generators, rt.upscalers, rt.errors
+
+    def style_weights(self, style: str | dict[str, float]) -> tuple[Any, np.ndarray]:
+        """→ (the generator entry, (1, styles) float32 weights). Raises ValueError for a bad style or mix."""
+        from .request import style_weights
+
+        return style_weights(style, self.generators)
+
+    def roughness(self, style: str | dict[str, float]) -> float:
+        from .pbr import style_roughness
+
+        entry, w = self.style_weights(style)
+        return style_roughness(entry.meta, w[0])
+
+    def generate_gan(self, style: str | dict[str, float], seed: int = 0, size: int = 256) -> np.ndarray:
+        """(1, 3, size, size) float32 in [0, 1], as core.runtime.Runtime.generate_gan."""
+        return self.rt.generate_gan(style, seed, size)
+
+    def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """(size, size, 3) uint8, as core.runtime.Runtime.generate; `progress(done, 2)` after each model."""
+        from .request import GAN_SCALE, check_size
+        from .runtime import to_uint8
+
+        size = check_size(size)
+        x = self.rt.generate_gan(style, seed, size // GAN_SCALE)
+        if progress:
+            progress(1, 2)
+        img = to_uint8(self.rt.upscale_unit(x, GAN_SCALE, tileable=True))
+        if progress:
+            progress(2, 2)
+        return img
+
+    def generate_many(self, style: str | dict[str, float], seeds: Iterable[int],
+                      size: int = 1024) -> Iterator[tuple[int, np.ndarray]]:
+        self.style_weights(style)  # a bad style fails before the first texture
+        for seed in seeds:
+            yield seed, self.generate(style, seed, size)
+
+    def generate_maps(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
+                      maps: tuple[str, ...] | list[str] = ("albedo",), *, normal_strength: float = 1.0,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+        """{map: array} as core.api.Tessera.generate_maps."""
+        from . import pbr
+
+        maps = pbr.check_maps(maps)
+        albedo = self.generate(style, seed, size, progress)
+        return pbr.derive(albedo, maps, roughness=self.roughness(style), normal_strength=normal_strength)
+
+
+def torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_models(models: str | None, device: str, runtime: str = "auto") -> tuple[Any, dict[str, Any]]:
+    """The models on `runtime` ("auto": torch when it imports, else onnx) → (models, the ready event's
+    fields about them: styles, device, devices, runtime, errors, upscalers). Raises ValueError for an unknown
+    runtime or device, ImportError naming what to install, FileNotFoundError when no generator loads."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if runtime == "torch" or (runtime == "auto" and torch_importable()):
+        import torch
+
+        from .api import load_generator
+
+        gen: Any = load_generator(device=device, models_dir=models)
+        devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else []),
+                   *(["mps"] if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else [])]
+        name = f"torch {torch.__version__}"
+    else:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ImportError(f"neither PyTorch nor ONNX Runtime imports in {sys.executable} ({e}): install the "
+                              f"Tessera extension with its bundled wheels, or pip install onnxruntime==1.23.2") from None
+        from .runtime import load
+
+        available = ort.get_available_providers()
+        devices = [d for d, p in ONNX_DEVICES.items() if p in available]
+        if device == "auto":
+            chosen = next((d for d in ONNX_AUTO if d in devices), "cpu")
+        elif device in ONNX_DEVICES and device in devices:
+            chosen = device
+        else:
+            raise ValueError(f"device {device!r} is not offered by ONNX Runtime {ort.__version__} here: use auto or "
+                             f"one of {', '.join(devices)}")
+        providers = list(dict.fromkeys([ONNX_DEVICES[chosen], ONNX_DEVICES["cpu"]]))  # the CPU runs what it cannot
+        gen = OnnxModels(load(models, providers=providers), chosen)
+        name = f"onnxruntime {ort.__version__}"
+        print(f"onnxruntime from {ort.__file__}, providers {providers}", file=sys.stderr)
+    return gen, {"styles": gen.styles, "device": str(gen.device), "devices": devices, "runtime": name,
+                 "errors": gen.errors, "upscalers": sorted(gen.upscalers)}
+
+
+def to_rgb8(x: Any) -> np.ndarray:
+    """A (1, 3, H, W) image in [0, 1], torch tensor or numpy array → (H, W, 3) uint8."""
+    from .runtime import to_uint8
+
+    if not isinstance(x, np.ndarray):  # a torch tensor
+        x = x.float().cpu().numpy()
+    return to_uint8(x)
 
 
 def out_path(req: dict) -> str:
@@ -69,7 +200,7 @@ class Worker:
     # requests
 
     def generate(self, rid: Any, req: dict) -> dict:
-        from .api import check_size
+        from .request import check_size
         from .batch import map_paths, write_maps
         from .pbr import DEFAULT_NORMAL_STRENGTH, check_maps
 
@@ -84,7 +215,7 @@ class Worker:
         return {"files": {m: str(p) for m, p in write_maps(paths, images).items()}}
 
     def batch(self, rid: Any, req: dict) -> dict:
-        from .api import check_size
+        from .request import check_size
         from .batch import bake
 
         size = check_size(req.get("size", 1024))
@@ -98,7 +229,7 @@ class Worker:
 
     def thumbnails(self, rid: Any, req: dict) -> dict:
         """One small GAN sample per style, cached per weights file (by its tensor digest)."""
-        from .imageio import to_uint8, write_png
+        from .imageio import write_png
 
         size = int(req.get("size", 128))
         files = {}
@@ -107,7 +238,7 @@ class Worker:
             key = str(entry.meta.get("tensor_sha256", entry.path.stem))[:12]
             path = Path(out_path(req)) / key / f"{style}.png"
             if not path.is_file():
-                write_png(path, to_uint8(self.gen.generate_gan(style, seed=0, size=size)))
+                write_png(path, to_rgb8(self.gen.generate_gan(style, seed=0, size=size)))
             files[style] = str(path)
             self.progress(rid, i + 1, len(self.gen.styles))
         return {"files": files}
@@ -166,21 +297,18 @@ def fatal(message: str, out: TextIO | None = None) -> int:
     return 3
 
 
-def main(models: str | None = None, device: str = "auto") -> int:
+def main(models: str | None = None, device: str = "auto", runtime: str = "auto") -> int:
     import warnings
-
-    from .api import load_generator
 
     out, sys.stdout = sys.stdout, sys.stderr  # only protocol lines on the real stdout
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            gen = load_generator(device=device, models_dir=models)
-    except Exception as e:  # no models, bad folder, bad device: the host shows this line
+            gen, ready = load_models(models, device, runtime)
+    except Exception as e:  # no models, bad folder, bad device, no runtime: the host shows this line
         return fatal(str(e), out)
     worker = Worker(gen, out)
-    worker.send(event="ready", styles=gen.styles, device=str(gen.device), errors=gen.errors,
-                upscalers=sorted(gen.upscalers))
+    worker.send(event="ready", **ready)
     jobs: queue.Queue = queue.Queue()
     threading.Thread(target=read_requests, args=(sys.stdin, worker, jobs), daemon=True).start()
     while (req := jobs.get()) is not None:

@@ -7,17 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PIL import Image
 
+from core.api import load_generator
 from helpers import cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_worker(requests: list[dict | str], *args: str) -> list[dict]:
-    """Feed requests (then end of input) to a fresh worker → every line it printed, parsed."""
+# `python -m core worker` in an interpreter where `import torch` fails, as in Blender's own Python
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from core.cli import main; sys.exit(main())"
+
+
+def run_worker(requests: list[dict | str], *args: str, torch: bool = True) -> list[dict]:
+    """Feed requests (then end of input) to a fresh worker (`torch`: False makes torch unimportable in it)
+    → every line it printed, parsed."""
     lines = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in requests)
-    res = subprocess.run([sys.executable, "-m", "core", "worker", *args], input=lines, capture_output=True,
+    start = ["-m", "core"] if torch else ["-c", WITHOUT_TORCH]
+    res = subprocess.run([sys.executable, *start, "worker", *args], input=lines, capture_output=True,
                          text=True, cwd=ROOT, env=cli_env(), timeout=300)
     assert res.returncode in (0, 3), res.stderr
     return [json.loads(line) for line in res.stdout.splitlines()]
@@ -85,3 +94,51 @@ def test_relative_out_paths_are_refused(tiny_models):
         for name in names:
             shutil.rmtree(ROOT / name, ignore_errors=True)
             (ROOT / name).unlink(missing_ok=True)
+
+
+# without torch: the worker runs core.runtime on ONNX Runtime
+
+@pytest.fixture
+def onnx_models(tiny_models) -> Path:
+    """The tiny models folder with its ONNX graphs (exported here, where torch is)."""
+    from core.export_onnx import export_folder
+
+    export_folder(tiny_models)
+    return tiny_models
+
+
+def test_without_torch_the_worker_runs_on_onnx_runtime(onnx_models, tmp_path):
+    events = run_worker([
+        {"id": 1, "cmd": "generate", "style": "grass", "seed": 2, "size": 256, "maps": ["albedo", "normal", "height"],
+         "out": str(tmp_path / "one") + "/"},
+        {"id": 2, "cmd": "batch", "styles": ["brick"], "seeds": [0, 1], "size": 256, "out": str(tmp_path / "batch"),
+         "maps": ["albedo", "roughness"]},
+        {"id": 3, "cmd": "thumbnails", "size": 32, "out": str(tmp_path / "thumbs")},
+        {"id": 4, "cmd": "generate", "style": "lava", "out": str(tmp_path / "x.png")},
+    ], "--models", str(onnx_models), torch=False)
+    ready = events[0]
+    assert ready["event"] == "ready" and ready["runtime"].startswith("onnxruntime ")
+    assert ready["device"] == "cpu" and "cpu" in ready["devices"] and ready["upscalers"] == [2, 4]
+    files = by_id(events, 1)[-1]["files"]
+    assert [e["done"] for e in by_id(events, 1) if e["event"] == "progress"] == [1, 2]
+    gen = load_generator(device="cpu", models_dir=onnx_models)  # the PyTorch path, for comparison
+    want = gen.generate_maps("grass", seed=2, size=256, maps=("albedo", "normal", "height"))
+    for m in ("albedo", "normal", "height"):
+        got = np.asarray(Image.open(files[m]))
+        assert got.shape == want[m].shape and got.dtype == want[m].dtype, m
+        # the albedos agree within one level of 8 bits (float rounding); the maps derive from them
+        tol = {"albedo": 1, "normal": 2, "height": 256}[m]
+        diff = np.abs(got.astype(np.int64) - want[m].astype(np.int64)).max()
+        assert diff <= tol, (m, diff)
+    manifest = json.loads(Path(by_id(events, 2)[-1]["manifest"]).read_text())
+    assert manifest["device"] == "cpu" and len(manifest["images"]) == 2
+    assert sorted(manifest["images"][0]["files"]) == ["albedo", "roughness"]
+    thumbs = by_id(events, 3)[-1]["files"]
+    assert sorted(thumbs) == ["brick", "grass"] and Image.open(thumbs["grass"]).size == (32, 32)
+    assert by_id(events, 4) == [{"id": 4, "event": "error", "message": "unknown style 'lava': choose from brick, grass"}]
+
+
+def test_without_torch_a_device_onnx_runtime_lacks_is_fatal(onnx_models):
+    (event,) = run_worker([], "--models", str(onnx_models), "--device", "mps", torch=False)
+    assert event["event"] == "fatal"
+    assert event["message"].startswith("device 'mps' is not offered by ONNX Runtime") and "cpu" in event["message"]
