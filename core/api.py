@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import imageio, pbr, request, weights
+from . import imageio, noise, pbr, request, weights
 from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
                       user_models_dir)
 from .files import check_name_length
@@ -58,6 +58,7 @@ class _GanEntry:
     model: TextureGenerator
     meta: dict[str, Any]
     path: Path
+    members: weights.Members | None = None  # a per-image generator's: a seed picks one per style
 
 
 @dataclass
@@ -115,8 +116,13 @@ class Tessera:
             raise ValueError(f"size {size * GAN_SCALE} does not fit {entry.path.name}: use a multiple of {step}")
         cells = (size // stride, size // stride)
         with self._autocast():
-            s = model.embed(w.to(self.device))
-            s = s.expand(len(seeds), -1)
+            if entry.members is None:
+                s = model.embed(w.to(self.device))
+                s = s.expand(len(seeds), -1)
+            else:  # each seed's own member of each style, picked as the runtime picks it
+                m = entry.members
+                s = torch.from_numpy(np.concatenate([noise.member_embedding(w.numpy(), m.embedding, m.style, seed)
+                                                     for seed in seeds])).to(self.device)
             x = model.synthesize(model.make_noise(s, cells, seeds), s)
         return (x.float() * 0.5 + 0.5).clamp(0, 1)
 
@@ -250,7 +256,7 @@ def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
     if isinstance(model, TextureGenerator) or dev.type != "cpu":  # measured: faster there (core.bench);
         model = model.to(memory_format=torch.channels_last)       # the CPU upscaler is faster in NCHW
     if isinstance(model, TextureGenerator):
-        entry = _GanEntry(model, meta, path)
+        entry = _GanEntry(model, meta, path, meta.pop("members", None))
         for name in meta["styles"]:
             gens.setdefault(name, entry)  # earlier folders on the path win
     else:

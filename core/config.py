@@ -22,6 +22,7 @@ class GeneratorConfig:
     upsample: str = "bilinear"  # on the torus; "nearest" (files before 0.2) leaves a faint grid at the cell size
     fine_periodic_dim: int = 0  # waves added at `fine_level` (0 in files before 0.3)
     fine_level: int = -1        # the ×2 level they join (1 … len(widths) - 1); -1: the one before the last
+    descriptor_dim: int = 0     # per-image conditioning: width of the image descriptors (core.descriptors); 0: none
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
@@ -30,6 +31,7 @@ class GeneratorConfig:
         if self.fine_level < 0:
             self.fine_level = max(1, len(self.widths) - 2)
         assert 1 <= self.fine_level < len(self.widths), f"fine_level {self.fine_level} is not a ×2 level"
+        assert self.descriptor_dim >= 0, f"descriptor_dim {self.descriptor_dim} must be ≥ 0"
 
     @classmethod
     def from_meta(cls, config: dict[str, Any]) -> GeneratorConfig:
@@ -57,7 +59,12 @@ class GeneratorConfig:
         return sum(4 ** level for level in range(1, len(self.widths)))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; `descriptor_dim` only when it is not 0, so a generator without per-image
+        conditioning writes the config (and has the graph name and file header) it had before the field."""
+        d = asdict(self)
+        if not self.descriptor_dim:
+            del d["descriptor_dim"]
+        return d
 
 
 @dataclass

@@ -20,6 +20,11 @@ learned per-style amplitude (zero at the start, so a network extended with them 
 drew before).
 Per-pixel detail noise is added at every resolution with a learned strength per channel (as in
 StyleGAN), which is what stochastic textures — sand, grass, gravel — are mostly made of.
+With per-image conditioning (`descriptor_dim` > 0) a style is a set of members, one per training image:
+image i of style c is embedded as style[c] + image_code(φ_i), φ_i its standardised descriptors
+(core.descriptors), so one seed draws one coherent material instead of a blend of the style's images.
+`image_code` starts at zero, so a network extended with it draws exactly what it drew before; an exported
+file carries the table of members' embeddings, of which a seed picks one (core.noise.member_embedding).
 """
 
 from __future__ import annotations
@@ -157,12 +162,22 @@ class TextureGenerator(nn.Module):
             nn.init.zeros_(self.fine_amp.weight)
             nn.init.zeros_(self.fine_amp.bias)
             self.fine_proj = nn.Conv2d(f, w[cfg.fine_level - 1], 1, bias=False)  # joins the upsampled features
+        if cfg.descriptor_dim:  # per image: an offset of the style embedding from the image's descriptors
+            self.image_code = nn.Linear(cfg.descriptor_dim, cfg.style_dim, bias=False)
+            nn.init.zeros_(self.image_code.weight)
 
     # noise
 
-    def embed(self, weights: torch.Tensor) -> torch.Tensor:
-        """Style embedding for a (B, styles) matrix of mixing weights (one-hot for a pure style)."""
-        return weights @ self.style.weight
+    def embed(self, weights: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
+        """Style embedding (B, style_dim) for a (B, styles) matrix of mixing weights (one-hot for a pure
+        style); with `descriptors` (B, descriptor_dim), standardised (core.descriptors.standardise), plus
+        image_code of them: the embedding of the member those descriptors describe. Without them, the style's
+        own row (a per-image generator's member at the mean descriptors)."""
+        s = weights @ self.style.weight
+        if descriptors is None:
+            return s
+        assert self.cfg.descriptor_dim, "this generator has no per-image conditioning: pass no descriptors"
+        return s + self.image_code(descriptors.to(s.dtype))
 
     def make_noise(self, s: torch.Tensor, cells: tuple[int, int],
                    generator: torch.Generator | Sequence[int]) -> torch.Tensor:
@@ -217,7 +232,7 @@ class TextureGenerator(nn.Module):
             x = conv(up(x, code, noise), code, noise)
         return torch.tanh(self.to_rgb(x))
 
-    def forward(self, weights: torch.Tensor, cells: tuple[int, int],
-                generator: torch.Generator | Sequence[int]) -> torch.Tensor:
-        s = self.embed(weights)
+    def forward(self, weights: torch.Tensor, cells: tuple[int, int], generator: torch.Generator | Sequence[int],
+                descriptors: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.embed(weights, descriptors)
         return self.synthesize(self.make_noise(s, cells, generator), s)

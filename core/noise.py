@@ -7,6 +7,10 @@ Training keeps drawing with a torch.Generator; only textures asked for by seed c
 
 Layout: every array is float32, channels first, one seed (no batch axis); the grid a generator takes
 is (1, noise_dim, H, W) for H × W cells (see core.generator for what each part means).
+
+A per-image generator's file holds a table of members, one style embedding per training image; a seed picks
+one member of each style (`member_embedding`) from the seed's own child stream, `SeedSequence(seed).spawn(1)[0]`,
+which `draw` never touches: the noise of a seed is the same with members or without.
 """
 
 from __future__ import annotations
@@ -78,3 +82,32 @@ def grid(cfg: GeneratorConfig, d: Draws, freq: np.ndarray, fine_freq: np.ndarray
     z = np.concatenate(parts, axis=0)[None]
     assert z.shape[1] == cfg.noise_dim, f"noise has {z.shape[1]} channels, want {cfg.noise_dim}"
     return np.ascontiguousarray(z, dtype=np.float32)
+
+
+MEMBER_STREAM = 0  # the spawn key of a seed's member stream: SeedSequence(seed).spawn(1)[0]
+
+
+def pick_members(member_style: np.ndarray, styles: int, seed: int) -> np.ndarray:
+    """The member each style draws for `seed` → (styles,) int64, indices into the member table. `member_style`
+    (N,) int: each member's style index, every style from 0 to styles - 1 having at least one member
+    (core.weights.read_members checks it). Style c takes its members in table order and picks the one at
+    ⌊u_c · count⌋ for u = the first `styles` uniforms of the seed's member stream (not of `draw`'s stream), so a
+    style picks the same member for a seed alone or in a mix."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(MEMBER_STREAM,)))
+    u = rng.random(styles)
+    picks = np.empty(styles, dtype=np.int64)
+    for c in range(styles):
+        own = np.flatnonzero(member_style == c)
+        assert len(own), f"style {c} has no member"
+        picks[c] = own[min(int(u[c] * len(own)), len(own) - 1)]
+    return picks
+
+
+def member_embedding(w: np.ndarray, table: np.ndarray, member_style: np.ndarray, seed: int) -> np.ndarray:
+    """The style embedding (1, style_dim) float32 a per-image generator takes for mixing weights `w` (1, styles)
+    and `seed`: Σ_c w_c · table[member of c] (`pick_members`), i.e. each style's chosen member, mixed. `table`
+    (N, style_dim) float32: style[c] + image_code(φ_i) per member; `member_style` (N,) int. The PyTorch path
+    (core.api) and the runtime (core.runtime) both call this, so a seed picks the same member on both."""
+    assert w.ndim == 2 and w.shape[0] == 1, f"want (1, styles) weights, got {w.shape}"
+    picks = pick_members(member_style, w.shape[1], seed)
+    return (w.astype(np.float32) @ table[picks].astype(np.float32)).astype(np.float32)

@@ -10,7 +10,7 @@ hold structure only, and each weight is handed to ONNX Runtime as an initializer
 nothing in a models folder is ever executed. Which graph runs a file is `weights.graph_name` of its kind
 and config, looked up in the file's folder's graphs/ and then in the shipped graphs.
 The noise comes from core.noise, as on the PyTorch path: one seed, one texture, on either path (equal up to
-float rounding, within one level of 8 bits).
+float rounding, within one level of 8 bits); so does a per-image generator's choice of member for a seed.
 Arrays: images are (B, 3, H, W) float32 in [0, 1] inside, (H, W, 3) uint8 outside (core.imageio's layout).
 """
 
@@ -87,6 +87,7 @@ class _Gen:
     path: Path
     cfg: GeneratorConfig
     table: dict[str, np.ndarray]  # style.weight, wave.*, fine_wave.*
+    members: weights.Members | None = None  # a per-image generator's: a seed picks one per style
 
 
 @dataclass
@@ -110,7 +111,7 @@ def _load_into(path: Path, providers: Sequence[str], threads: int, gens: dict[st
             if not isinstance(styles, list) or len(styles) != cfg.styles:
                 raise weights.ModelFileError(path, f"style names {styles!r} do not match {cfg.styles} styles")
             table = {k: v for k, v in tensors.items() if k.split(".")[0] in ("style", "wave", "fine_wave")}
-            entry = _Gen(session, values, meta, path, cfg, table)
+            entry = _Gen(session, values, meta, path, cfg, table, weights.read_members(path, cfg, tensors))
             for name in styles:
                 gens.setdefault(name, entry)
         else:
@@ -157,7 +158,10 @@ class Runtime:
             raise ValueError(f"size {size!r} does not fit {entry.path.name}: use a multiple of {cfg.stride} "
                              f"from {2 * cfg.stride}")
         t = entry.table
-        s = (w @ t["style.weight"]).astype(np.float32)                  # (1, style_dim)
+        if entry.members is None:
+            s = (w @ t["style.weight"]).astype(np.float32)              # (1, style_dim)
+        else:
+            s = noise.member_embedding(w, entry.members.embedding, entry.members.style, seed)
         freq = (s @ t["wave.weight"].T + t["wave.bias"]).reshape(cfg.periodic_dim, 2)
         fine = None
         if cfg.fine_periodic_dim:

@@ -8,6 +8,11 @@ which the loader recomputes before it trusts the file.
 Torch is imported only by what needs it (`save`, `build`, `read` with framework="pt"): `read(path,
 framework="np")` and `graph_name` serve the torch-free runtime (core.runtime). Which exported graph
 (core.export_onnx) runs a file's weights follows from its kind and config alone: `graph_name`.
+
+A per-image generator (config `descriptor_dim` > 0) also holds its members, outside the model's state
+(MEMBER_TENSORS, read and checked by `read_members`): "members.embedding" (N, style_dim) float32, every
+training image's style embedding style[c] + image_code(φ_i); "members.style" (N,) int64, its style index;
+"descriptors.mean" and "descriptors.std" (descriptor_dim,) float32, what standardised φ (core.descriptors).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,6 +35,7 @@ FORMAT = "tessera-weights"
 FORMAT_VERSION = 1
 KINDS = ("generator", "upscaler")
 GRAPH_VERSION = 1  # bump when an exported graph's inputs, outputs or ops change: every graph is re-exported
+MEMBER_TENSORS = ("members.embedding", "members.style", "descriptors.mean", "descriptors.std")
 
 
 class ModelFileError(ValueError):
@@ -37,6 +44,43 @@ class ModelFileError(ValueError):
     def __init__(self, path: Path | str, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
+
+
+@dataclass(frozen=True)
+class Members:
+    """A per-image generator's members (see the module docstring), as numpy arrays."""
+
+    embedding: np.ndarray  # (N, style_dim) float32
+    style: np.ndarray      # (N,) int64, each from 0 to styles - 1; every style has one or more
+    mean: np.ndarray       # (descriptor_dim,) float32
+    std: np.ndarray        # (descriptor_dim,) float32, > 0
+
+
+def read_members(path: Path | str, cfg: GeneratorConfig, tensors: dict[str, Any]) -> Members | None:
+    """The members among a generator file's `tensors` (torch or numpy), None for a file without them. Raises
+    ModelFileError naming the file for some of MEMBER_TENSORS without the others, or ones that do not fit
+    `cfg` (shapes, a style index out of range, a style without a member, values that are not finite)."""
+    have = [k for k in MEMBER_TENSORS if k in tensors]
+    if not have:
+        return None
+    if len(have) < len(MEMBER_TENSORS):
+        lacks = ", ".join(k for k in MEMBER_TENSORS if k not in tensors)
+        raise ModelFileError(path, f"has {', '.join(have)} but not {lacks}")
+    emb, style, mean, std = (np.asarray(tensors[k]) for k in MEMBER_TENSORS)
+    n, k = emb.shape[0] if emb.ndim == 2 else 0, cfg.descriptor_dim
+    if not cfg.descriptor_dim:
+        raise ModelFileError(path, "has members but its config has no descriptor_dim")
+    if emb.shape != (n, cfg.style_dim) or n < 1 or style.shape != (n,) or mean.shape != (k,) or std.shape != (k,):
+        raise ModelFileError(path, f"members of shapes {emb.shape}, {style.shape}, {mean.shape}, {std.shape} do not "
+                                   f"fit style_dim {cfg.style_dim} and descriptor_dim {k}")
+    if not np.issubdtype(style.dtype, np.integer) or style.min() < 0 or style.max() >= cfg.styles:
+        raise ModelFileError(path, f"members.style must hold style indices from 0 to {cfg.styles - 1}")
+    empty = sorted(set(range(cfg.styles)) - set(style.tolist()))
+    if empty:
+        raise ModelFileError(path, f"style {empty[0]} has no member")
+    if not all(np.isfinite(a).all() for a in (emb, mean, std)) or (std <= 0).any():
+        raise ModelFileError(path, "members or descriptor statistics are not finite (or a std is not > 0)")
+    return Members(emb.astype(np.float32), style.astype(np.int64), mean.astype(np.float32), std.astype(np.float32))
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor] | dict[str, np.ndarray]) -> str:
@@ -133,6 +177,7 @@ def graph_name(kind: str, config: dict[str, Any]) -> str:
         if kind == "generator":
             arch = GeneratorConfig.from_meta(config).to_dict()
             arch.pop("styles")  # the style table stays outside the graph: the runtime embeds the style
+            arch.pop("descriptor_dim", None)  # so does image_code: a per-image generator runs the same graph
         elif kind == "upscaler":
             arch = UpscalerConfig(**config).to_dict()
         else:
@@ -144,16 +189,22 @@ def graph_name(kind: str, config: dict[str, Any]) -> str:
 
 
 def build(path: Path | str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model a weights file describes and load its tensors → (model in eval mode, meta)."""
+    """Rebuild the model a weights file describes and load its tensors → (model in eval mode, meta). A
+    per-image generator's members (`read_members`) are meta["members"], a Members; other files have no such key.
+    Raises FileNotFoundError or ModelFileError naming the file."""
     import torch
 
     from .generator import TextureGenerator
     from .upscaler import Upscaler
 
     meta, tensors = read(path)
+    members = None
     try:
         if meta["kind"] == "generator":
-            model: torch.nn.Module = TextureGenerator(GeneratorConfig.from_meta(meta["config"]))
+            cfg = GeneratorConfig.from_meta(meta["config"])
+            model: torch.nn.Module = TextureGenerator(cfg)
+            members = read_members(path, cfg, tensors)
+            tensors = {k: v for k, v in tensors.items() if k not in MEMBER_TENSORS}
         else:
             model = Upscaler(UpscalerConfig(**meta["config"]))
         model.load_state_dict(tensors, strict=True)
@@ -164,4 +215,6 @@ def build(path: Path | str) -> tuple[torch.nn.Module, dict[str, Any]]:
         styles = meta.get("styles")
         if not isinstance(styles, list) or len(styles) != model.cfg.styles:
             raise ModelFileError(path, f"style names {styles!r} do not match {model.cfg.styles} styles")
+        if members is not None:
+            meta["members"] = members
     return model.eval().requires_grad_(False), meta

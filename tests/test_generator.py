@@ -174,3 +174,30 @@ def test_style_mixing(gen_model):
     assert (mixed - a).abs().max() > 1e-2
     assert (mixed - b).abs().max() > 1e-2
     assert (a - b).abs().max() > 1e-2
+
+
+def test_a_per_image_generator_starts_as_the_one_it_extends_and_then_draws_per_image():
+    """descriptor_dim > 0 adds image_code, zero at first: the extended generator draws what the base drew, for
+    any descriptors; embed(weights) alone still works (the style's own row); the config of a generator without
+    it is written as before (no descriptor_dim key), so its file header and graph name do not change."""
+    base = TextureGenerator(GeneratorConfig(styles=2, style_dim=8, local_dim=4, global_dim=4, periodic_dim=4,
+                                            widths=(16, 8, 8))).eval()
+    assert "descriptor_dim" not in base.cfg.to_dict()
+    ext = TextureGenerator(GeneratorConfig(**{**base.cfg.to_dict(), "descriptor_dim": 13})).eval()
+    assert ext.cfg.to_dict()["descriptor_dim"] == 13
+    missing, unexpected = ext.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing == ["image_code.weight"]
+    phi = torch.randn(2, 13, generator=torch.Generator().manual_seed(1))
+    w = torch.eye(2)
+    with torch.no_grad():
+        a = base(w, (3, 4), torch.Generator().manual_seed(3))
+        b = ext(w, (3, 4), torch.Generator().manual_seed(3), phi)
+        assert torch.equal(a, b) and torch.equal(ext.embed(w), base.embed(w))
+        ext.image_code.weight.normal_(0, 0.5)
+        s = ext.embed(w, phi)
+        assert torch.allclose(s, ext.style.weight + phi @ ext.image_code.weight.T, atol=1e-6)
+        c = ext(w, (3, 4), torch.Generator().manual_seed(3), phi)
+        other = ext(w, (3, 4), torch.Generator().manual_seed(3), phi.flip(0))  # each style with another image
+    assert (c - a).abs().max() > 1e-2 and (c - other).abs().max() > 1e-2
+    with pytest.raises(AssertionError, match="no per-image conditioning"):
+        base.embed(w, phi)

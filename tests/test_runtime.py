@@ -269,3 +269,116 @@ def test_runtime_without_onnxruntime_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
     with pytest.raises(ImportError, match=r"pip install onnxruntime==1\.23\.2"):
         runtime.load()
+
+
+# per-image generators: a seed picks one member of each style
+
+MEMBER_STYLE = np.array([0, 0, 0, 1, 1, 1])  # three members (training images) per style
+
+
+def per_image_models(folder: Path) -> tuple[Path, torch.nn.Module, np.ndarray]:
+    """The tiny models folder plus a per-image generator file `members.safetensors` (the tiny generator with a
+    random image_code, members from random descriptors), graphs exported → (folder, its model, its table)."""
+    from core.export_onnx import export_folder
+    from core.generator import GeneratorConfig, TextureGenerator
+    from helpers import save_generator
+
+    make_models_folder(folder)
+    (folder / "gan-tiny.safetensors").unlink()
+    base = tiny_generator()
+    model = TextureGenerator(GeneratorConfig(**{**base.cfg.to_dict(), "descriptor_dim": 13})).eval()
+    model.load_state_dict(base.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        model.image_code.weight.copy_(torch.randn(model.cfg.style_dim, 13, generator=g) * 0.5)
+        phi = torch.randn(len(MEMBER_STYLE), 13, generator=g)
+        table = model.style.weight[torch.from_numpy(MEMBER_STYLE)] + model.image_code(phi)
+    members = {"members.embedding": table, "members.style": torch.from_numpy(MEMBER_STYLE),
+               "descriptors.mean": torch.zeros(13), "descriptors.std": torch.ones(13)}
+    path = weights.save(folder / "members.safetensors", "generator", model.cfg.to_dict(),
+                        model.state_dict() | members, styles=STYLES, data={}, training={}, metrics={})
+    assert weights.graph_name("generator", model.cfg.to_dict()) == weights.graph_name("generator", base.cfg.to_dict())
+    assert len(export_folder(folder)) == 3  # the embedding is a graph input: one graph runs both kinds
+    assert path.is_file()
+    return folder, model.requires_grad_(False), table.numpy()
+
+
+def test_a_seed_picks_one_member_per_style_from_its_own_stream():
+    """The member stream is the seed's first spawned child, so `draw` (the noise) is untouched; these picks
+    change only if every per-image texture does. A style picks the same member alone or in a mix."""
+    picks = [noise.pick_members(MEMBER_STYLE, 2, seed).tolist() for seed in range(6)]
+    assert picks == [[2, 3], [2, 3], [2, 3], [1, 4], [2, 3], [1, 5]]
+    assert noise.pick_members(np.array([0, 1, 1, 0, 1]), 2, 2**64 - 1).tolist() == [0, 2]
+    table = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    w = np.array([[0.25, 0.75]], np.float32)
+    s = noise.member_embedding(w, table, MEMBER_STYLE, 5)
+    assert s.shape == (1, 4) and s.dtype == np.float32
+    np.testing.assert_allclose(s[0], 0.25 * table[1] + 0.75 * table[5], rtol=1e-6)
+    assert np.array_equal(noise.member_embedding(np.array([[0.0, 1.0]], np.float32), table, MEMBER_STYLE, 5)[0],
+                          table[5])
+    a, b = noise.draw(tiny_generator().cfg, (2, 3), 5), noise.draw(tiny_generator().cfg, (2, 3), 5)
+    assert np.array_equal(a.local, b.local)
+
+
+def test_a_per_image_file_gives_each_seed_one_member_alike_on_both_paths(tmp_path):
+    from core import api
+
+    folder, model, table = per_image_models(tmp_path / "models")
+    rt = runtime.load(models_dir=folder)
+    gen = api.load_generator(device="cpu", models_dir=folder)
+    assert rt.errors == gen.errors == [] and rt.styles == gen.styles == STYLES
+    assert np.array_equal(rt.generators["grass"].members.embedding, table)
+    assert np.array_equal(gen.generators["grass"].members.style, MEMBER_STYLE)
+    for style, seed in (("grass", 3), ("grass", 5), ("brick:0.3+grass:0.7", 0)):
+        a = rt.generate_gan(style, seed=seed, size=32)
+        b = gen.generate_gan(style, seed=seed, size=32).numpy()
+        assert levels(a, b) <= 1, (style, seed)
+    # seeds 3 and 5 pick members 4 and 5 of grass: the texture of seed 3 is member 4's, not member 5's
+    cells = (8, 8)
+
+    def drawn(member: int, seed: int) -> torch.Tensor:
+        s = torch.from_numpy(table[member:member + 1])
+        return (model.synthesize(model.make_noise(s, cells, [seed]), s) * 0.5 + 0.5).clamp(0, 1)
+
+    got = gen.generate_gan("grass", seed=3, size=32)
+    assert torch.allclose(got, drawn(4, 3), atol=1e-6)
+    assert (got - drawn(5, 3)).abs().max() > 1e-2  # the same noise with another member is another texture
+    style_row = torch.from_numpy(model.style.weight[1:2].numpy())
+    centre = (model.synthesize(model.make_noise(style_row, cells, [3]), style_row) * 0.5 + 0.5).clamp(0, 1)
+    assert (got - centre).abs().max() > 1e-2  # not the style's own row: the member's
+    # a file whose members leave a style without one is refused by name, on both paths
+    meta, tensors = weights.read(folder / "members.safetensors")
+    tensors["members.style"] = torch.zeros(6, dtype=torch.int64)
+    weights.save(folder / "members.safetensors", "generator", meta["config"], tensors, styles=STYLES)
+    for load in (lambda: runtime.load(models_dir=folder), lambda: api.load_generator("cpu", models_dir=folder)):
+        with pytest.raises(FileNotFoundError, match="members.safetensors: style 1 has no member"):
+            load()  # the only generator
+
+
+def test_a_file_without_members_draws_what_it_drew(onnx_models, tmp_path):
+    """The tiny generator's file (no members) gives exactly the texture of its style row and a seed's noise on
+    both paths, as before per-image conditioning; the per-image file of the same weights draws the same noise."""
+    from core import api
+
+    folder, _, table = per_image_models(tmp_path / "per_image")  # onnx_models is tmp_path / "models"
+    model = tiny_generator()
+    gen, rt = api.load_generator(device="cpu", models_dir=onnx_models), runtime.load(models_dir=onnx_models)
+    assert gen.generators["grass"].members is None and rt.generators["grass"].members is None
+    t = rt.generators["grass"].table
+    loaded = gen.generators["grass"].model
+    for style, w in (("grass", [[0.0, 1.0]]), ("brick:0.3+grass:0.7", [[0.3, 0.7]])):
+        with torch.inference_mode():  # what core.api did before members, step by step
+            s = loaded.embed(torch.tensor(w))
+            want = (loaded.synthesize(loaded.make_noise(s, (8, 8), [3]), s).float() * 0.5 + 0.5).clamp(0, 1)
+        assert torch.equal(gen.generate_gan(style, seed=3, size=32), want)
+        s_np = (np.array(w, np.float32) @ t["style.weight"]).astype(np.float32)  # the runtime's embedding as before
+        freq = (s_np @ t["wave.weight"].T + t["wave.bias"]).reshape(-1, 2)
+        fine = (s_np @ t["fine_wave.weight"].T + t["fine_wave.bias"]).reshape(-1, 2)
+        z = noise.grid(model.cfg, noise.draw(model.cfg, (8, 8), 3), freq, fine)
+        (x,) = rt.generators["grass"].session.run(None, {"noise": z, "style": s_np})
+        assert np.array_equal(rt.generate_gan(style, seed=3, size=32), np.clip(x * np.float32(0.5) + 0.5, 0, 1))
+    members = api.load_generator(device="cpu", models_dir=folder).generators["grass"]
+    s = torch.from_numpy(table[4:5])
+    z_member = members.model.make_noise(s, (8, 8), [3])
+    z_plain = model.make_noise(s, (8, 8), [3])
+    assert torch.equal(z_member, z_plain)
