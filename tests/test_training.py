@@ -844,3 +844,89 @@ def test_photos_are_cropped_inside_their_borders(data, tmp_path, monkeypatch):
     gan(data, tmp_path / "tiles", steps=1)
     gan(data, tmp_path / "photos", steps=1, photos=True)
     assert seen == [True, False]  # tileable textures wrap around; photos do not
+
+
+# per-image conditioning (--per-image)
+
+def test_sample_indexed_reports_the_image_of_each_crop(tmp_path):
+    """Each crop's image index points at the image it came from (flat colours tell them apart); `sample`
+    makes the same draws and crops without the indices."""
+    from training.common import StyleImages
+
+    colours = {"a": [0.1, 0.3], "b": [0.5, 0.7, 0.9]}
+    for style, values in colours.items():
+        for i, v in enumerate(values):
+            write_png(tmp_path / style / f"{i}.png", np.full((8 + 4 * i, 12, 3), v))
+    images = StyleImages.from_folder(tmp_path, describe=True)
+    assert images.image_styles.tolist() == [0, 0, 1, 1, 1] and images.descriptors.shape == (5, 13)
+    assert np.allclose(images.descriptors[:, 0], [0.1, 0.3, 0.5, 0.7, 0.9], atol=3e-3)  # mean red, in order
+    crops, labels, index = images.sample_indexed(40, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(images.image_styles[index], labels)
+    assert np.allclose(crops.mean(dim=(1, 2, 3)).numpy(), images.descriptors[index.numpy(), 0], atol=3e-3)
+    again, labels2 = images.sample(40, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(again, crops) and torch.equal(labels2, labels)
+    assert StyleImages.from_folder(tmp_path).descriptors is None  # only when asked for
+
+
+def test_gan_per_image_trains_resumes_exports_and_generates_alike_on_both_paths(data, tmp_path):
+    from core import api, noise, runtime, weights
+    from core.descriptors import standardise
+    from core.export_onnx import export_folder
+    from training.export import export
+
+    run = tmp_path / "run"
+    gan(data, run, per_image=True)
+    meta, tensors = read_checkpoint(run)
+    assert meta["generator"]["descriptor_dim"] == 13 and meta["train"]["per_image"] is True
+    assert len(meta["descriptors"]["mean"]) == len(meta["descriptors"]["std"]) == 13
+    assert tensors["extra.descriptors"].shape == (6, 13) and tensors["extra.image_styles"].tolist() == [0] * 3 + [1] * 3
+    assert tensors["D.image_embed.weight"].shape[1] == 13
+    gan(data, run, per_image=True, steps=4, resume=True)
+    meta2, tensors = read_checkpoint(run)
+    assert meta2["step"] == 4 and meta2["descriptors"] == meta["descriptors"]
+    with pytest.raises(ValueError, match="--per-image"):
+        gan(data, run, steps=5, resume=True)
+
+    models = tmp_path / "models"
+    path = export(run, models / "g.safetensors")
+    fmeta, ft = weights.read(path)
+    assert fmeta["config"]["descriptor_dim"] == 13
+    g = prefixed(tensors, "G_ema.")
+    mean, std = (np.array(meta["descriptors"][k], np.float32) for k in ("mean", "std"))
+    phi = torch.from_numpy(standardise(tensors["extra.descriptors"].numpy(), mean, std))
+    want = g["style.weight"][tensors["extra.image_styles"]] + phi @ g["image_code.weight"].T
+    assert torch.allclose(ft["members.embedding"], want, atol=1e-6)
+    assert ft["members.style"].tolist() == [0] * 3 + [1] * 3 and torch.equal(ft["descriptors.mean"], torch.tensor(mean))
+
+    export_folder(models)
+    gen, rt = api.load_generator(device="cpu", models_dir=models), runtime.load(models_dir=models)
+    assert gen.styles == rt.styles == STYLES and gen.errors == rt.errors == []
+    member_style = ft["members.style"].numpy()
+    other = next(s for s in range(1, 50) if noise.pick_members(member_style, 2, s)[1] != noise.pick_members(
+        member_style, 2, 0)[1])  # a seed that picks another member of stripes than seed 0
+    for style, seed in (("stripes", 0), ("stripes", other), ("noise:0.5+stripes:0.5", 1)):
+        a, b = gen.generate_gan(style, seed=seed, size=32).numpy(), rt.generate_gan(style, seed=seed, size=32)
+        assert np.abs(a - b).max() <= 1 / 255 + 1e-6, (style, seed)
+
+
+def test_gan_per_image_init_from_a_run_without_it_starts_as_the_same_g_and_d(data, tmp_path, capsys):
+    from core.generator import GeneratorConfig, TextureGenerator
+    from training.gan import Discriminator
+
+    a = gan(data, tmp_path / "a").parent
+    b = tmp_path / "b"
+    gan(data, b, init=a, per_image=True, steps=3)  # the start is at step 3: no step is taken, b is saved as it starts
+    assert "new layers: image_code, image_embed" in capsys.readouterr().out
+    (ma, ta), (mb, tb) = read_checkpoint(a), read_checkpoint(b)
+    assert mb["step"] == 3 and not tb["G_ema.image_code.weight"].any() and not tb["D.image_embed.weight"].any()
+    phi = torch.randn(2, 13, generator=torch.Generator().manual_seed(0))
+    w, x, labels = torch.eye(2), torch.randn(2, 3, 16, 16), torch.tensor([0, 1])
+    outs = []
+    for meta, t, descriptors in ((ma, ta, None), (mb, tb, phi)):
+        G = TextureGenerator(GeneratorConfig(**meta["generator"])).eval()
+        checkpoint.restore_module(G, "G_ema", t)
+        D = Discriminator(2, 8, 3, descriptor_dim=meta["generator"].get("descriptor_dim", 0)).eval()
+        checkpoint.restore_module(D, "D", t)
+        with torch.no_grad():
+            outs.append((G(w, (6, 6), torch.Generator().manual_seed(1), descriptors), D(x, labels, descriptors)))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.allclose(outs[0][1], outs[1][1], atol=1e-6)

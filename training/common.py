@@ -74,11 +74,16 @@ class StyleImages:
     sources: dict = field(default_factory=dict)
     turned: int = 0
     """how many images `align` turned by 90°"""
+    descriptors: np.ndarray | None = None
+    """with `describe`: (len(self), core.descriptors.DIM) float32, each image's raw descriptors φ, in the
+    order of `image_styles` (style by style, images in file-name order), as the images are held"""
 
     @classmethod
     def from_folder(cls, root: Path, max_side: int | None = None, align: bool = False,
-                    hint: str | None = None, check_names: bool = False) -> "StyleImages":
+                    hint: str | None = None, check_names: bool = False, describe: bool = False) -> "StyleImages":
         """With `align`, images whose stripes run vertically are turned by 90° (see `run_horizontally`).
+        With `describe`, each image's descriptors are computed once, from the image as held (resized and
+        turned): `descriptors`.
         `hint` ends the no-usable-image error (default: put images in `root` or in style subfolders).
         With `check_names`, folder names that could not be used as style names raise ValueError first.
         Images are read as `core.imageio.read_image` reads them (EXIF orientation applied, 16-bit and
@@ -129,14 +134,33 @@ class StyleImages:
         index = root.parent.parent / "index.json"  # the curated set records its sources
         if index.is_file():
             sources = json.loads(index.read_text()).get("licences", {})
-        return cls(styles, images, sources or {"user folder": str(root)}, turned)
+        descriptors = None
+        if describe:
+            from core.descriptors import describe as phi
+
+            descriptors = np.stack([phi(img.permute(1, 2, 0).numpy() / 255.0) for imgs in images for img in imgs])
+        return cls(styles, images, sources or {"user folder": str(root)}, turned, descriptors)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.images)
 
+    @property
+    def image_styles(self) -> torch.Tensor:
+        """(len(self),) int64: the style index of each image, style by style; an image's place in it is the
+        image index `sample_indexed` reports."""
+        return torch.tensor([s for s, imgs in enumerate(self.images) for _ in imgs], dtype=torch.int64)
+
     def sample(self, n: int, crop: int, g: torch.Generator, wrap: bool = True,
                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """n random crops (n, 3, crop, crop) in [0, 1] and their style labels. Styles are drawn
+        """n random crops (n, 3, crop, crop) in [0, 1] and their style labels (n,) int64: `sample_indexed`
+        without the image indices (the same draws from `g`)."""
+        crops, labels, _ = self.sample_indexed(n, crop, g, wrap, weights)
+        return crops, labels
+
+    def sample_indexed(self, n: int, crop: int, g: torch.Generator, wrap: bool = True,
+                       weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n random crops (n, 3, crop, crop) in [0, 1], their style labels (n,) int64 and the index (n,) int64
+        of the image each came from (its row of `image_styles` and `descriptors`). Styles are drawn
         uniformly (rare styles are not drowned out) or in proportion to `weights`, then an image,
         then a position. With `wrap`, crops wrap around the image's torus (the sources are tileable),
         which is also the roll augmentation; otherwise they stay inside images big enough to hold them."""
@@ -144,10 +168,14 @@ class StyleImages:
             labels = torch.randint(len(self.styles), (n,), generator=g)
         else:
             labels = torch.multinomial(weights, n, replacement=True, generator=g)
+        first = np.cumsum([0] + [len(imgs) for imgs in self.images])  # each style's first image index
+        index = torch.empty(n, dtype=torch.int64)
         out = torch.empty(n, 3, crop, crop)
         for i, s in enumerate(labels.tolist()):
             imgs = self.images[s]
-            img = imgs[int(torch.randint(len(imgs), (1,), generator=g))]
+            j = int(torch.randint(len(imgs), (1,), generator=g))
+            index[i] = int(first[s]) + j
+            img = imgs[j]
             _, h, w = img.shape
             inside = not wrap and h >= crop and w >= crop
             y0 = int(torch.randint(h - crop + 1 if inside else h, (1,), generator=g))
@@ -158,7 +186,7 @@ class StyleImages:
             if torch.rand((), generator=g) < 0.5:
                 patch = patch.flip(2)
             out[i] = patch
-        return out, labels
+        return out, labels, index
 
 
 STYLE_RESERVED = ":+,"  # the style-mix syntax ("grass:0.7+rock:0.3") and list separators (--styles a,b)
@@ -250,7 +278,7 @@ class Clock:
     """Stops after `steps` total steps or `minutes` of this run, whichever comes first."""
 
     def __init__(self, start_step: int, steps: int | None, minutes: float | None, wall_before: float):
-        self.step, self.steps, self.minutes = start_step, steps, minutes
+        self.step, self.steps, self.minutes, self.start_step = start_step, steps, minutes, start_step
         self.t0, self.wall_before = time.time(), wall_before
         self._rate_from = (self.t0, start_step)
 
@@ -293,6 +321,9 @@ def end_step(cfg: RunConfig, d: Dist, clock: Clock, bar, images: int, losses: di
     """After each optimiser step: count it; every 10th and the last, log the losses (read only then, as
     `.item()` waits for the GPU) and the `images`-per-step rate; checkpoint and sample on their intervals."""
     clock.step += 1
+    if clock.minutes is not None and clock.steps is None:  # a time budget: the bar's end is where it runs out
+        done = clock.step - clock.start_step
+        bar.total = clock.step + int((clock.minutes * 60 - (time.time() - clock.t0)) / (time.time() - clock.t0) * done)
     bar.update(1)
     if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):
         scores = {k: float(f"{v.item():.4g}") for k, v in losses.items()}

@@ -4,6 +4,8 @@ Reads top to bottom: config → data → models → optimizers → (resume) → 
 Hinge loss, spectral norm on D, lazy R1 on real images, EMA of G. D sees a random wrap-around
 crop of every generated image, whose seam lands anywhere, so G is judged
 on its seams too; real crops wrap around their (tileable) sources in the same way.
+With --per-image, G and D are conditioned on each training image's descriptors as well as its style, and
+every fake is paired with a real crop: the same style and the same image's descriptors.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.nn.utils import spectral_norm
 
+from core import descriptors
 from core.files import check_can_write
 from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
@@ -57,6 +61,14 @@ class GanConfig(RunConfig):
     style_init: str | None = None
     """with --init: new styles that start at the embedding of a style of the start instead of the mean,
     e.g. asphalt=concrete,stone_wall=brick"""
+    per_image: bool = False
+    """give every training image its own embedding, a style being the set of them, so that a seed draws one
+    coherent material instead of a blend of the style's images: image i of style c is embedded as style[c] plus
+    a linear map of its 13 descriptors (colour means and spreads, spectral power in five bands of period,
+    anisotropy: core.descriptors), standardised with this run's training set; D's projection gets a per-image
+    term the same way, and each fake is paired with a real crop's style and image. Both new maps start at
+    zero, so --init from a run without it starts as the same G and D; export then writes every image's
+    embedding, of which a seed picks one per style"""
     augment: str = ""
     """differentiable augmentation of everything D sees, real and generated alike (DiffAugment, Zhao et
     al. 2020): a comma-separated subset of color,translation,cutout; translation is a roll on the torus"""
@@ -212,7 +224,8 @@ class Discriminator(nn.Module):
     `pool="meanstd"` its standard deviation beside it), so it judges patches of any crop ≥ 2**levels.
     """
 
-    def __init__(self, styles: int, width: int = 32, levels: int = 4, spectral: bool = True, pool: str = "mean"):
+    def __init__(self, styles: int, width: int = 32, levels: int = 4, spectral: bool = True, pool: str = "mean",
+                 descriptor_dim: int = 0):
         super().__init__()
         self.pool = pool
         norm = spectral_norm if spectral else (lambda m: m)
@@ -226,13 +239,23 @@ class Discriminator(nn.Module):
         pooled = 2 * c if pool == "meanstd" else c
         self.linear = norm(nn.Linear(pooled, 1))
         self.embed = norm(nn.Embedding(styles, pooled))
+        self.image_embed = None
+        if descriptor_dim:  # per image: zero at first, and never spectral (the σ of a zero matrix is 0)
+            self.image_embed = nn.Linear(descriptor_dim, pooled, bias=False)
+            nn.init.zeros_(self.image_embed.weight)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 3, H, W) in [-1, 1], style labels (B,) int64 and, for a per-image D, each image's
+        standardised descriptors (B, descriptor_dim) → logits (B,)."""
         f = self.features(x)
         h = f.mean(dim=(2, 3))
         if self.pool == "meanstd":
             h = torch.cat([h, (f.var(dim=(2, 3), unbiased=False) + 1e-8).sqrt()], dim=1)
-        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+        logit = self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+        if self.image_embed is not None:
+            assert descriptors is not None, "this D is per image: pass the descriptors"
+            logit = logit + (self.image_embed(descriptors.to(h.dtype)) * h).sum(1)
+        return logit
 
 
 def unspectral(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -269,6 +292,7 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
                              f"{meta.get('kind')!r})")
         old_styles, training = meta["styles"], meta.get("training", {})
         step, wall = int(training.get("steps", 0)), float(training.get("wall_time_s", 0.0))
+        tensors = {k: v for k, v in tensors.items() if k not in weights.MEMBER_TENSORS}  # not the model's
         parts = {"G": tensors, "G_ema": tensors}
     else:
         meta, tensors, _ = checkpoint.load(path, "--init takes the --out folder of an earlier gan run or an "
@@ -323,18 +347,24 @@ def _restyle(key: str, old: torch.Tensor, present: bool, old_styles: list[str],
 
 
 D_HEAD = ("linear.weight", "linear.weight_orig", "linear.weight_v", "embed.weight", "embed.weight_orig",
-          "embed.weight_v")  # what reads D's pooled features: wider with --d-pool meanstd
+          "embed.weight_v", "image_embed.weight")  # what reads D's pooled features: wider with --d-pool meanstd
+D_HEAD_ROWS = ("image_embed.weight",)  # (pooled, descriptor_dim): the pooled features are its rows
 
 
 def _widen(key: str, old: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor:
-    """A D head tensor (D_HEAD) of a mean-pooled D, zero-padded in its last dimension to a meanstd D's
-    width: the std half starts silent. Every other tensor passes unchanged."""
-    if key not in D_HEAD or own is None or old.shape == own.shape or old.shape[:-1] != own.shape[:-1]:
+    """A D head tensor (D_HEAD) of a mean-pooled D, zero-padded in its pooled dimension (the last one; the
+    first for D_HEAD_ROWS) to a meanstd D's width: the std half starts silent. Every other tensor passes
+    unchanged."""
+    axis = 0 if key in D_HEAD_ROWS else old.dim() - 1
+    if key not in D_HEAD or own is None or old.shape == own.shape or old.dim() != own.dim() \
+            or any(a != b for i, (a, b) in enumerate(zip(old.shape, own.shape)) if i != axis):
         return old
-    if old.shape[-1] > own.shape[-1]:
+    if old.shape[axis] > own.shape[axis]:
         raise ValueError(f"--init: D's {key} is {tuple(old.shape)}, wider than this run's {tuple(own.shape)}: a "
                          "meanstd D cannot start a mean-pooled one")
-    return F.pad(old, (0, own.shape[-1] - old.shape[-1]))
+    pad = [0, 0] * old.dim()
+    pad[2 * (old.dim() - 1 - axis) + 1] = own.shape[axis] - old.shape[axis]
+    return F.pad(old, pad)
 
 
 def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
@@ -351,25 +381,29 @@ def train(cfg: GanConfig) -> Path:
     g_data = torch.Generator().manual_seed(cfg.seed * 1000 + d.rank)
     g_noise = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + d.rank)
 
-    data = StyleImages.from_folder(cfg.data, cfg.image_size, cfg.align,
+    data = StyleImages.from_folder(cfg.data, cfg.image_size, cfg.align, describe=cfg.per_image,
                                    hint=f"put images in {cfg.data}/<style>/ subfolders", check_names=True)
     weights = style_weights(cfg.style_weights, data.styles)
-    gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves)
+    k = descriptors.DIM if cfg.per_image else 0
+    gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves,
+                           descriptor_dim=k)
     G = TextureGenerator(gcfg).to(d.device)
-    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool).to(d.device)
+    D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool,
+                      k).to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
     opt_d = torch.optim.Adam(D.parameters(), lr=d_lr, betas=(0.0, 0.99))
 
     step, wall = 0, 0.0
+    stats: dict[str, list[float]] | None = None
     if cfg.resume:
         meta, tensors, header = checkpoint.load(cfg.out)
         if meta["styles"] != data.styles:
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
         if GeneratorConfig(**meta["generator"]) != gcfg:
             raise ValueError(f"--resume: checkpoint generator {meta['generator']} differs from {gcfg.to_dict()}: "
-                             f"pass its --widths and --fine-waves, or start a new run from it with --init")
+                             f"pass its --widths, --fine-waves and --per-image, or start a new run from it with --init")
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
         checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header, cfg.lr)
@@ -378,6 +412,7 @@ def train(cfg: GanConfig) -> Path:
             if f"extra.{name}{d.rank}" in tensors:  # rank 0's streams; other ranks keep their fresh seeds
                 gen.set_state(checkpoint.extra(tensors, f"{name}{d.rank}"))
         step, wall = meta["step"], meta["wall_time_s"]
+        stats = meta.get("descriptors")
     elif cfg.init is not None:
         starts = parse_pairs(cfg.style_init) if cfg.style_init else None
         step, wall, msg = init_from(cfg.init, data.styles, {"G": G, "D": D, "G_ema": G_ema}, starts)
@@ -385,6 +420,16 @@ def train(cfg: GanConfig) -> Path:
             print(f"gan: starting from {cfg.init} at step {step}; {msg}")
     if d.main and not cfg.resume and (cfg.out / checkpoint.LAST).exists():
         raise ValueError(f"{cfg.out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+
+    # Per image: the descriptors are standardised with statistics fixed once per run (a resumed run keeps its
+    # own), which export stores, so any later image maps into the units image_code learned in.
+    desc = None
+    if data.descriptors is not None:
+        if stats is None:
+            mean, std = descriptors.fit(data.descriptors)
+            stats = {"mean": mean.tolist(), "std": std.tolist()}
+        mean, std = (np.asarray(stats[key], dtype=np.float32) for key in ("mean", "std"))
+        desc = torch.from_numpy(descriptors.standardise(data.descriptors, mean, std)).to(d.device)
 
     # Data-parallel: each rank draws its own batch; DDP averages gradients.
     G_train = DDP(G) if d.world > 1 else G
@@ -405,16 +450,23 @@ def train(cfg: GanConfig) -> Path:
         meta = {"kind": "gan", "step": clock.step, "wall_time_s": clock.wall, "styles": data.styles,
                 "generator": gcfg.to_dict(), "train": config_record(cfg),
                 "sources": data.sources, "hardware": hardware(d)}
-        checkpoint.save(cfg.out, {"G": G, "D": D, "G_ema": G_ema}, {"opt_g": opt_g, "opt_d": opt_d}, meta,
-                        {"g_data0": g_data.get_state(), "g_noise0": g_noise.get_state()})
+        extra = {"g_data0": g_data.get_state(), "g_noise0": g_noise.get_state()}
+        if data.descriptors is not None:  # what export needs for the members: each image's φ and style
+            meta["descriptors"] = stats
+            extra |= {"descriptors": torch.from_numpy(data.descriptors), "image_styles": data.image_styles}
+        checkpoint.save(cfg.out, {"G": G, "D": D, "G_ema": G_ema}, {"opt_g": opt_g, "opt_d": opt_d}, meta, extra)
 
     def sample(step_now: int) -> None:
         if not d.main:
             return
         g = torch.Generator().manual_seed(1234)
         n = 2
+        phi = None
+        if desc is not None:  # each style's first n members (its images in order, repeated if it has fewer)
+            first = np.cumsum([0] + [len(imgs) for imgs in data.images])
+            phi = desc[[int(first[c]) + j % len(imgs) for c, imgs in enumerate(data.images) for j in range(n)]]
         with torch.no_grad():
-            imgs = G_ema(eye.repeat_interleave(n, 0), cells, g).float().cpu() * 0.5 + 0.5
+            imgs = G_ema(eye.repeat_interleave(n, 0), cells, g, phi).float().cpu() * 0.5 + 0.5
         imgs = imgs.repeat(1, 1, 2, 2)  # show each tiled 2×2: seams would show here
         write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(imgs, 2 * n))
 
@@ -422,19 +474,21 @@ def train(cfg: GanConfig) -> Path:
     bar = progress(clock, "gan", d.main)
     r1 = torch.zeros((), device=d.device)  # the last computed R1 (it is lazy), for the log
     while clock.running():
-        real, labels = data.sample(cfg.batch, cfg.crop, g_data, wrap=not cfg.photos, weights=weights)
+        real, labels, index = data.sample_indexed(cfg.batch, cfg.crop, g_data, wrap=not cfg.photos, weights=weights)
         real, labels = (real * 2 - 1).to(d.device), labels.to(d.device)
         w = eye[labels]
+        phi = None if desc is None else desc[index.to(d.device)]  # paired: each fake has its real's image
 
         # D step: hinge loss on real vs wrap-around crops of fakes; every r1_every steps, R1 on reals (lazy).
         D.requires_grad_(True)
         with torch.no_grad(), autocast(d, cfg.bf16):
-            fake = G(w, cells, g_noise)
+            fake = G(w, cells, g_noise, phi)
         do_r1 = cfg.r1 > 0 and clock.step % cfg.r1_every == 0
         real.requires_grad_(do_r1)
         with autocast(d, cfg.bf16):
             seen = torch.cat([real, wrap_crops(fake.float(), cfg.crop, g_noise)])
-            logits = D_train(diff_augment(seen, cfg.augment, g_noise), torch.cat([labels, labels]))
+            logits = D_train(diff_augment(seen, cfg.augment, g_noise), torch.cat([labels, labels]),
+                             None if phi is None else torch.cat([phi, phi]))
         lr_, lf = logits.float().chunk(2)
         loss_d = F.relu(1 - lr_).mean() + F.relu(1 + lf).mean()
         if do_r1:
@@ -449,9 +503,9 @@ def train(cfg: GanConfig) -> Path:
         # G step: D (not synchronised, not updated) judges wrap-around crops of fakes.
         D.requires_grad_(False)
         with autocast(d, cfg.bf16):
-            fake = G_train(w, cells, g_noise)
+            fake = G_train(w, cells, g_noise, phi)
             seen = wrap_crops(fake, cfg.crop, g_noise)
-            loss_g = -D(diff_augment(seen, cfg.augment, g_noise), labels).float().mean()
+            loss_g = -D(diff_augment(seen, cfg.augment, g_noise), labels, phi).float().mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
