@@ -930,3 +930,10 @@ def test_gan_per_image_init_from_a_run_without_it_starts_as_the_same_g_and_d(dat
         with torch.no_grad():
             outs.append((G(w, (6, 6), torch.Generator().manual_seed(1), descriptors), D(x, labels, descriptors)))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.allclose(outs[0][1], outs[1][1], atol=1e-6)
+
+
+def test_a_time_budget_gives_the_progress_bar_an_end_and_an_eta(data, tmp_path, capsys):
+    gan(data, tmp_path / "timed", steps=None, minutes=0.05)
+    bars = capsys.readouterr().err
+    # without a total the bar only counts ("7step [00:03, ...]"); with one it shows "7/9 [00:03<00:01, ...]"
+    assert re.search(r"\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", bars), bars[-300:]
