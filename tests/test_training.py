@@ -937,3 +937,21 @@ def test_a_time_budget_gives_the_progress_bar_an_end_and_an_eta(data, tmp_path, 
     bars = capsys.readouterr().err
     # without a total the bar only counts ("7step [00:03, ...]"); with one it shows "7/9 [00:03<00:01, ...]"
     assert re.search(r"\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", bars), bars[-300:]
+
+
+def test_a_wider_d_grows_from_a_narrower_one_as_the_same_function(data, tmp_path):
+    from training.gan import Discriminator, _grow, _widen
+
+    torch.manual_seed(0)
+    narrow, wide = Discriminator(3, 8, 2, spectral=False), Discriminator(3, 16, 2, spectral=False)
+    own = wide.state_dict()  # as init_from does: the head reads the new pooled features with zeros, then grow
+    wide.load_state_dict({k: _grow(k, _widen(k, v, own[k]), own[k]) for k, v in narrow.state_dict().items()})
+    x, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    assert torch.allclose(wide(x, labels), narrow(x, labels), atol=1e-5)
+    new_rows = wide.features[0].weight[8:]
+    assert new_rows.abs().sum() > 0  # the new channels are live, so they learn
+    with pytest.raises(ValueError, match="can grow, not shrink"):
+        _grow("features.0.weight", wide.features[0].weight, narrow.features[0].weight)
+    run = gan(data, tmp_path / "narrow", d_width=8, d_norm="none").parent
+    gan(data, tmp_path / "wide", init=run, d_width=16, d_norm="none", steps=5)
+    assert read_checkpoint(tmp_path / "wide")[1]["D.features.0.weight"].shape[0] == 16

@@ -77,7 +77,8 @@ class GanConfig(RunConfig):
     fine_waves: int = 8
     """periodic wave channels at half the output resolution, for courses, planks and joints (0: none)"""
     d_width: int = 32
-    """discriminator channels at full resolution (doubling as it goes down)"""
+    """discriminator channels at full resolution (doubling as it goes down, at most 256); --init from a
+    narrower D grows it so that it starts as the same function (new channels are read with zero weights)"""
     d_levels: int = 4
     """discriminator downsampling stages; any --crop ≥ 2**levels works, so the crop can grow on --resume"""
     d_pool: str = "mean"
@@ -319,6 +320,9 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
         if plain:
             state = unspectral(state)
         state = {k: _widen(k, v, own.get(k)) for k, v in state.items()}
+        if name == "D":  # a wider D (--d-width) starts as the same function
+            grown = {k: _grow(k, v, own.get(k)) for k, v in state.items()}
+            state = {k: v for k, v in grown.items() if v is not None}
         added |= checkpoint.restore_module(modules[name], name, {f"{name}.{k}": v for k, v in state.items()},
                                            strict=False)
     seeded = [f"{s} from {starts[s]}" if s in starts else f"{s} from the mean" for s in new]
@@ -365,6 +369,30 @@ def _widen(key: str, old: torch.Tensor, own: torch.Tensor | None) -> torch.Tenso
     pad = [0, 0] * old.dim()
     pad[2 * (old.dim() - 1 - axis) + 1] = own.shape[axis] - old.shape[axis]
     return F.pad(old, pad)
+
+
+def _grow(key: str, old: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor | None:
+    """A convolution of a narrower D (--d-width) grown to this D's width so that D computes the same logits:
+    the old channels keep their weights and ignore the new input channels (zero there), the new output
+    channels keep their fresh random weights (so they learn: their own inputs are live, and the layer after
+    reads them through weights that start at zero but get gradients). Biases keep the old values first.
+    Spectral norm's power-iteration vectors of a grown layer are dropped (None: the module keeps its own);
+    with spectral norm the grown layer's σ changes, so only a plain D (--d-norm none) starts exactly the same.
+    Every other tensor passes unchanged."""
+    if own is None or old.shape == own.shape or not key.startswith("features."):
+        return old
+    if key.endswith(("weight_u", "weight_v")):
+        return None
+    if old.dim() != own.dim() or old.shape[2:] != own.shape[2:] or any(a > b for a, b in zip(old.shape, own.shape)):
+        raise ValueError(f"--init: D's {key} is {tuple(old.shape)}, which does not grow into this run's "
+                         f"{tuple(own.shape)}: --d-width can grow, not shrink, and --d-levels must match")
+    new = own.detach().clone().to(old.dtype)
+    if old.dim() == 1:
+        new[:old.shape[0]] = old
+    else:
+        new[:old.shape[0], :old.shape[1]] = old
+        new[:old.shape[0], old.shape[1]:] = 0
+    return new
 
 
 def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
