@@ -117,7 +117,7 @@ def ktx2_to_png(data: bytes, name: str) -> bytes:
     try:
         import opengl_basisu
     except ImportError:
-        raise RuntimeError(f"{name}: reading KTX2 needs the opengl-basisu package (pip install -e .)") from None
+        raise RuntimeError(f"{name}: reading KTX2 needs the opengl-basisu package (pip install -e '.[data]')") from None
     import io
 
     from PIL import Image
