@@ -1,0 +1,149 @@
+"""How close `tessera learn` comes to a user's photo, against training from scratch for the same time.
+
+    python tools/learn_eval.py train PHOTO --arm learn|scratch --out DIR [--minutes 5,15,30]
+    python tools/learn_eval.py measure DIR [DIR …] --sheet docs/learn_sheet.png [--json FILE]
+
+`train` runs one arm on one photo and exports a generator after each budget in --minutes (CPU minutes of
+training, counted across the stages): `learn` adapts the shipped generator (training.learn, as the CLI
+does); `scratch` trains the same GAN from random weights on the same crops (`training gan --photos`).
+Run the two arms side by side, one core each (`OMP_NUM_THREADS=1 taskset -c N`), so their minutes match.
+DIR/<arm>/<minutes>min.safetensors are the results.
+
+`measure` scores every result in each DIR with the classifier two-sample test of core.realism at the GAN's
+scale: 64² crops of the photo (at the training scale, ≤ 256 px) against crops of 8 seeds drawn at 256²;
+the photo is cut into 8 tiles, four for the real role and four for the floor (the photo against itself),
+so the held-out crops always come from other tiles. 3 repeats. The sheet: per photo, the photo, three
+seeds of the learned style after the longest budget, and the photo after `tessera tile`, each tiled 2×2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.imageio import read_image, write_png  # noqa: E402
+
+GAN_SIDE = 256  # the learned generator draws at this side for the test; photos are seen at ≤ this
+SEEDS = 8
+
+
+def train(photo: Path, arm: str, out: Path, budgets: list[float]) -> None:
+    from training import checkpoint, export
+    from training.gan import GanConfig
+    from training.gan import train as train_gan
+    from training.learn import LearnConfig, learn
+
+    folder = out / arm
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "photo"
+    for k, minutes in enumerate(budgets):
+        if arm == "learn":
+            cfg = LearnConfig(inputs=[photo], name=name, minutes=minutes, resume=k > 0, restart=k == 0,
+                              replace=True, models=folder / "models", work=folder / "work")
+            result = learn(cfg)
+        else:
+            data = folder / "photos" / name
+            if k == 0:
+                shutil.rmtree(folder / "run", ignore_errors=True)
+                data.mkdir(parents=True, exist_ok=True)
+                shutil.copy(photo, data / photo.name)
+            spent = checkpoint.load(folder / "run")[0]["wall_time_s"] / 60 if k else 0.0
+            train_gan(GanConfig(data=data.parent, out=folder / "run", minutes=minutes - spent, resume=k > 0,
+                                photos=True, crop=64, g_size=128, image_size=GAN_SIDE, ckpt_every=25,
+                                sample_every=100))
+            result = export.export(folder / "run", folder / "models" / f"{name}.safetensors")
+        shutil.copy(result, folder / f"{minutes:g}min.safetensors")
+        print(f"{arm}: {minutes:g} min → {folder / f'{minutes:g}min.safetensors'}", flush=True)
+
+
+def tiles(img: np.ndarray, n: int = 8) -> list[np.ndarray]:
+    """The image cut into n tiles (2 rows × n/2 columns, or the transpose for a tall image)."""
+    h, w = img.shape[:2]
+    rows, cols = (2, n // 2) if w >= h else (n // 2, 2)
+    return [img[r * h // rows:(r + 1) * h // rows, c * w // cols:(c + 1) * w // cols]
+            for r in range(rows) for c in range(cols)]
+
+
+def at_gan_scale(img: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    k = min(1.0, GAN_SIDE / max(h, w))
+    return np.asarray(Image.fromarray(img).resize((round(w * k), round(h * k)), Image.Resampling.LANCZOS))
+
+
+def samples(path: Path, seeds: range) -> list[np.ndarray]:
+    from core.api import load_generator
+
+    models = path.parent / ".one" / path.stem
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, models / "gan.safetensors")
+    gen = load_generator("cpu", models_dir=models)
+    return [(gen.generate_gan(gen.styles[0], seed=s, size=GAN_SIDE)[0].permute(1, 2, 0).numpy() * 255)
+            .round().astype(np.uint8) for s in seeds]
+
+
+def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict:
+    from core.demo import contact_sheet
+    from core.realism import C2stConfig, two_sample
+    from core.tile import make_tileable
+
+    results, rows = {}, []
+    for d in dirs:
+        photo = read_image(next(p for p in (d / "photo").iterdir()))
+        small = at_gan_scale(photo)
+        parts = tiles(small)
+        real = {"photo": [[t] for t in parts[0::2]]}
+        others = {"floor": {"photo": [[t] for t in parts[1::2]]}}
+        for arm in ("learn", "scratch"):
+            for f in sorted((d / arm).glob("*min.safetensors"), key=lambda p: float(p.name[:-len("min.safetensors")])):
+                others[f"{arm} {f.name[:-len('.safetensors')]}"] = {"photo": [[s] for s in samples(f, range(SEEDS))]}
+        crops = min(96, 4 * min(min(t.shape[:2]) for t in parts))
+        r = two_sample(real, others, repeats=3, cfg=C2stConfig(crops=crops))
+        results[d.name] = {k: {"acc": round(v["mean"]["acc"], 3), "std": round(v["mean"]["std"], 3)}
+                           for k, v in r.items() if "mean" in v}
+        print(d.name, json.dumps(results[d.name]), flush=True)
+        longest = max((d / "learn").glob("*min.safetensors"), key=lambda p: float(p.name[:-len("min.safetensors")]))
+        seeds = samples(longest, range(3))
+        tiled = make_tileable(small)
+        rows.append({f"{d.name}: photo": small, **{f"{d.name}: learned, seed {i}": x for i, x in enumerate(seeds)},
+                     f"{d.name}: photo after tile": tiled})
+    if out_json:
+        out_json.write_text(json.dumps(results, indent=1))
+    if sheet:  # each cell tiled 2×2: the photo's seams show, the learned style's and tile's do not
+        write_png(sheet, contact_sheet({k: v for r in rows for k, v in r.items()}, cell=256, columns=5))
+    return results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("photo", type=Path)
+    t.add_argument("--arm", choices=("learn", "scratch"), required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--minutes", default="5,15,30")
+    m = sub.add_parser("measure")
+    m.add_argument("dirs", type=Path, nargs="+")
+    m.add_argument("--sheet", type=Path)
+    m.add_argument("--json", type=Path)
+    a = p.parse_args()
+    if a.cmd == "train":
+        (a.out / "photo").mkdir(parents=True, exist_ok=True)
+        shutil.copy(a.photo, a.out / "photo" / a.photo.name)
+        train(a.photo, a.arm, a.out, [float(v) for v in a.minutes.split(",")])
+    else:
+        measure(a.dirs, a.sheet, a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
