@@ -25,7 +25,9 @@ test: $(STAMP) typecheck
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# the extension zip, built and validated by Blender's own tool (shipped inside the bpy package)
+# the extension zips, one per platform (Linux x64, Windows x64, macOS arm64 and x64), each with its wheels
+# (ONNX Runtime, safetensors, Pillow; fetched from PyPI into wheels/), built and validated by Blender's own
+# tool (shipped inside the bpy package)
 extension: $(STAMP)
 	$(PY) tools/extension.py --out dist
 
@@ -41,4 +43,4 @@ bench: $(STAMP)
 	$(PY) -m core.bench
 
 clean:
-	rm -rf $(VENV) out dist .pytest_cache .mypy_cache
+	rm -rf $(VENV) out dist wheels .pytest_cache .mypy_cache

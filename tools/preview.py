@@ -92,10 +92,10 @@ def main() -> int:
     p.add_argument("--texture", default="1024", choices=["512", "1024", "2048", "4096"])
     args = p.parse_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else None)
     sys.path.insert(0, str(ROOT / "tools"))
-    from extension import build
+    from extension import build_here
 
     with tempfile.TemporaryDirectory(prefix="tessera-preview-") as tmp:
-        zip_path = build(Path(tmp) / "dist")
+        zip_path = build_here(Path(tmp) / "dist")
         os.environ["BLENDER_USER_RESOURCES"] = str(Path(tmp) / "user")  # before bpy loads: a throwaway profile
         import bpy
 
