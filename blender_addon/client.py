@@ -7,7 +7,6 @@ here ever blocks the UI.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import queue
@@ -26,34 +25,30 @@ class WorkerError(Exception):
 
 
 def find_python(chosen: str = "") -> str:
-    """The interpreter for the worker: the preference, else Blender's own Python when torch imports
-    there, else the .venv of the checkout this extension is installed from (e.g. a symlink)."""
+    """The interpreter for the worker: the preference (an environment with PyTorch, for CUDA, Metal or
+    training), else Blender's own Python (`sys.executable`), which runs the models on the bundled ONNX
+    Runtime. Raises WorkerError when the preference is not an executable file."""
     if chosen:
         path = Path(chosen).expanduser()
         if not path.is_file() or not os.access(path, os.X_OK):
             raise WorkerError(f"Worker Python {chosen} is not an executable file: fix it in Preferences › Tessera")
         return str(path)
-    if importlib.util.find_spec("torch") is not None:
-        return sys.executable
-    for venv in (ROOT / ".venv", ROOT.parent / ".venv"):
-        for exe in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
-            if exe.is_file():
-                return str(exe)
-    raise WorkerError("PyTorch is not available to Blender's Python: set Preferences › Tessera › Worker Python "
-                      "to an interpreter that has torch (e.g. the .venv/bin/python of a Tessera checkout)")
+    return sys.executable
 
 
 class WorkerClient:
     """One warm worker process, started once and reused while its settings stay the same."""
 
-    def __init__(self, python: str, device: str, models: Path | None, log: Path):
+    def __init__(self, python: str, device: str, models: Path | None, log: Path, paths: list[str] | None = None):
+        """Start `python -m core worker` with core's folder and then `paths` (e.g. the folder of the extension's
+        wheels) first on its PYTHONPATH. Raises WorkerError when the interpreter cannot be started."""
         self.settings = (python, device, str(models) if models else "")
         self.log_path = log
         cmd = [python, "-m", "core", "worker", "--device", device]
         if models:
             cmd += ["--models", str(models)]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                   PYTHONUNBUFFERED="1")
+        path = [str(ROOT), *(paths or []), os.environ.get("PYTHONPATH")]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)), PYTHONUNBUFFERED="1")
         self.log = open(log, "w")  # noqa: SIM115  (closed in stop)
         try:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

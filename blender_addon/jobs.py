@@ -55,6 +55,12 @@ def running() -> Job | None:
     return next((j for j in STATE.jobs.values() if j.visible), None)
 
 
+def offered_devices() -> tuple[str, ...] | None:
+    """The devices the running worker's runtime offers (its ready event), or None before one has reported."""
+    c = STATE.client
+    return tuple(c.ready.get("devices", ())) if c is not None and c.ready is not None else None
+
+
 def get_client(context: bpy.types.Context | None = None) -> worker.WorkerClient:
     """The warm worker; (re)started when it died or its settings changed."""
     p = prefs.get(context)
@@ -69,7 +75,8 @@ def get_client(context: bpy.types.Context | None = None) -> worker.WorkerClient:
     if c is not None:  # settings changed (or it died) while idle: only background chores can be lost
         c.stop()
         STATE.jobs = {rid: j for rid, j in STATE.jobs.items() if j.visible}
-    STATE.client = worker.WorkerClient(*settings[:2], models, prefs.user_dir() / "worker.log")
+    paths = [] if p.python else prefs.wheel_paths()  # Blender's Python: the extension's wheels
+    STATE.client = worker.WorkerClient(*settings[:2], models, prefs.user_dir() / "worker.log", paths)
     STATE.started = time.monotonic()
     return STATE.client
 

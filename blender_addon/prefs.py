@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import bpy
 
@@ -22,6 +24,15 @@ def user_dir(*parts: str) -> Path:
     path = Path(bpy.utils.extension_path_user(ADDON_ID, create=True)).joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def wheel_paths() -> list[str]:
+    """The folder Blender installs extensions' wheels into (`extensions/.local/lib/python3.x/site-packages`,
+    on Blender's `sys.path` only), for the worker's PYTHONPATH when it runs on Blender's own Python; none
+    when it is not there (an extension run from a folder, without wheels: the worker then says what is missing)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    folder = Path(bpy.utils.user_resource("EXTENSIONS")) / ".local" / "lib" / version / "site-packages"
+    return [str(folder)] if folder.is_dir() else []
 
 
 def absolute(chosen: str, what: str) -> Path:
@@ -51,20 +62,53 @@ def models_dir(context: bpy.types.Context | None = None) -> Path | None:
     return absolute(chosen, "Models folder") if chosen else None
 
 
+# every device a worker may offer: identifier → (name, description, stored number); the number keeps a choice
+# when the list changes. PyTorch offers cpu, cuda, mps; ONNX Runtime (Blender's own Python) cpu, cuda,
+# directml, coreml, as its install has them.
+DEVICES = {
+    "auto": ("Auto", "The best the worker has: CUDA, else DirectML or Metal (PyTorch), else the CPU", 0),
+    "cpu": ("CPU", "Always the CPU", 1),
+    "cuda": ("CUDA", "An NVIDIA GPU", 2),
+    "mps": ("Metal", "An Apple GPU (a Worker Python with PyTorch)", 3),
+    "directml": ("DirectML", "Any DirectX 12 GPU on Windows: AMD, Intel, NVIDIA (ONNX Runtime)", 4),
+    "coreml": ("CoreML", "Apple's Neural Engine and GPU (ONNX Runtime; the CPU runs what CoreML cannot)", 5),
+}
+
+
+@functools.lru_cache(maxsize=16)  # also keeps the strings alive, as Blender needs for dynamic enum items
+def _device_items(offered: tuple[str, ...] | None) -> list[tuple[str, str, str, int]]:
+    ids = DEVICES if offered is None else ["auto", "cpu", *(d for d in offered if d in DEVICES)]
+    return [(d, DEVICES[d][0], DEVICES[d][1], DEVICES[d][2]) for d in dict.fromkeys(ids)]
+
+
+def device_items(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
+    """What the running worker's runtime offers (all devices before a worker has started), and the choice
+    stored now, so it never shows blank."""
+    from . import jobs
+
+    offered = jobs.offered_devices()
+    stored = self.get("device") if self is not None else None
+    if offered is not None and stored is not None:
+        name = next((d for d, v in DEVICES.items() if v[2] == stored), None)
+        if name is not None and name not in offered:
+            offered = (*offered, name)
+    return _device_items(offered)
+
+
 class TesseraPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
     device: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Device",
-        items=[("auto", "Auto", "CUDA when available, else Metal, else the CPU"),
-               ("cpu", "CPU", "Always the CPU"),
-               ("cuda", "CUDA", "An NVIDIA GPU (fails when PyTorch sees none)")],
-        default="auto",
+        description="Where the models run: what the worker's runtime offers on this computer (all choices "
+                    "until a worker has started)",
+        items=device_items,
+        default=0,
     )
     python: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Worker Python",
-        description="Python interpreter with PyTorch for the worker. Empty: Blender's own Python when "
-                    "it has torch, else the .venv of the Tessera checkout this extension runs from",
+        description="Empty: Blender's own Python, with the ONNX Runtime bundled in this extension. Or a Python "
+                    "interpreter with PyTorch (CUDA, Metal, training)",
         subtype="FILE_PATH",
     )
     models_dir: bpy.props.StringProperty(  # type: ignore[valid-type]
@@ -81,7 +125,7 @@ class TesseraPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
-        from . import client
+        from . import client, jobs
 
         layout = self.layout
         layout.use_property_split = True
@@ -89,9 +133,15 @@ class TesseraPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "python")
         try:
             found = client.find_python(self.python)
-            layout.label(text=f"Worker: {found}", icon="CHECKMARK")
+            layout.label(text=f"Worker: {found}" + ("" if self.python else " (Blender's, bundled ONNX Runtime)"),
+                         icon="CHECKMARK")
         except client.WorkerError as e:
             layout.label(text=str(e), icon="ERROR")
+        c = jobs.STATE.client
+        if c is not None and c.ready is not None:
+            offered = ", ".join(DEVICES[d][0] for d in c.ready.get("devices", ()) if d in DEVICES)
+            layout.label(text=f"Running: {c.ready.get('runtime', '?')} on {c.ready.get('device')}; offers {offered}",
+                         icon="INFO")
         layout.prop(self, "models_dir")
         layout.prop(self, "output_dir")
         default = Path(bpy.utils.extension_path_user(ADDON_ID, create=False)) / "textures"

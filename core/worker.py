@@ -38,9 +38,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where used: `fatal` must work in an interpreter without it
+    import numpy as np
 
 RUNTIMES = ("auto", "torch", "onnx")
 # --device on ONNX Runtime → its execution provider; auto takes the first GPU one this install has
@@ -163,6 +164,8 @@ def load_models(models: str | None, device: str, runtime: str = "auto") -> tuple
 
 def to_rgb8(x: Any) -> np.ndarray:
     """A (1, 3, H, W) image in [0, 1], torch tensor or numpy array → (H, W, 3) uint8."""
+    import numpy as np
+
     from .runtime import to_uint8
 
     if not isinstance(x, np.ndarray):  # a torch tensor

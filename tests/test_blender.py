@@ -1,8 +1,11 @@
 """The extension in real Blender (bpy 4.5 LTS as a Python module, headless).
 
-The zip is built with Blender's own tool, installed into a throwaway user folder with
-`bpy.ops.extensions.package_install_files`, enabled, and driven through its operators; the worker is
-a real `python -m core worker` process. In background mode operators run to completion.
+The zip (this platform's, with its wheels) is built with Blender's own tool, installed into a throwaway user
+folder with `bpy.ops.extensions.package_install_files`, enabled, and driven through its operators; the worker
+is a real `python -m core worker` process. In background mode operators run to completion.
+With Worker Python empty the worker runs on `sys.executable`: in real Blender its own Python, here (the bpy
+module) the venv's, which has torch, so most tests run the PyTorch path; the bundled path is tested by making
+torch unimportable for the worker (test_generate_on_the_bundled_runtime_without_torch).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ ADDON = "bl_ext.user_default.tessera"
 
 @pytest.fixture(scope="module")
 def zip_path(tmp_path_factory) -> Path:
-    return extension.build(tmp_path_factory.mktemp("dist"))
+    """This machine's zip (Linux x64 here), with its bundled wheels."""
+    return extension.build_here(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +79,9 @@ def test_zip_holds_addon_core_and_weights_only(zip_path):
     names = zipfile.ZipFile(zip_path).namelist()
     assert {"__init__.py", "blender_manifest.toml", "blender_addon/__init__.py", "core/worker.py"} <= set(names)
     assert any(n.startswith("core/weights/") and n.endswith(".safetensors") for n in names)
-    allowed = {"__init__.py", "blender_manifest.toml", "blender_addon", "core"}
+    wheels = sorted(n.split("/")[1].split("-")[0] for n in names if n.startswith("wheels/"))
+    assert wheels == ["onnxruntime", "pillow", "safetensors"]  # this platform's only, one of each
+    allowed = {"__init__.py", "blender_manifest.toml", "blender_addon", "core", "wheels"}
     assert all(n.split("/")[0] in allowed for n in names), names
     assert not any("__pycache__" in n or n.endswith((".pyc", ".pkl", ".pt", ".pth")) for n in names)
 
@@ -362,3 +368,42 @@ def test_a_mesh_without_uv_map_gets_no_tangent_space_normal_map(bpy, addon, scen
     mesh.uv_layers.new(name="UVMap")  # with a UV map again, the normal map is wired again
     assert bpy.ops.tessera.generate() == {"FINISHED"}
     assert linked(tree, "Tessera Normal Map", "Normal", "Principled BSDF", "Normal")
+
+
+# issue 19: Worker Python empty, no torch: the extension's own wheels
+
+def test_generate_on_the_bundled_runtime_without_torch(bpy, addon, scene, tiny_models, tmp_path, monkeypatch):
+    """The worker gets `sys.executable` (in the bpy module the venv's Python: Blender's own Python is not
+    here) with the wheels Blender installed from the zip first on its path and a `torch` that fails to
+    import, as in Blender's Python; it runs on the bundled ONNX Runtime and Generate makes the whole PBR
+    material on the default cube."""
+    from core.export_onnx import export_folder
+
+    export_folder(tiny_models)  # the tiny models' graphs (the shipped weights have theirs)
+    blocker = tmp_path / "no-torch" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is not installed here (test)')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker.parent))
+    jobs = addon["jobs"]
+    jobs.shutdown()  # a fresh worker, with this environment
+    try:
+        assert bpy.context.preferences.addons[ADDON].preferences.python == ""
+        scene.maps = {"albedo", "normal", "height", "roughness", "ao"}
+        assert bpy.ops.tessera.generate() == {"FINISHED"}
+        ready = jobs.STATE.client.ready
+        assert ready["runtime"] == "onnxruntime 1.23.2" and ready["device"] == "cpu" and "cpu" in ready["devices"]
+        site = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / ".local" / "lib"
+        log = Path(jobs.STATE.client.log_path).read_text()
+        assert f"onnxruntime from {site}/python3.11/site-packages/onnxruntime/" in log, log
+        for m in ("albedo", "normal", "height", "roughness", "ao"):
+            img = bpy.data.images[f"grass_3_{m}"]
+            assert tuple(img.size) == (512, 512) and (tmp_path / "textures" / f"grass_3_{m}.png").is_file()
+        tree = bpy.data.objects["Cube"].active_material.node_tree
+        assert linked(tree, "Tessera AO Mix", "Result", "Principled BSDF", "Base Color")
+        assert linked(tree, "Tessera Normal Map", "Normal", "Principled BSDF", "Normal")
+        assert linked(tree, "Tessera Displacement", "Displacement", "Material Output", "Displacement")
+        # the device list follows the running worker's runtime: ONNX Runtime here offers no Metal
+        items = sys.modules[f"{ADDON}.blender_addon.prefs"].device_items(None, bpy.context)
+        assert [i[0] for i in items] == ["auto", "cpu"]
+    finally:
+        jobs.shutdown()  # the next tests get a PyTorch worker again

@@ -138,7 +138,7 @@ def test_without_torch_the_worker_runs_on_onnx_runtime(onnx_models, tmp_path):
     assert by_id(events, 4) == [{"id": 4, "event": "error", "message": "unknown style 'lava': choose from brick, grass"}]
 
 
-def test_without_torch_a_device_onnx_runtime_lacks_is_fatal(onnx_models):
-    (event,) = run_worker([], "--models", str(onnx_models), "--device", "mps", torch=False)
+def test_without_torch_a_device_onnx_runtime_lacks_is_fatal(tiny_models):
+    (event,) = run_worker([], "--models", str(tiny_models), "--device", "mps", torch=False)
     assert event["event"] == "fatal"
     assert event["message"].startswith("device 'mps' is not offered by ONNX Runtime") and "cpu" in event["message"]
