@@ -79,9 +79,12 @@ def download(platforms: list[str]) -> None:
             if (WHEELS / name).is_file():
                 continue
             dist, version = name.split("-")[:2]
+            # the wheel's own platform tags: pip does not count manylinux_2_17 as compatible with a
+            # --platform of manylinux_2_28, so asking by the platform alone misses older-glibc wheels
+            tags = [t for t in name[:-len(".whl")].split("-")[-1].split(".") if t != "any"] or [PIP_PLATFORMS[platform]]
             subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                            "--platform", PIP_PLATFORMS[platform], "--python-version", PYTHON, "-d", str(WHEELS),
-                            f"{dist.replace('_', '-')}=={version}"], check=True)
+                            *[arg for t in tags for arg in ("--platform", t)], "--python-version", PYTHON,
+                            "-d", str(WHEELS), f"{dist.replace('_', '-')}=={version}"], check=True)
             if not (WHEELS / name).is_file():
                 raise SystemExit(f"error: pip fetched another file than {name} (see {WHEELS}); "
                                  f"update the manifest's wheels")
