@@ -11,6 +11,7 @@ every fake is paired with a real crop: the same style and the same image's descr
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -402,7 +403,9 @@ def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     return torch.stack([xi.roll((dy % h, dx % w), dims=(1, 2))[:, :size, :size] for xi, (dy, dx) in zip(x, shifts)])
 
 
-def train(cfg: GanConfig) -> Path:
+def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Path:
+    """Train as `cfg` says → the last checkpoint. `on_step(clock)` after each step (a host's progress):
+    returning False stops the run there, checkpointed as at its end."""
     check_can_write(cfg.out, cfg.out)  # a read-only or impossible --out fails now, not at step 10
     d = setup(cfg.device)
     torch.manual_seed(cfg.seed + d.rank)
@@ -542,6 +545,8 @@ def train(cfg: GanConfig) -> Path:
 
         end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample,
                  losses={"loss_d": loss_d, "loss_g": loss_g, "r1": r1})
+        if on_step is not None and not on_step(clock):
+            break
     bar.close()
     save()
     sample(clock.step)

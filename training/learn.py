@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,11 +194,18 @@ def _training_scale(img: np.ndarray) -> np.ndarray:
 
 # the run
 
-def learn(cfg: LearnConfig, log=print) -> Path:
+class Stopped(Exception):
+    """`learn`'s progress callback stopped the run: it is checkpointed, and `resume` continues it."""
+
+
+def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], bool] | None = None) -> Path:
     """Run `tessera learn`: check everything, train (resumably) and write <models>/<name>.safetensors.
     → that path. Raises ValueError / FileNotFoundError with one line for a user's mistake, before any
-    training."""
+    training. `progress(done, total, seconds_left)` after each step (steps of this style, counted across
+    resumes; the total follows the step rate under a time budget): returning False stops the run,
+    checkpointed, and raises Stopped."""
     from . import checkpoint, export
+    from .common import Clock
     from .gan import GanConfig, train
 
     models = cfg.models or user_models_dir()
@@ -260,7 +269,25 @@ def learn(cfg: LearnConfig, log=print) -> Path:
         meta = checkpoint.load(run)[0]
         spent = (meta["wall_time_s"] - state["start_wall_s"]) / 60
         gan.minutes = max(cfg.minutes - spent, 0.01)
-    last = train(gan)
+    stopped_at = None
+
+    def on_step(clock: Clock) -> bool:  # this run's step rate gives the time left under --steps
+        nonlocal stopped_at
+        assert progress is not None
+        elapsed, ran = time.time() - clock.t0, clock.step - clock.start_step
+        left = clock.minutes * 60 - elapsed if clock.minutes is not None else float("inf")
+        if clock.steps is not None:
+            left = min(left, (clock.steps - clock.step) * elapsed / max(ran, 1))
+        done = clock.step - state["start_step"]
+        if progress(done, done + round(left * ran / max(elapsed, 1e-9)), max(left, 0.0)):
+            return True
+        stopped_at = done
+        return False
+
+    last = train(gan, None if progress is None else on_step)
+    if stopped_at is not None:
+        raise Stopped(f"the run of {cfg.name} stopped at step {stopped_at} and is kept in {work}: resume "
+                      "continues it")
     models.mkdir(parents=True, exist_ok=True)
     return export.export(last.parent, models / f"{cfg.name}.safetensors")  # written atomically, checked
 
