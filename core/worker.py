@@ -8,16 +8,23 @@ Requests (stdin):
    "maps": ["albedo", "normal"], "normal_strength": 1.0}   (maps, strength optional; out: albedo or folder)
   {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0, 1], "size": 1024, "out": "/dir", "replace": false}
   {"id": 3, "cmd": "thumbnails", "out": "/dir", "size": 128}
+  {"id": 4, "cmd": "maps", "input": "/photos/wall.jpg", "out": "/dir", "maps": ["albedo", "normal"], "tile": true,
+   "normal_strength": 1.0, "roughness": 0.75}   a photo's PBR set as `tessera tile` + `tessera maps --tile`
+                                               write it: /dir/wall_<map>.png (all but input and out optional)
+  {"id": 5, "cmd": "learn", "inputs": ["/photos/wall.jpg"], "name": "my_wall", "minutes": 15}   `tessera learn`
+   (also steps, like, resume, restart, replace, start: as its LearnConfig, and "resume": "auto" to continue
+   an unfinished run of the name if there is one; needs PyTorch and training/); the
+   result goes into the worker's --models folder, else the user models folder, and the models reload
   {"cmd": "cancel", "id": 2}          stop request 2 at its next tile or image
   {"cmd": "quit"}                     (or end of input)
 Replies (stdout), each naming its request's id:
   {"event": "ready", "styles": [...], "device": "cpu", "devices": ["cpu", ...], "runtime": "torch 2.13.0",
    "errors": [...], "upscalers": [2, 4]}                                    once, when loaded
   {"event": "fatal", "message": "..."}                                       instead of ready; exit 3
-  {"id": 1, "event": "progress", "done": 3, "total": 16}
+  {"id": 1, "event": "progress", "done": 3, "total": 16}              (learn: steps, and "seconds_left")
   {"id": 1, "event": "result", "files": {"albedo": "/dir/grass_0_albedo.png", ...}, "seconds": 0.3}
   {"id": 1, "event": "error", "message": "one line"}
-  {"id": 1, "event": "cancelled"}
+  {"id": 1, "event": "cancelled"}                 (learn: with "message", how the kept run continues)
 The models run on PyTorch when it imports, else on ONNX Runtime (core.runtime: numpy, onnxruntime,
 safetensors and Pillow only, as bundled with the Blender extension); `--runtime` chooses. "devices" lists
 what that runtime offers here, for `--device`: PyTorch cpu, cuda, mps; ONNX Runtime cpu, cuda, directml,
@@ -50,8 +57,16 @@ ONNX_DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
 ONNX_AUTO = ("cuda", "directml")  # CoreML runs only parts of the graphs: asked for, never chosen
 
 
+# what `learn` takes from a request, beyond inputs and name (LearnConfig's fields)
+LEARN_FIELDS = ("minutes", "steps", "like", "resume", "restart", "replace", "start")
+NEEDS_TORCH = ("New Style from Image needs a Worker Python with PyTorch (set one in Preferences › Tessera, e.g. "
+               "a checkout's .venv/bin/python after make demo); the bundled ONNX Runtime only runs the models")
+
+
 class Cancelled(Exception):
-    pass
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
 
 
 # the ONNX Runtime path, with the interface of core.api.Tessera that the requests use
@@ -183,8 +198,10 @@ def out_path(req: dict) -> str:
 
 
 class Worker:
-    def __init__(self, gen: Any, out: TextIO):
-        self.gen, self.out = gen, out
+    def __init__(self, gen: Any, out: TextIO, models: str | None = None,
+                 reload: Callable[[], Any] | None = None):
+        """`models`: the --models folder (where learn writes); `reload()` → the models loaded afresh."""
+        self.gen, self.out, self.models, self.reload = gen, out, models, reload
         self.lock = threading.Lock()
         self.current: Any = None  # id of the running request
         self.cancel = threading.Event()  # set: stop the running request
@@ -246,17 +263,83 @@ class Worker:
             self.progress(rid, i + 1, len(self.gen.styles))
         return {"files": files}
 
+    def maps(self, rid: Any, req: dict) -> dict:
+        """A photo → seamless (core.tile) → its PBR maps (core.pbr), as `tessera maps --tile` writes them.
+        numpy and Pillow only: the same on both runtimes."""
+        from .batch import file_stem, write_maps
+        from .imageio import check_writable, read_image
+        from .pbr import DEFAULT_NORMAL_STRENGTH, DEFAULT_ROUGHNESS, check_maps, derive
+        from .tile import MIN_SIDE, make_tileable
+
+        maps = check_maps(req.get("maps", ["albedo"]))
+        roughness = float(req.get("roughness", DEFAULT_ROUGHNESS))
+        if not 0 <= roughness <= 1:
+            raise ValueError(f"roughness {roughness} is out of range: use a number from 0 to 1")
+        source = Path(os.path.expanduser(str(req["input"])))
+        folder = Path(out_path(req))
+        paths = {m: check_writable(folder / f"{file_stem(source.stem)}_{m}.png") for m in maps}
+        img = read_image(source, alpha="ignore")
+        h, w = img.shape[:2]
+        self.progress(rid, 0, 2)
+        if req.get("tile", True):
+            if min(h, w) < MIN_SIDE:
+                raise ValueError(f"{source}: {w}×{h} px is too small to make tileable: it needs at least "
+                                 f"{MIN_SIDE}×{MIN_SIDE} px")
+            img = make_tileable(img)
+        self.progress(rid, 1, 2)
+        images = derive(img, maps, roughness=roughness,
+                        normal_strength=float(req.get("normal_strength", DEFAULT_NORMAL_STRENGTH)))
+        self.progress(rid, 2, 2)
+        folder.mkdir(parents=True, exist_ok=True)
+        return {"files": {m: str(p) for m, p in write_maps(paths, images).items()}, "size": [w, h]}
+
+    def learn(self, rid: Any, req: dict) -> dict:
+        """`tessera learn` with progress (steps, time left) and cancel (the run is kept: resume continues)."""
+        if not torch_importable():
+            raise ValueError(NEEDS_TORCH)
+        try:
+            from training.learn import LearnConfig, Stopped, learn
+        except ImportError as e:
+            raise ValueError(f"New Style from Image needs Tessera's training package in the Worker Python "
+                             f"({e}): use a checkout's .venv/bin/python (Preferences › Tessera)") from None
+
+        inputs = [os.path.expanduser(str(p)) for p in req["inputs"]]
+        if not all(os.path.isabs(p) for p in inputs):
+            raise ValueError(f"inputs {inputs} must be absolute paths")
+        fields = {k: req[k] for k in LEARN_FIELDS if req.get(k) is not None and k != "resume"}
+        cfg = LearnConfig(inputs=[Path(p) for p in inputs], name=str(req["name"]), models=self.models,
+                          device=str(self.gen.device), resume=req.get("resume") is True, **fields)
+        if req.get("resume") == "auto" and not cfg.restart:  # an unfinished run of this name continues
+            from training.checkpoint import LAST
+
+            cfg.resume = (cfg.work / cfg.name / "run" / LAST).is_file()
+
+        def progress(done: int, total: int, seconds_left: float) -> bool:
+            if self.cancel.is_set():
+                return False
+            self.send(id=rid, event="progress", done=done, total=total, seconds_left=round(seconds_left, 1))
+            return True
+
+        try:
+            out = learn(cfg, log=lambda *a: print(*a, file=sys.stderr), progress=progress)
+        except Stopped as e:
+            raise Cancelled(str(e)) from None
+        if self.reload is not None:  # the new style, offered by this warm worker at once
+            self.gen = self.reload()
+        return {"file": str(out), "style": cfg.name, "styles": list(self.gen.styles)}
+
     def handle(self, req: dict) -> None:
         rid, cmd = req.get("id"), req.get("cmd")
-        handlers = {"generate": self.generate, "batch": self.batch, "thumbnails": self.thumbnails}
+        handlers = {"generate": self.generate, "batch": self.batch, "thumbnails": self.thumbnails,
+                    "maps": self.maps, "learn": self.learn}
         if cmd not in handlers:
             self.send(id=rid, event="error", message=f"unknown command {cmd!r}: use {', '.join(handlers)}")
             return
         t0 = time.perf_counter()
         try:
             result = handlers[cmd](rid, req)
-        except Cancelled:
-            self.send(id=rid, event="cancelled")
+        except Cancelled as e:
+            self.send(id=rid, event="cancelled", **({"message": e.message} if e.message else {}))
         except KeyError as e:
             self.send(id=rid, event="error", message=f"{cmd} request lacks {e}")
         except PermissionError as e:
@@ -310,7 +393,7 @@ def main(models: str | None = None, device: str = "auto", runtime: str = "auto")
             gen, ready = load_models(models, device, runtime)
     except Exception as e:  # no models, bad folder, bad device, no runtime: the host shows this line
         return fatal(str(e), out)
-    worker = Worker(gen, out)
+    worker = Worker(gen, out, models, lambda: load_models(models, device, runtime)[0])
     worker.send(event="ready", **ready)
     jobs: queue.Queue = queue.Queue()
     threading.Thread(target=read_requests, args=(sys.stdin, worker, jobs), daemon=True).start()
