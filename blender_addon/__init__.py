@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs, ops, prefs, props, styles, ui
+from . import from_image, jobs, ops, prefs, props, styles, ui
 
 CLASSES = (
     prefs.TesseraPreferences,
@@ -15,6 +15,7 @@ CLASSES = (
     ops.TESSERA_OT_cancel,
     ops.TESSERA_OT_randomize_seed,
     ops.TESSERA_OT_report,
+    *from_image.CLASSES,
     *ui.PANELS,
 )
 
@@ -25,10 +26,12 @@ def register() -> None:
     settings = bpy.props.PointerProperty(type=props.TesseraSettings)  # type: ignore[func-returns-value]
     bpy.types.Scene.tessera = settings  # type: ignore[attr-defined]
     styles.register()
+    from_image.register()
 
 
 def unregister() -> None:
     jobs.shutdown()
+    from_image.unregister()
     styles.unregister()
     del bpy.types.Scene.tessera  # type: ignore[attr-defined]
     for cls in reversed(CLASSES):

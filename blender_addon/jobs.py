@@ -34,10 +34,21 @@ class Job:
     done: int = 0
     total: int = 0
     outcome: tuple[str, str] | None = None       # ("INFO" | "WARNING" | "ERROR", message) once finished
+    seconds_left: float | None = None            # learn: the training's estimate
+    kept: str = ""                               # said after "Cancelled" when the worker kept the work (learn)
 
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 0.0
+
+    @property
+    def status(self) -> str:
+        """How far it is: "40%", or for learn "step 12 of 80, 3 min left"."""
+        if self.seconds_left is None:
+            return f"{self.fraction:.0%}"
+        left = self.seconds_left
+        eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        return f"step {self.done} of {self.total}, {eta} left"
 
 
 @dataclass
@@ -167,7 +178,7 @@ def _handle(c: worker.WorkerClient, ev: dict[str, Any]) -> None:
     if job is None:
         return
     if kind == "progress":
-        job.done, job.total = ev["done"], ev["total"]
+        job.done, job.total, job.seconds_left = ev["done"], ev["total"], ev.get("seconds_left")
         return
     del STATE.jobs[job.rid]
     if kind == "result":
@@ -180,7 +191,7 @@ def _handle(c: worker.WorkerClient, ev: dict[str, Any]) -> None:
             traceback.print_exc()
             job.outcome = ("ERROR", f"Tessera internal error ({e.__class__.__name__}: {e}); see the system console")
     elif kind == "cancelled":
-        job.outcome = ("INFO", "Cancelled")
+        job.outcome = ("INFO", f"Cancelled: {job.kept}" if ev.get("message") and job.kept else "Cancelled")
     else:
         job.outcome = ("ERROR", f"Tessera: {ev.get('message')}")
     if job.visible:
@@ -218,7 +229,7 @@ def _show_progress() -> None:
     text = None
     if job is not None:
         c = STATE.client
-        stage = "starting worker" if c is not None and c.ready is None else f"{job.fraction:.0%}"
+        stage = "starting worker" if c is not None and c.ready is None else job.status
         text = f"Tessera: {job.label} — {stage}  (Cancel in the sidebar)"
     for window in wm.windows:
         window.workspace.status_text_set(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import bpy
@@ -47,7 +48,9 @@ def check_folder(path: Path, what: str) -> Path:
     return path
 
 
-def check_common(context: bpy.types.Context, size: int) -> None:
+def check_common(context: bpy.types.Context, size: int | None) -> None:
+    """The models folder, its weights, memory for a `size`² texture (None: no check), the worker's Python.
+    Raises ValueError or WorkerError saying what to do."""
     models = prefs.models_dir(context)
     if models is not None and not models.is_dir():
         raise ValueError(f"Models folder {models} does not exist: fix it in Preferences › Tessera, or clear it "
@@ -55,8 +58,8 @@ def check_common(context: bpy.types.Context, size: int) -> None:
     if not styles.names(context):
         detail = f" ({'; '.join(styles.errors)})" if styles.errors else ""
         raise ValueError(f"No usable Tessera weights{detail}: set a models folder in Preferences › Tessera")
-    free, need = memory_available(), memory_needed(size)
-    if free is not None and need > free:
+    free, need = memory_available(), memory_needed(size or 0)
+    if size is not None and free is not None and need > free:
         raise ValueError(f"A {size}² texture needs about {need / GIB:.1f} GiB of memory, {free / GIB:.1f} GiB "
                          f"is free: choose a smaller size")
     client.find_python(prefs.get(context).python)  # WorkerError with what to do
@@ -65,6 +68,33 @@ def check_common(context: bpy.types.Context, size: int) -> None:
 def chosen_maps(maps: set[str]) -> list[str]:
     """The maps the panel asks for, in a fixed order (albedo alone when none is ticked)."""
     return [m for m in material.NODES if m in maps] or ["albedo"]
+
+
+def material_applier(context: bpy.types.Context, stem: str, title: str,
+                     what: str) -> Callable[[dict], tuple[str, str]]:
+    """→ what applies a worker's {"files": {map: path}} (main thread, later): images `<stem>_<map>`, the
+    material "Tessera <title>" on the object active now, with the panel's settings as they are now; the
+    report names `what` (e.g. the size)."""
+    s = settings(context)
+    target = context.active_object.name if context.active_object else None
+    tiling, preview, new_slot, pack = s.tiling, s.preview_tiling, s.new_slot, s.pack
+    strength, displacement = s.normal_strength, s.displacement
+
+    def apply(result: dict) -> tuple[str, str]:
+        images = {}
+        for name, path in result["files"].items():
+            images[name] = material.load_image(f"{stem}_{name}", Path(path), pack, material.colorspace(name))
+            if pack:
+                Path(path).unlink(missing_ok=True)  # its pixels now live in the .blend
+        mat = material.material_for(title, images, tiling, strength, displacement, preview)
+        obj = bpy.data.objects.get(target) if target else None
+        material.set_displacement_method(mat, obj)
+        done = material.assign(obj, mat, new_slot)
+        note = material.fit_coordinates(mat, obj)
+        return ("WARNING" if note else "INFO", f"{stem} ({what}, {', '.join(images)}; "
+                                                f"{result['seconds']:.1f} s): {done}{note}")
+
+    return apply
 
 
 class _Submit(bpy.types.Operator):
@@ -112,24 +142,7 @@ class TESSERA_OT_generate(_Submit):
         except (ValueError, client.WorkerError) as e:
             return self.fail(e)
         stem = f"{style}_{seed}"
-        target = context.active_object.name if context.active_object else None
-        tiling, preview, new_slot, pack = s.tiling, s.preview_tiling, s.new_slot, s.pack
-        strength, displacement = s.normal_strength, s.displacement
-
-        def apply(result: dict) -> tuple[str, str]:
-            images = {}
-            for name, path in result["files"].items():
-                images[name] = material.load_image(f"{stem}_{name}", Path(path), pack, material.colorspace(name))
-                if pack:
-                    Path(path).unlink(missing_ok=True)  # its pixels now live in the .blend
-            mat = material.material_for(style, images, tiling, strength, displacement, preview)
-            obj = bpy.data.objects.get(target) if target else None
-            material.set_displacement_method(mat, obj)
-            what = material.assign(obj, mat, new_slot)
-            note = material.fit_coordinates(mat, obj)
-            return ("WARNING" if note else "INFO", f"{stem} ({size}², {', '.join(images)}; "
-                                                    f"{result['seconds']:.1f} s): {what}{note}")
-
+        apply = material_applier(context, stem, style, f"{size}²")
         try:
             job = jobs.submit(context, jobs.Job("generate", f"{style} {seed}", apply), style=style, seed=seed,
                               size=size, maps=maps, out=str(folder / f"{stem}_albedo.png"))

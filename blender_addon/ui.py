@@ -31,10 +31,13 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         c = jobs.STATE.client
         starting = c is not None and c.ready is None
         layout.progress(factor=job.fraction, type="BAR",
-                        text=f"{job.label}: starting worker…" if starting else f"{job.label}: {job.fraction:.0%}")
+                        text=f"{job.label}: starting worker…" if starting else f"{job.label}: {job.status}")
         layout.operator("tessera.cancel", icon="CANCEL")
     else:
         layout.operator("tessera.generate", icon="TEXTURE")
+        row = layout.row(align=True)
+        row.operator("tessera.material_from_image", text="Material from Image…", icon="IMAGE_DATA")
+        row.operator("tessera.style_from_image", text="New Style…", icon="BRUSH_DATA")
     if styles.errors:
         for line in styles.errors:
             layout.label(text=line, icon="ERROR")

@@ -10,6 +10,7 @@ torch unimportable for the worker (test_generate_on_the_bundled_runtime_without_
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -407,3 +408,175 @@ def test_generate_on_the_bundled_runtime_without_torch(bpy, addon, scene, tiny_m
         assert [i[0] for i in items] == ["auto", "cpu"]
     finally:
         jobs.shutdown()  # the next tests get a PyTorch worker again
+
+
+# issue 18: from a photo — Material from Image, New Style from Image…
+
+def photo(path: Path, size: tuple[int, int] = (160, 200), seed: int = 1) -> Path:
+    """A photo-like image that does not tile (smooth noise with a gradient across it)."""
+    from training_helpers import smooth_noise
+
+    h, w = size
+    img = smooth_noise(seed, h, w) * 0.7 + np.linspace(0, 0.3, w)[None, :, None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+def from_image_module():
+    return sys.modules[f"{ADDON}.blender_addon.from_image"]
+
+
+def test_material_from_image_puts_its_seamless_maps_on_the_cube(bpy, addon, scene, tmp_path):
+    from core.metrics import seam_ratio
+
+    scene.maps = {"albedo", "normal", "roughness"}
+    wall = photo(tmp_path / "photos" / "wall.png", (80, 96))
+    assert bpy.ops.tessera.material_from_image(filepath=str(wall)) == {"FINISHED"}
+    mat = bpy.data.objects["Cube"].active_material
+    assert mat.name == "Tessera wall"
+    tree = mat.node_tree
+    for m in ("albedo", "normal", "roughness"):
+        path = tmp_path / "textures" / f"wall_{m}.png"
+        assert bpy.data.images[f"wall_{m}"].filepath == str(path) and Image.open(path).size == (96, 80)
+    assert linked(tree, "Tessera Albedo", "Color", "Principled BSDF", "Base Color")
+    assert linked(tree, "Tessera Roughness", "Color", "Principled BSDF", "Roughness")
+    assert linked(tree, "Tessera Normal Map", "Normal", "Principled BSDF", "Normal")
+    albedo = np.asarray(Image.open(tmp_path / "textures" / "wall_albedo.png"))
+    assert seam_ratio(albedo) < 1.2 < seam_ratio(np.asarray(Image.open(wall)))  # made seamless first
+    # the Image Editor's image (here: one packed into the file, so not on disk as it is)
+    img = bpy.data.images.load(str(photo(tmp_path / "other" / "bark.png", (64, 64), seed=2)))
+    img.pack()
+    assert bpy.ops.tessera.material_from_image(image=img.name) == {"FINISHED"}
+    assert bpy.data.objects["Cube"].active_material.name == "Tessera bark"
+    assert (tmp_path / "textures" / "bark_albedo.png").is_file()
+    with pytest.raises(RuntimeError, match=r"too small to make tileable: it needs at least 32×32 px"):
+        bpy.ops.tessera.material_from_image(filepath=str(photo(tmp_path / "tiny.png", (20, 40))))
+
+
+@pytest.fixture(scope="module")
+def learn_models(tmp_path_factory) -> Path:
+    """A models folder: a tiny generator trained for 4 steps by `training gan` (styles noise and stripes),
+    exported as a file to learn from, and the tiny upscalers."""
+    import shutil
+
+    from helpers import make_models_folder
+    from training.export import export
+    from training.gan import GanConfig
+    from training.gan import train as train_gan
+    from training_helpers import gan_kwargs, make_dataset
+
+    root = tmp_path_factory.mktemp("learn_start")
+    run = train_gan(GanConfig(**gan_kwargs(make_dataset(root / "data"), root / "run", steps=4))).parent
+    folder = export(run, root / "models" / "start.safetensors").parent
+    tiny = make_models_folder(root / "tiny")
+    for f in tiny.glob("sr-*.safetensors"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture
+def learning(bpy, addon, scene, learn_models, tmp_path, monkeypatch):
+    """The scene with the learn models folder and a fresh cache; a fresh worker (with that cache) after."""
+    monkeypatch.setenv("TESSERA_CACHE", str(tmp_path / "cache"))
+    addon["jobs"].shutdown()
+    bpy.context.preferences.addons[ADDON].preferences.models_dir = str(learn_models)
+    scene.style, scene.maps = "noise", {"albedo"}
+    yield {"start": str(learn_models / "start.safetensors"), "photos": tmp_path / "photos"}
+    addon["jobs"].shutdown()
+    for f in learn_models.glob("my_*.safetensors"):
+        f.unlink()
+
+
+def learn_steps(path: Path) -> int:
+    import json
+
+    from core.catalog import peek
+
+    return json.loads(peek(path)["training"])["steps"]
+
+
+def test_new_style_from_image_is_offered_at_once(bpy, addon, scene, learning, learn_models):
+    for i in range(2):
+        photo(learning["photos"] / f"wall{i}.png", seed=i)
+    assert bpy.ops.tessera.style_from_image(directory=str(learning["photos"]), style="my_wall", steps=2,
+                                           start=learning["start"]) == {"FINISHED"}
+    out = learn_models / "my_wall.safetensors"
+    assert learn_steps(out) == learn_steps(learn_models / "start.safetensors") + 2
+    assert "my_wall" in addon["styles"].names() and scene.style == "my_wall"  # in the list, and chosen
+    assert "New style my_wall learned" in addon["jobs"].STATE.message[1]
+    assert bpy.ops.tessera.generate() == {"FINISHED"}  # the warm worker offers it too
+    assert bpy.data.objects["Cube"].active_material.name == "Tessera my_wall"
+
+
+def test_cancelled_learn_keeps_its_run_and_the_same_name_continues_it(bpy, addon, scene, learning, learn_models,
+                                                                      monkeypatch):
+    jobs = addon["jobs"]
+    wall = photo(learning["photos"] / "wall.png")
+    with monkeypatch.context() as m:  # as in the UI: the operator returns at once, a timer would follow
+        m.setattr(jobs, "submit", functools.partial(jobs.submit, wait=False))
+        assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_bark", steps=10_000,
+                                               start=learning["start"]) == {"FINISHED"}
+        job = jobs.running()
+        assert job is not None and job.cmd == "learn"
+        while job.done < 2 and job.outcome is None:
+            jobs.pump(block=True)
+        assert re.fullmatch(r"step \d+ of 10000, \d+ (s|min) left", job.status), job.status
+        jobs.cancel()
+        while job.outcome is None:
+            jobs.pump(block=True)
+    assert job.outcome == ("INFO", "Cancelled: the run of my_bark is kept; New Style from Image with the name "
+                                   "my_bark continues it")
+    assert from_image_module().unfinished_run("my_bark") and not (learn_models / "my_bark.safetensors").exists()
+    kept = job.done
+    assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_bark", steps=kept + 1,
+                                           start=learning["start"]) == {"FINISHED"}
+    out = learn_models / "my_bark.safetensors"
+    assert learn_steps(out) == learn_steps(learn_models / "start.safetensors") + kept + 1  # continued, not anew
+    assert "my_bark" in addon["styles"].names()
+
+
+@pytest.mark.parametrize("case", ["not an image", "too small", "name taken"])
+def test_new_style_from_bad_input_is_learns_one_line(bpy, addon, scene, learning, tmp_path, case):
+    from helpers import text_png
+
+    name = "my_wall"
+    if case == "not an image":
+        path, expected = text_png(tmp_path), r"x\.png"
+    elif case == "too small":
+        path, expected = photo(tmp_path / "small.png", (100, 300)), "too small to learn from: photos need at least 128×128 px"
+    else:
+        path, name, expected = photo(tmp_path / "wall.png"), "noise", "start.safetensors already has a style of this name"
+    with pytest.raises(RuntimeError, match=expected) as info:
+        bpy.ops.tessera.style_from_image(filepath=str(path), style=name, steps=1, start=learning["start"])
+    assert len(str(info.value).strip().splitlines()) == 1 and "Traceback" not in str(info.value)
+    assert not (tmp_path / "cache" / "learn" / name / "run").exists()
+
+
+def test_from_image_on_the_bundled_runtime_without_torch(bpy, addon, scene, learning, tiny_models, tmp_path,
+                                                         monkeypatch):
+    """Worker Python empty and no torch: Material from Image works; New Style from Image says in one line
+    that it needs a Worker Python with PyTorch."""
+    from core.export_onnx import export_folder
+
+    bpy.context.preferences.addons[ADDON].preferences.models_dir = str(tiny_models)
+    export_folder(tiny_models)
+    blocker = tmp_path / "no-torch" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is not installed here (test)')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker.parent))
+    wall = photo(tmp_path / "wall.png")
+    assert bpy.ops.tessera.material_from_image(filepath=str(wall)) == {"FINISHED"}
+    assert addon["jobs"].STATE.client.ready["runtime"].startswith("onnxruntime")
+    assert bpy.data.objects["Cube"].active_material.name == "Tessera wall"
+    with pytest.raises(RuntimeError, match=r"^Tessera: New Style from Image needs a Worker Python with PyTorch "
+                                           r"\(set one in Preferences › Tessera") as info:
+        bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_wall", steps=1)
+    assert len(str(info.value).strip().splitlines()) == 1
+
+
+def test_the_image_editor_menu_offers_both(bpy, addon):
+    names = [f.__name__ for f in bpy.types.IMAGE_MT_image._dyn_ui_initialize()]
+    assert "draw_image_menu" in names
+    for op in ("material_from_image", "style_from_image"):
+        assert getattr(bpy.ops.tessera, op).get_rna_type().description
