@@ -521,7 +521,7 @@ def test_cancelled_learn_keeps_its_run_and_the_same_name_continues_it(bpy, addon
         assert job is not None and job.cmd == "learn"
         while job.done < 2 and job.outcome is None:
             jobs.pump(block=True)
-        assert re.fullmatch(r"step \d+ of 10000, \d+ (s|min) left", job.status), job.status
+        assert re.fullmatch(r"step \d+ of \d+, \d+ (s|min) left", job.status), job.status  # the 15 minutes decide
         jobs.cancel()
         while job.outcome is None:
             jobs.pump(block=True)
