@@ -834,13 +834,13 @@ def test_photos_are_cropped_inside_their_borders(data, tmp_path, monkeypatch):
     from training.common import StyleImages
 
     seen = []
-    sample = StyleImages.sample
+    sample = StyleImages.sample_indexed
 
     def spy(self, *args, **kw):
         seen.append(kw.get("wrap", True))
         return sample(self, *args, **kw)
 
-    monkeypatch.setattr(StyleImages, "sample", spy)
+    monkeypatch.setattr(StyleImages, "sample_indexed", spy)
     gan(data, tmp_path / "tiles", steps=1)
     gan(data, tmp_path / "photos", steps=1, photos=True)
     assert seen == [True, False]  # tileable textures wrap around; photos do not
