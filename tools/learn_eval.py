@@ -75,9 +75,9 @@ def tiles(img: np.ndarray, n: int = 8) -> list[np.ndarray]:
 def at_gan_scale(img: np.ndarray) -> np.ndarray:
     from PIL import Image
 
-    h, w = img.shape[:2]
-    k = min(1.0, GAN_SIDE / max(h, w))
-    return np.asarray(Image.fromarray(img).resize((round(w * k), round(h * k)), Image.Resampling.LANCZOS))
+    from training.data import _resize
+
+    return np.asarray(_resize(Image.fromarray(img), GAN_SIDE))
 
 
 def samples(path: Path, seeds: range) -> list[np.ndarray]:

@@ -288,6 +288,16 @@ class Clock:
         self._rate_from = (now, self.step)
         return (self.step - s) * images_per_step / max(now - t, 1e-9)
 
+    def expected_end(self) -> tuple[float, float]:
+        """(the step this run is expected to stop at, seconds left), from this run's step rate: the sooner of
+        --steps and the end of the --minutes budget (infinite when neither is set). Seconds left go below 0
+        once the budget is spent."""
+        elapsed, ran = time.time() - self.t0, self.step - self.start_step
+        left = self.minutes * 60 - elapsed if self.minutes is not None else float("inf")
+        if self.steps is not None:
+            left = min(left, (self.steps - self.step) * elapsed / max(ran, 1))
+        return self.step + left * ran / max(elapsed, 1e-9), left
+
     @property
     def wall(self) -> float:
         return self.wall_before + time.time() - self.t0
@@ -322,8 +332,7 @@ def end_step(cfg: RunConfig, d: Dist, clock: Clock, bar, images: int, losses: di
     `.item()` waits for the GPU) and the `images`-per-step rate; checkpoint and sample on their intervals."""
     clock.step += 1
     if clock.minutes is not None and clock.steps is None:  # a time budget: the bar's end is where it runs out
-        done = clock.step - clock.start_step
-        bar.total = clock.step + int((clock.minutes * 60 - (time.time() - clock.t0)) / (time.time() - clock.t0) * done)
+        bar.total = clock.step + int(clock.expected_end()[0] - clock.step)
     bar.update(1)
     if d.main and (clock.step % 10 == 0 or clock.step == cfg.steps):
         scores = {k: float(f"{v.item():.4g}") for k, v in losses.items()}

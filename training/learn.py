@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.catalog import SHIPPED_DIR, list_styles, model_files, peek, user_models_dir
+from core.catalog import SHIPPED_DIR, model_files, peek, user_models_dir
 from core.files import cache_dir, check_name_length
 
 MIN_SIDE = 128  # px, the shorter side of a photo as given: the GAN sees 64² crops of it at ≤ 256 px
@@ -115,6 +114,8 @@ def read_photos(files: list[Path]) -> list[np.ndarray]:
 
     from core.imageio import read_image
 
+    from .data import _resize
+
     photos = []
     for f in files:
         img = read_image(f)  # ValueError naming the file when it is no image
@@ -124,10 +125,7 @@ def read_photos(files: list[Path]) -> list[np.ndarray]:
                              f"{MIN_SIDE}×{MIN_SIDE} px")
         if max(h, w) > MAX_ASPECT * min(h, w):
             raise ValueError(f"{f}: {w}×{h} px is a strip; crop it to at most {MAX_ASPECT}:1")
-        if max(h, w) > KEEP_SIDE:
-            k = KEEP_SIDE / max(h, w)
-            img = np.asarray(Image.fromarray(img).resize((round(w * k), round(h * k)), Image.Resampling.LANCZOS))
-        photos.append(img)
+        photos.append(np.asarray(_resize(Image.fromarray(img), KEEP_SIDE)))
     return photos
 
 
@@ -157,22 +155,19 @@ def check_name(name: str, models: Path | None, replace: bool) -> None:
 
 def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu") -> str:
     """The style of generator file `start` whose samples look most like `photos` at the training scale:
-    the smallest distance between per-channel mean and standard deviation and the share of luminance
-    power in octave bands (periods 2–64 px), averaged over the photos and over two seeds of each style."""
-    from core.api import load_generator
+    the smallest distance between their image descriptors (core.descriptors: per-channel mean and standard
+    deviation, the share of luminance power in octave bands of period 2–64 px, anisotropy), averaged over
+    the photos and over two seeds of each style."""
+    from PIL import Image
 
-    def describe(img: np.ndarray) -> np.ndarray:  # (H, W, 3) float in [0, 1] → a short vector
-        lum = img.mean(axis=2)
-        power = np.abs(np.fft.fft2(lum - lum.mean())) ** 2
-        fy, fx = np.meshgrid(np.fft.fftfreq(lum.shape[0]), np.fft.fftfreq(lum.shape[1]), indexing="ij")
-        radius = np.hypot(fy, fx)
-        bands = [power[(radius > 1 / 2 ** (k + 1)) & (radius <= 1 / 2 ** k)].sum() for k in range(1, 6)]
-        share = np.array(bands) / max(sum(bands), 1e-12)
-        return np.concatenate([img.mean(axis=(0, 1)), img.std(axis=(0, 1)), share])
+    from core.api import load_generator
+    from core.descriptors import describe
+
+    from .data import _resize
 
     gen = load_generator(device, models_dir=start.parent)
     styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
-    want = np.mean([describe(_training_scale(p) / 255.0) for p in photos], axis=0)
+    want = np.mean([describe(np.asarray(_resize(Image.fromarray(p), TRAIN_SIDE)) / 255.0) for p in photos], axis=0)
     best, best_d = styles[0], float("inf")
     for style in styles:
         got = np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
@@ -181,15 +176,6 @@ def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu") ->
         if dist < best_d:
             best, best_d = style, dist
     return best
-
-
-def _training_scale(img: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    h, w = img.shape[:2]
-    k = min(1.0, TRAIN_SIDE / max(h, w))
-    return np.asarray(Image.fromarray(img).resize((round(w * k), round(h * k)), Image.Resampling.LANCZOS),
-                      dtype=np.float64)
 
 
 # the run
@@ -274,12 +260,9 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
     def on_step(clock: Clock) -> bool:  # this run's step rate gives the time left under --steps
         nonlocal stopped_at
         assert progress is not None
-        elapsed, ran = time.time() - clock.t0, clock.step - clock.start_step
-        left = clock.minutes * 60 - elapsed if clock.minutes is not None else float("inf")
-        if clock.steps is not None:
-            left = min(left, (clock.steps - clock.step) * elapsed / max(ran, 1))
+        end, left = clock.expected_end()
         done = clock.step - state["start_step"]
-        if progress(done, done + round(left * ran / max(elapsed, 1e-9)), max(left, 0.0)):
+        if progress(done, done + round(end - clock.step), max(left, 0.0)):
             return True
         stopped_at = done
         return False
