@@ -30,6 +30,7 @@ from .files import check_name_length
 from .generator import TextureGenerator
 from .request import GAN_SCALE, MAX_SIZE, MIN_SIZE, SIZE_STEP  # noqa: F401  (public here too)
 from .request import check_seed, check_size, parse_style  # noqa: F401  (public here too)
+from .pbr import maps_from_image  # noqa: F401  (public here too)
 from .tile import make_tileable  # noqa: F401  (public here too)
 from .upscaler import Upscaler, upscale_tiled
 
@@ -221,27 +222,6 @@ class Tessera:
         if unit.ndim == 2:
             out = out[..., 0]
         return imageio.from_unit(out, img.dtype)
-
-
-def maps_from_image(img: np.ndarray, maps: tuple[str, ...] | list[str] = pbr.MAPS, *,
-                    roughness: float = pbr.DEFAULT_ROUGHNESS,
-                    normal_strength: float = pbr.DEFAULT_NORMAL_STRENGTH) -> dict[str, np.ndarray]:
-    """The PBR set of any albedo image, as `Tessera.generate_maps` derives it from a generated one (core.pbr):
-    {map: array} for albedo and normal (H, W, 3) uint8, height (H, W) uint16, roughness and ao (H, W) uint8.
-
-    `img`: any layout and dtype of core.imageio ((H, W) grey, (H, W, 2), (H, W, 3) or (H, W, 4); uint8,
-    uint16, bool or float in 0…1), any H, W ≥ 1; the albedo is its colour as (H, W, 3) uint8 (grey repeated,
-    alpha left out). `roughness`: the base value, 0…1, raised by local detail and lowered on bright smooth
-    areas (the shipped styles use 0.45–0.9). `normal_strength`: bumpiness, ≥ 0 (1 as in Blender).
-    Every filter wraps around, so each map is exactly as tileable as the image: the maps of a seamless image
-    are seamless; those of a photo that is not show its seam too (`make_tileable` it first).
-    Raises ValueError for an unknown map, another array, or a roughness or strength out of range."""
-    if isinstance(roughness, bool) or not isinstance(roughness, (int, float, np.integer, np.floating)) \
-            or not 0 <= roughness <= 1:
-        raise ValueError(f"roughness {roughness!r} must be a number from 0 to 1")
-    maps = pbr.check_maps(maps)
-    albedo = np.array(imageio.to_rgb8(img))  # a copy of its own (to_rgb8 may return a read-only view)
-    return pbr.derive(albedo, maps, roughness=float(roughness), normal_strength=normal_strength)
 
 
 def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],

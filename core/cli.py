@@ -12,10 +12,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
-
-if TYPE_CHECKING:
-    import numpy as np
+from typing import NoReturn
 
 EXIT_USAGE = 2
 MAX_SEEDS = 100_000  # one batch command; at ~1 s per 1024² texture on a CPU that is a day
@@ -109,19 +106,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_tile_size(path: str, img: np.ndarray) -> np.ndarray:
-    """`img` if `tessera tile` can make it seamless, else ValueError naming the file and the minimum."""
-    from .tile import MIN_SIDE
-
-    h, w = img.shape[:2]
-    if min(h, w) < MIN_SIDE:
-        raise ValueError(f"{path}: {w}×{h} px is too small to make tileable: it needs at least "
-                         f"{MIN_SIDE}×{MIN_SIDE} px")
-    return img
-
-
 def cmd_maps(args: argparse.Namespace) -> int:
     from .api import maps_from_image, make_tileable
+    from .tile import check_tile_size
     from .batch import check_folder, file_stem, write_maps
     from .imageio import check_writable, read_image
     from .metrics import seam_percentile, seam_ratio
@@ -153,7 +140,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
 
 def cmd_tile(args: argparse.Namespace) -> int:
     from .imageio import check_writable, read_pixels, write_png
-    from .tile import make_tileable
+    from .tile import check_tile_size, make_tileable
 
     out = check_writable(args.out)
     img = check_tile_size(args.input, read_pixels(args.input))  # grey, 16-bit and alpha kept, upright

@@ -166,3 +166,32 @@ def derive(albedo: np.ndarray, maps: tuple[str, ...] = MAPS, *, roughness: float
         elif name == "ao":
             out[name] = _u8(ao_map(height))
     return out
+
+
+def check_roughness(roughness: object) -> float:
+    """A base roughness → float in 0…1, else ValueError naming the value."""
+    if isinstance(roughness, bool) or not isinstance(roughness, (int, float, np.integer, np.floating)) \
+            or not 0 <= roughness <= 1:
+        raise ValueError(f"roughness {roughness!r} must be a number from 0 to 1")
+    return float(roughness)
+
+
+def maps_from_image(img: np.ndarray, maps: tuple[str, ...] | list[str] = MAPS, *,
+                    roughness: float = DEFAULT_ROUGHNESS,
+                    normal_strength: float = DEFAULT_NORMAL_STRENGTH) -> dict[str, np.ndarray]:
+    """The PBR set of any albedo image, as `Tessera.generate_maps` derives it from a generated one (`derive`):
+    {map: array} for albedo and normal (H, W, 3) uint8, height (H, W) uint16, roughness and ao (H, W) uint8.
+
+    `img`: any layout and dtype of core.imageio ((H, W) grey, (H, W, 2), (H, W, 3) or (H, W, 4); uint8,
+    uint16, bool or float in 0…1), any H, W ≥ 1; the albedo is its colour as (H, W, 3) uint8 (grey repeated,
+    alpha left out). `roughness`: the base value, 0…1, raised by local detail and lowered on bright smooth
+    areas (the shipped styles use 0.45–0.9). `normal_strength`: bumpiness, ≥ 0 (1 as in Blender).
+    Every filter wraps around, so each map is exactly as tileable as the image: the maps of a seamless image
+    are seamless; those of a photo that is not show its seam too (`make_tileable` it first).
+    Raises ValueError for an unknown map, another array, or a roughness or strength out of range."""
+    roughness = check_roughness(roughness)
+    from .imageio import to_rgb8
+
+    maps = check_maps(maps)
+    albedo = np.array(to_rgb8(img))  # a copy of its own (to_rgb8 may return a read-only view)
+    return derive(albedo, maps, roughness=roughness, normal_strength=normal_strength)

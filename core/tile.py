@@ -265,3 +265,12 @@ class _Ring:
             rows[rr[ii], cc[jj]] = sy + ii
             cols[rr[ii], cc[jj]] = sx + jj
             changed[rr[ii], cc[jj]] = True
+
+
+def check_tile_size(path: str, img: np.ndarray) -> np.ndarray:
+    """`img` if `tessera tile` can make it seamless, else ValueError naming the file and the minimum."""
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"{path}: {w}×{h} px is too small to make tileable: it needs at least "
+                         f"{MIN_SIDE}×{MIN_SIDE} px")
+    return img

@@ -268,13 +268,11 @@ class Worker:
         numpy and Pillow only: the same on both runtimes."""
         from .batch import file_stem, write_maps
         from .imageio import check_writable, read_image
-        from .pbr import DEFAULT_NORMAL_STRENGTH, DEFAULT_ROUGHNESS, check_maps, derive
-        from .tile import MIN_SIDE, make_tileable
+        from .pbr import DEFAULT_NORMAL_STRENGTH, DEFAULT_ROUGHNESS, check_maps, check_roughness, maps_from_image
+        from .tile import check_tile_size, make_tileable
 
         maps = check_maps(req.get("maps", ["albedo"]))
-        roughness = float(req.get("roughness", DEFAULT_ROUGHNESS))
-        if not 0 <= roughness <= 1:
-            raise ValueError(f"roughness {roughness} is out of range: use a number from 0 to 1")
+        roughness = check_roughness(float(req.get("roughness", DEFAULT_ROUGHNESS)))
         source = Path(os.path.expanduser(str(req["input"])))
         folder = Path(out_path(req))
         paths = {m: check_writable(folder / f"{file_stem(source.stem)}_{m}.png") for m in maps}
@@ -282,13 +280,10 @@ class Worker:
         h, w = img.shape[:2]
         self.progress(rid, 0, 2)
         if req.get("tile", True):
-            if min(h, w) < MIN_SIDE:
-                raise ValueError(f"{source}: {w}×{h} px is too small to make tileable: it needs at least "
-                                 f"{MIN_SIDE}×{MIN_SIDE} px")
-            img = make_tileable(img)
+            img = make_tileable(check_tile_size(str(source), img))
         self.progress(rid, 1, 2)
-        images = derive(img, maps, roughness=roughness,
-                        normal_strength=float(req.get("normal_strength", DEFAULT_NORMAL_STRENGTH)))
+        images = maps_from_image(img, maps, roughness=roughness,
+                                 normal_strength=float(req.get("normal_strength", DEFAULT_NORMAL_STRENGTH)))
         self.progress(rid, 2, 2)
         folder.mkdir(parents=True, exist_ok=True)
         return {"files": {m: str(p) for m, p in write_maps(paths, images).items()}, "size": [w, h]}
