@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import from_image, jobs, ops, prefs, props, styles, ui
+from . import assets, from_image, jobs, ops, prefs, props, styles, ui
 
 CLASSES = (
     prefs.TesseraPreferences,
@@ -27,10 +27,12 @@ def register() -> None:
     bpy.types.Scene.tessera = settings  # type: ignore[attr-defined]
     styles.register()
     from_image.register()
+    assets.register()
 
 
 def unregister() -> None:
     jobs.shutdown()
+    assets.unregister()
     from_image.unregister()
     styles.unregister()
     del bpy.types.Scene.tessera  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 import bpy
 
-from . import client, jobs, material, prefs, styles
+from . import assets, client, jobs, material, prefs, styles
 from .props import settings
 
 if TYPE_CHECKING:
@@ -70,15 +71,16 @@ def chosen_maps(maps: set[str]) -> list[str]:
     return [m for m in material.NODES if m in maps] or ["albedo"]
 
 
-def material_applier(context: bpy.types.Context, stem: str, title: str,
-                     what: str) -> Callable[[dict], tuple[str, str]]:
+def material_applier(context: bpy.types.Context, stem: str, title: str, what: str,
+                     seed: int | None = None) -> Callable[[dict], tuple[str, str]]:
     """→ what applies a worker's {"files": {map: path}} (main thread, later): images `<stem>_<map>`, the
-    material "Tessera <title>" on the object active now, with the panel's settings as they are now; the
-    report names `what` (e.g. the size)."""
+    material "Tessera <title>" on the object active now, with the panel's settings as they are now (Mark as
+    Asset: an asset in catalog Tessera › <title>; `seed` None: made from a photo); the report names `what`
+    (e.g. the size)."""
     s = settings(context)
     target = context.active_object.name if context.active_object else None
     tiling, preview, new_slot, pack = s.tiling, s.preview_tiling, s.new_slot, s.pack
-    strength, displacement = s.normal_strength, s.displacement
+    strength, displacement, mark_asset = s.normal_strength, s.displacement, s.mark_asset
 
     def apply(result: dict) -> tuple[str, str]:
         images = {}
@@ -91,6 +93,12 @@ def material_applier(context: bpy.types.Context, stem: str, title: str,
         material.set_displacement_method(mat, obj)
         done = material.assign(obj, mat, new_slot)
         note = material.fit_coordinates(mat, obj)
+        if mark_asset:
+            assets.mark(mat, title, seed, result.get("training_data") if seed is not None else None, images)
+            try:
+                assets.save_catalogs()
+            except OSError as e:
+                note += f"; the asset catalog could not be written ({e.strerror}): {e.filename}"
         return ("WARNING" if note else "INFO", f"{stem} ({what}, {', '.join(images)}; "
                                                 f"{result['seconds']:.1f} s): {done}{note}")
 
@@ -142,7 +150,7 @@ class TESSERA_OT_generate(_Submit):
         except (ValueError, client.WorkerError) as e:
             return self.fail(e)
         stem = f"{style}_{seed}"
-        apply = material_applier(context, stem, style, f"{size}²")
+        apply = material_applier(context, stem, style, f"{size}²", seed)
         try:
             job = jobs.submit(context, jobs.Job("generate", f"{style} {seed}", apply), style=style, seed=seed,
                               size=size, maps=maps, out=str(folder / f"{stem}_albedo.png"))
@@ -170,9 +178,21 @@ class TESSERA_OT_batch_bake(_Submit):
         except (ValueError, client.WorkerError) as e:
             return self.fail(e)
 
-        def done(result: dict) -> str:
+        as_assets, strength, displacement = s.batch_assets, s.normal_strength, s.displacement
+
+        def done(result: dict) -> tuple[str, str]:
             made = len(chosen) * len(seeds) - result["skipped"]
-            return f"Baked {made} texture(s) to {folder} ({result['skipped']} already there): {result['manifest']}"
+            text = f"Baked {made} texture(s) to {folder} ({result['skipped']} already there): {result['manifest']}"
+            if not as_assets:
+                return "INFO", text
+            try:
+                manifest = json.loads(Path(result["manifest"]).read_text())
+                library, count = assets.write_library(folder, manifest["images"], manifest.get("training_data", {}),
+                                                      strength, displacement)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                return "WARNING", f"{text}; the asset library could not be written: {e}"
+            name = assets.register_library(folder)
+            return "INFO", f"{text}; {count} material asset(s) in {library}, asset library '{name}'"
 
         try:
             job = jobs.submit(context, jobs.Job("batch", f"batch of {len(chosen) * len(seeds)}", done),

@@ -67,6 +67,10 @@ class TesseraSettings(bpy.types.PropertyGroup):
     pack: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Pack into .blend", description="Pack images into the .blend file instead of linking the saved PNG",
         default=False)
+    mark_asset: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Mark as Asset", description="Mark the material as an asset for the Asset Browser: catalog "
+        "Tessera › style, tags for style, seed and size, the training data's licence and a preview (the "
+        "catalog is written beside the .blend once it is saved)", default=False)
     batch_styles: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Styles", description="Styles to bake (none selected: the current style)",
         items=_batch_items, options={"ENUM_FLAG"})
@@ -75,3 +79,7 @@ class TesseraSettings(bpy.types.PropertyGroup):
     batch_replace: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Replace", description="Replace the textures of these styles and seeds that the batch folder "
         "holds at another size (otherwise such a bake is refused)", default=False)
+    batch_assets: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Asset Library", description="Also write the batch folder as an asset library: "
+        "tessera_library.blend with a material asset per texture set (catalog Tessera › style, tags, "
+        "licence, preview), added to Preferences › File Paths › Asset Libraries", default=True)

@@ -25,6 +25,7 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "preview_tiling")
     col.prop(s, "new_slot")
     col.prop(s, "pack")
+    col.prop(s, "mark_asset")
 
     job = jobs.running()
     if job is not None:
@@ -52,6 +53,7 @@ def draw_batch(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.prop(s, "batch_styles")
     layout.prop(s, "batch_count")
     layout.prop(s, "batch_replace")
+    layout.prop(s, "batch_assets")
     layout.operator("tessera.batch_bake", icon="RENDER_STILL")
 
 

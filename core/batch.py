@@ -173,7 +173,21 @@ def read_manifest(out: Path) -> list[dict]:
     else:
         return [e for e, r in zip(images, recorded) if all((out / f).is_file() for f in r[3].values())]
     raise ValueError(f"{path}: not a Tessera batch manifest ({why}); move it away to start afresh")
-    return [e for e, r in zip(images, recorded) if all((out / f).is_file() for f in r[3].values())]
+
+
+def training_data(gen, styles: list[str]) -> dict[str, str]:
+    """{source: licence} of the images the generators of `styles` (names or mixes) were trained on, from their weights'
+    `data` metadata (the Debian package of each image and its licence; a learned style names its folder)."""
+    found: dict[str, str] = {}
+    for style in styles:
+        try:
+            entry, _ = gen.style_weights(style)
+        except ValueError:  # a style of an earlier run that these models lack
+            continue
+        data = entry.meta.get("data")
+        if isinstance(data, dict):
+            found.update({str(k): str(v) for k, v in data.items()})
+    return dict(sorted(found.items()))
 
 
 def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
@@ -244,7 +258,8 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
 
     def write_manifest() -> Path:
         data = {"tool": "tessera", "size": size, "device": str(gen.device),
-                "models": sorted({str(e.path) for e in gen.generators.values()}), "images": images}
+                "models": sorted({str(e.path) for e in gen.generators.values()}),
+                "training_data": training_data(gen, sorted({e["style"] for e in images})), "images": images}
         return write_text(out / "manifest.json", json.dumps(data, indent=1), sweep=False)
 
     if progress:

@@ -23,6 +23,7 @@ Replies (stdout), each naming its request's id:
   {"event": "fatal", "message": "..."}                                       instead of ready; exit 3
   {"id": 1, "event": "progress", "done": 3, "total": 16}              (learn: steps, and "seconds_left")
   {"id": 1, "event": "result", "files": {"albedo": "/dir/grass_0_albedo.png", ...}, "seconds": 0.3}
+   (generate: also "training_data", {source: licence} of the images its weights learned from)
   {"id": 1, "event": "error", "message": "one line"}
   {"id": 1, "event": "cancelled"}                 (learn: with "message", how the kept run continues)
 The models run on PyTorch when it imports, else on ONNX Runtime (core.runtime: numpy, onnxruntime,
@@ -221,7 +222,7 @@ class Worker:
 
     def generate(self, rid: Any, req: dict) -> dict:
         from .request import check_size
-        from .batch import map_paths, write_maps
+        from .batch import map_paths, training_data, write_maps
         from .pbr import DEFAULT_NORMAL_STRENGTH, check_maps
 
         maps = check_maps(req.get("maps", ["albedo"]))
@@ -232,7 +233,8 @@ class Worker:
                                         progress=lambda d, t: self.progress(rid, d, t))
         if self.cancel.is_set():
             raise Cancelled
-        return {"files": {m: str(p) for m, p in write_maps(paths, images).items()}}
+        return {"files": {m: str(p) for m, p in write_maps(paths, images).items()},
+                "training_data": training_data(self.gen, [req["style"]])}
 
     def batch(self, rid: Any, req: dict) -> dict:
         from .request import check_size

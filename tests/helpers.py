@@ -59,13 +59,13 @@ def tiny_upscaler(scale: int, seed: int = 0) -> Upscaler:
 def save_generator(path: Path, model: TextureGenerator, styles: list[str] | None = None) -> Path:
     return weights.save(path, "generator", model.cfg.to_dict(), model.state_dict(),
                         styles=list(styles or STYLES),
-                        data={"source": "random init (tests)", "licence": "CC0-1.0"},
+                        data={"random init (tests)": "CC0-1.0"},
                         training={"steps": 0, "seconds": 0, "hardware": "none"}, metrics={})
 
 
 def save_upscaler(path: Path, model: Upscaler) -> Path:
     return weights.save(path, "upscaler", model.cfg.to_dict(), model.state_dict(),
-                        data={"source": "random init (tests)", "licence": "CC0-1.0"},
+                        data={"random init (tests)": "CC0-1.0"},
                         training={"steps": 0, "seconds": 0, "hardware": "none"}, metrics={})
 
 

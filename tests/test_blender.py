@@ -48,7 +48,7 @@ def bpy(zip_path, tmp_path_factory):
 @pytest.fixture
 def addon(bpy):
     """The add-on's modules, with the models folder, output folder and settings reset for one test."""
-    mods = {name: sys.modules[f"{ADDON}.blender_addon.{name}"] for name in ("jobs", "styles", "material")}
+    mods = {name: sys.modules[f"{ADDON}.blender_addon.{name}"] for name in ("jobs", "styles", "material", "assets")}
     yield mods
     p = bpy.context.preferences.addons[ADDON].preferences
     p.python = p.models_dir = p.output_dir = ""
@@ -63,7 +63,8 @@ def scene(bpy, addon, tiny_models, tmp_path):
     bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
     s = bpy.context.scene.tessera
     s.style, s.seed, s.size, s.maps = "grass", 3, "512", {"albedo"}
-    s.new_slot = s.pack = s.preview_tiling = s.batch_replace = False
+    s.new_slot = s.pack = s.preview_tiling = s.batch_replace = s.mark_asset = False
+    s.batch_assets = True
     return s
 
 
@@ -187,6 +188,111 @@ def test_batch_bake_writes_files_and_resumes(bpy, addon, scene, tmp_path):
     assert bpy.ops.tessera.batch_bake() == {"FINISHED"}  # nothing left to do
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
     assert "(4 already there)" in addon["jobs"].STATE.message[1]
+
+
+def catalogs(path: Path) -> dict[str, str]:
+    """{catalog path: UUID} from a blender_assets.cats.txt, read by its documented format."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[0] == "VERSION 1"
+    rows = [ln.split(":") for ln in lines[1:]]
+    assert all(len(r) == 3 for r in rows)
+    return {r[1]: r[0] for r in rows}
+
+
+def test_batch_bake_makes_an_asset_library(bpy, addon, scene, tmp_path):
+    bpy.data.materials.new("Tessera brick 3")  # the user's own material of that name stays as it is
+    before = ({m.name for m in bpy.data.materials}, {i.name for i in bpy.data.images})
+    scene.batch_styles, scene.batch_count, scene.maps = {"brick", "grass"}, 2, {"albedo", "normal"}
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+    out = tmp_path / "textures" / "batch"
+    library = out / "tessera_library.blend"
+    assert "4 material asset(s)" in addon["jobs"].STATE.message[1] and library.is_file()
+    assert ({m.name for m in bpy.data.materials}, {i.name for i in bpy.data.images}) == before  # left as it was
+    assert not bpy.data.materials["Tessera brick 3"].get("tessera")
+    cats = catalogs(out / "blender_assets.cats.txt")
+    assert set(cats) == {"Tessera", "Tessera/brick", "Tessera/grass"}
+    libs = [lib for lib in bpy.context.preferences.filepaths.asset_libraries if Path(lib.path) == out]
+    assert len(libs) == 1 and libs[0].name.startswith("Tessera")  # "Tessera.001" if another folder has "Tessera"
+
+    with bpy.data.libraries.load(str(library), link=True, assets_only=True) as (src, dst):
+        assert sorted(src.materials) == ["Tessera brick 3", "Tessera brick 4", "Tessera grass 3", "Tessera grass 4"]
+        dst.materials = src.materials
+    for mat in dst.materials:
+        style, seed = mat.name.split()[1:]
+        data = mat.asset_data
+        assert data.catalog_id == cats[f"Tessera/{style}"]
+        assert {t.name for t in data.tags} == {style, f"seed {seed}", "512 px"}
+        assert "random init (tests) (CC0-1.0)" in data.license and data.author == "Tessera"
+        assert tuple(mat.preview.image_size) == (128, 128)
+        shown = np.array(mat.preview.image_pixels_float[:]).reshape(128, 128, 4)[..., :3]
+        albedo = np.asarray(Image.open(out / f"{style}_{seed}_albedo.png").convert("RGB")) / 255.0
+        assert abs(shown.mean() - albedo.mean()) < 0.02  # the preview is the albedo, scaled down
+        tree = mat.node_tree
+        assert linked(tree, "Tessera Normal Map", "Normal", "Principled BSDF", "Normal")
+        for m in ("albedo", "normal"):
+            img = tree.nodes[f"Tessera {m.title()}"].image
+            assert img.filepath == f"//{style}_{seed}_{m}.png"  # beside the library, so it moves with it
+            assert img.colorspace_settings.name == ("sRGB" if m == "albedo" else "Non-Color")
+        bpy.data.materials.remove(mat)
+
+    scene.batch_count = 3  # a rerun adds the new seeds; catalogs and the library entry are not repeated
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+    with bpy.data.libraries.load(str(library), assets_only=True) as (src, _):
+        assert len(src.materials) == 6
+    assert catalogs(out / "blender_assets.cats.txt") == cats
+    assert len([lib for lib in bpy.context.preferences.filepaths.asset_libraries if Path(lib.path) == out]) == 1
+
+
+def test_batch_bake_without_assets_writes_no_library(bpy, addon, scene, tmp_path):
+    scene.batch_assets = False
+    assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+    out = tmp_path / "textures" / "batch"
+    assert (out / "grass_3_albedo.png").is_file()
+    assert not (out / "tessera_library.blend").exists() and not (out / "blender_assets.cats.txt").exists()
+
+
+def test_mark_as_asset_tags_the_material_and_saves_its_catalog_beside_the_blend(bpy, addon, scene, tmp_path):
+    scene.mark_asset = True
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    mat = bpy.data.materials["Tessera grass"]
+    assert {t.name for t in mat.asset_data.tags} == {"grass", "seed 3", "512 px"}
+    mat.asset_data.tags.new("mine")  # a tag of the user's survives regenerating
+    scene.seed = 4
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    assert {t.name for t in mat.asset_data.tags} == {"grass", "seed 4", "512 px", "mine"}
+    assert tuple(mat.preview.image_size) == (128, 128) and "CC0-1.0" in mat.asset_data.license
+    cats = tmp_path / "blender_assets.cats.txt"
+    assert not cats.exists()  # an unsaved file has no place for catalogs yet …
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    assert catalogs(cats)["Tessera/grass"] == mat.asset_data.catalog_id  # … saving writes them beside it
+
+
+def test_node_wrangler_reads_every_map_of_tessera_files(bpy):
+    """Node Wrangler's Principled setup (Ctrl+Shift+T) sorts the chosen files into sockets by its name
+    tags: it must put each of Tessera's maps in the right socket, for every shipped style and for photos."""
+    import addon_utils
+
+    addon_utils.enable("node_wrangler", default_set=True)
+    from node_wrangler.utils.paths import match_files_to_socket_names
+
+    tags = bpy.context.preferences.addons["node_wrangler"].preferences.principled_tags
+    socket_of = {"albedo": "Base Color", "normal": "Normal", "height": "Displacement", "roughness": "Roughness",
+                 "ao": "Ambient Occlusion"}
+    from core.batch import file_name
+    from core.weights import read
+
+    shipped = read(ROOT / "core" / "weights" / "tessera_gan.safetensors", "np")[0]["styles"]
+    stems = [file_name(style, 7, "{}")[:-4] for style in shipped] + ["IMG_2031_{}", "old wall 2k_{}"]
+    for stem in stems:
+        for maps in (list(socket_of), ["albedo", "normal"], ["normal", "roughness", "height"]):
+            files = [type("File", (), {"name": f"{stem.format(m)}.png"})() for m in maps]
+            sockets = [[name, getattr(tags, key).split(" "), None] for name, key in (
+                ("Displacement", "displacement"), ("Base Color", "base_color"), ("Metallic", "metallic"),
+                ("Specular IOR Level", "specular"), ("Roughness", "rough"), ("Normal", "normal"),
+                ("Ambient Occlusion", "ambient_occlusion"))]
+            match_files_to_socket_names(files, sockets)
+            found = {name: file for name, _, file in sockets if file}
+            assert found == {socket_of[m]: f"{stem.format(m)}.png" for m in maps}, stem
 
 
 def test_cancel_leaves_no_file_and_no_image(bpy, addon, scene, tmp_path):

@@ -306,6 +306,7 @@ def test_batch_writes_resumes_and_repairs(run_cli, tiny_models, tmp_path):
     assert len(manifest["images"]) == 6 and manifest["size"] == 256
     assert sorted(e["files"]["albedo"] for e in manifest["images"]) == names
     assert {(e["style"], e["seed"]) for e in manifest["images"]} == {(s, i) for s in STYLES for i in range(3)}
+    assert manifest["training_data"] == {"random init (tests)": "CC0-1.0"}  # the weights' data licences
     stamps = {n: (out / n).stat().st_mtime_ns for n in names}
     first = (out / "brick_1_albedo.png").read_bytes()
 

@@ -47,7 +47,7 @@ def test_generator_round_trip(tmp_path):
     assert meta["format_version"] == weights.FORMAT_VERSION
     assert re.fullmatch(r"[0-9a-f]{64}", meta["tensor_sha256"])
     assert meta["tensor_sha256"] == weights.tensor_digest(model.state_dict())
-    assert meta["data"]["licence"] == "CC0-1.0" and meta["training"]["steps"] == 0 and meta["metrics"] == {}
+    assert meta["data"] == {"random init (tests)": "CC0-1.0"} and meta["training"]["steps"] == 0 and meta["metrics"] == {}
     # nothing left behind by the atomic write
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
 
