@@ -482,8 +482,8 @@ def test_a_mesh_without_uv_map_gets_no_tangent_space_normal_map(bpy, addon, scen
 def test_generate_on_the_bundled_runtime_without_torch(bpy, addon, scene, tiny_models, tmp_path, monkeypatch):
     """The worker gets `sys.executable` (in the bpy module the venv's Python: Blender's own Python is not
     here) with the wheels Blender installed from the zip first on its path and a `torch` that fails to
-    import, as in Blender's Python; it runs on the bundled ONNX Runtime and Generate makes the whole PBR
-    material on the default cube."""
+    import, as in Blender's Python; it runs on the bundled ONNX Runtime, Generate makes the whole PBR
+    material on the default cube and Batch Bake (assets marked) a material library."""
     from core.export_onnx import export_folder
 
     export_folder(tiny_models)  # the tiny models' graphs (the shipped weights have theirs)
@@ -512,6 +512,19 @@ def test_generate_on_the_bundled_runtime_without_torch(bpy, addon, scene, tiny_m
         # the device list follows the running worker's runtime: ONNX Runtime here offers no Metal
         items = sys.modules[f"{ADDON}.blender_addon.prefs"].device_items(None, bpy.context)
         assert [i[0] for i in items] == ["auto", "cpu"]
+        # then Batch Bake with assets marked: a material library with its catalogs and tags
+        scene.batch_styles, scene.batch_count = {"brick", "grass"}, 2
+        assert bpy.ops.tessera.batch_bake() == {"FINISHED"}
+        out = tmp_path / "textures" / "batch"
+        cats = catalogs(out / "blender_assets.cats.txt")
+        with bpy.data.libraries.load(str(out / "tessera_library.blend"), link=True, assets_only=True) as (src, dst):
+            dst.materials = src.materials
+        assert sorted(m.name for m in dst.materials) == [f"Tessera {s} {n}" for s in ("brick", "grass") for n in (3, 4)]
+        for mat in dst.materials:
+            style, seed = mat.name.split()[1:]
+            assert mat.asset_data.catalog_id == cats[f"Tessera/{style}"]
+            assert {t.name for t in mat.asset_data.tags} == {style, f"seed {seed}", "512 px"}
+            bpy.data.materials.remove(mat)
     finally:
         jobs.shutdown()  # the next tests get a PyTorch worker again
 
