@@ -47,6 +47,7 @@ def test_generate_error_batch_in_one_warm_worker(tiny_models, tmp_path):
     assert events[0]["event"] == "ready" and events[0]["styles"] == ["brick", "grass"]
     result = by_id(events, 1)[-1]
     assert result["event"] == "result" and Image.open(result["files"]["albedo"]).size == (256, 256)
+    assert result["training_data"] == {"random init (tests)": "CC0-1.0"}  # from the weights' metadata
     assert by_id(events, 2) == [{"id": 2, "event": "error",
                                  "message": "unknown style 'lava': choose from brick, grass"}]
     assert not (tmp_path / "b.png").exists()
@@ -132,6 +133,7 @@ def test_without_torch_the_worker_runs_on_onnx_runtime(onnx_models, tmp_path):
         assert diff <= tol, (m, diff)
     manifest = json.loads(Path(by_id(events, 2)[-1]["manifest"]).read_text())
     assert manifest["device"] == "cpu" and len(manifest["images"]) == 2
+    assert manifest["training_data"] == {"random init (tests)": "CC0-1.0"}
     assert sorted(manifest["images"][0]["files"]) == ["albedo", "roughness"]
     thumbs = by_id(events, 3)[-1]["files"]
     assert sorted(thumbs) == ["brick", "grass"] and Image.open(thumbs["grass"]).size == (32, 32)
@@ -142,3 +144,50 @@ def test_without_torch_a_device_onnx_runtime_lacks_is_fatal(tiny_models):
     (event,) = run_worker([], "--models", str(tiny_models), "--device", "mps", torch=False)
     assert event["event"] == "fatal"
     assert event["message"].startswith("device 'mps' is not offered by ONNX Runtime") and "cpu" in event["message"]
+
+
+@pytest.mark.parametrize("torch", [True, False], ids=["torch", "onnx"])
+def test_maps_request_makes_a_photo_seamless_and_derives_its_maps(tiny_models, tmp_path, torch, request):
+    """`maps` (Material from Image): numpy and Pillow only, so the same files on both runtimes; bad input is
+    one line and writes nothing."""
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "my wall.jpg"
+    Image.fromarray(rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)).save(photo)
+    (tmp_path / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    models = tiny_models if torch else request.getfixturevalue("onnx_models")
+    events = run_worker([
+        {"id": 1, "cmd": "maps", "input": str(photo), "out": str(out), "maps": ["albedo", "normal", "roughness"],
+         "roughness": 0.6},
+        {"id": 2, "cmd": "maps", "input": str(tmp_path / "notes.txt"), "out": str(out / "bad")},
+        {"id": 3, "cmd": "maps", "input": str(photo), "out": str(out / "bad"), "roughness": 7},
+        {"id": 4, "cmd": "maps", "input": str(tmp_path / "missing.png"), "out": str(out / "bad")},
+    ], "--models", str(models), torch=torch)
+    result = by_id(events, 1)[-1]
+    assert [e["done"] for e in by_id(events, 1) if e["event"] == "progress"] == [0, 1, 2]
+    assert result["size"] == [200, 150] and sorted(result["files"]) == ["albedo", "normal", "roughness"]
+    assert result["files"]["albedo"] == str(out / "my-wall_albedo.png")
+    albedo = np.asarray(Image.open(result["files"]["albedo"])).astype(np.int64)
+    roughness = np.asarray(Image.open(result["files"]["roughness"]))
+    assert albedo.shape[:2] == roughness.shape
+    # seamless: the step across the wrap is like a step inside the image
+    inside = np.abs(np.diff(albedo, axis=1)).mean()
+    assert np.abs(albedo[:, 0] - albedo[:, -1]).mean() < 1.5 * inside
+    for rid, text in ((2, "notes.txt"), (3, "roughness"), (4, "missing.png")):
+        (event,) = by_id(events, rid)
+        assert event["event"] == "error" and text in event["message"] and "\n" not in event["message"], event
+    assert not (out / "bad").exists()
+
+
+def test_learn_request_without_torch_says_what_it_needs(onnx_models, tmp_path):
+    events = run_worker([{"id": 1, "cmd": "learn", "inputs": [str(tmp_path / "a.png")], "name": "mine"}],
+                        "--models", str(onnx_models), torch=False)
+    (event,) = by_id(events, 1)
+    assert event["event"] == "error" and "PyTorch" in event["message"] and "Worker Python" in event["message"]
+
+
+def test_learn_request_refuses_relative_inputs(tiny_models):
+    events = run_worker([{"id": 1, "cmd": "learn", "inputs": ["photos/a.png"], "name": "mine"}],
+                        "--models", str(tiny_models))
+    assert by_id(events, 1) == [{"id": 1, "event": "error",
+                                 "message": "inputs ['photos/a.png'] must be absolute paths"}]
