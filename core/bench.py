@@ -9,9 +9,14 @@ Measures (as the team's shared METRICS.md asks of speed: medians of warm runs, r
   FLOPs      model FLOPs per 1024² texture (torch.utils.flop_counter) and the achieved FLOP/s as a
              fraction of this machine's measured peak for the same kind of work: a large 3×3
              convolution timed in the same run;
-  upscalers  the shipped and the full SRResNet configurations vs bicubic: time and quality.
+  upscalers  the shipped and the full SRResNet configurations vs bicubic: time and quality;
+  onnx       the bundled path (core.runtime on ONNX Runtime's CPU provider, as in the Blender extension)
+             against PyTorch: warm medians of the same whole texture at 256², 1024², 2048² on the same
+             thread count, calls alternating, their ratio against a 1.5× target at 1024², and a fresh
+             worker process on each path answering one generate request (CPU runs only).
 Writes docs/BENCHMARKS.md with tables and PNG plots, and the raw numbers as JSON beside it. A run saved
-with `--label baseline` is kept and shown next to later runs (before / after).
+with `--label baseline` is kept and shown next to later runs (before / after). `--only SECTIONS` runs just
+those sections, merges them into the saved run (docs/BENCHMARKS_latest.json) and rewrites the report from it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +39,15 @@ from .api import GAN_SCALE, Tessera, load_generator
 from .eval import run_sections
 from .files import write_text
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 SIZES = (256, 512, 1024, 2048, 4096)
-TARGETS_CPU = {"warm_1024_s": 1.0, "cold_1024_s": 4.0, "peak_4096_mib": 2048, "peak_fraction": 0.5}
+TARGETS_CPU = {"warm_1024_s": 1.0, "cold_1024_s": 4.0, "peak_4096_mib": 2048, "peak_fraction": 0.5,
+               "onnx_over_torch_1024": 1.5}
+SECTIONS = ("pipeline", "cold", "memory", "throughput", "upscalers", "compile", "onnx")  # --only
+ONNX_SIZES = (256, 1024, 2048)
+# `python -m core worker` in an interpreter where `import torch` fails, as in Blender's own Python
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from core.cli import main; sys.exit(main())"
 
 
 def _sync(device: torch.device) -> None:
@@ -202,6 +214,107 @@ def upscalers(gen: Tessera, size: int, runs: int) -> list[dict]:
     return rows
 
 
+def onnx_vs_torch(gen: Tessera, models: str | None, sizes: tuple[int, ...], runs: dict[int, int]) -> dict:
+    """The bundled path against the PyTorch one, in this process: core.runtime on ONNX Runtime's CPU
+    provider with `torch.get_num_threads()` intra-op threads, and `gen` (a CPU Tessera), both making the
+    same default texture (`generate`: GAN at size/4, ×4 upscaler in 256-pixel tiles, wrap-around) of each
+    side in `sizes` (pixels, multiples of 64 from 256), `runs[size]` timed calls each after one warm-up.
+    Calls alternate PyTorch, ONNX Runtime, … so a load that drifts during the run weighs on both alike.
+    → {"threads", "onnxruntime" (version), "target_ratio", "date", "rows": [{"size", "runs", "torch_s",
+    "onnx_s" (warm medians, seconds), "ratio" (onnx_s / torch_s), "max_diff_8bit" (between the two
+    textures of one seed)}]}, or {"error": one line} when the bundled path cannot run these models here
+    (no onnxruntime, no graph for a file, a file that loads on one path only): a result, not a crash."""
+    from . import runtime
+
+    threads = torch.get_num_threads()
+    r: dict = {"threads": threads, "target_ratio": TARGETS_CPU["onnx_over_torch_1024"],
+               "date": time.strftime("%Y-%m-%d %H:%M")}
+    try:
+        import onnxruntime
+
+        r["onnxruntime"] = onnxruntime.__version__
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bad files are in rt.errors, checked below
+            rt = runtime.load(models, providers=["CPUExecutionProvider"], threads=threads)
+    except (ImportError, FileNotFoundError, ValueError) as e:
+        return r | {"error": f"{e.__class__.__name__}: {str(e).splitlines()[0][:200]}"}
+    style = gen.styles[0]
+    if rt.errors or style not in rt.generators or rt.upscalers.keys() != gen.upscalers.keys():
+        why = "; ".join(rt.errors) or f"it loads styles {rt.styles} and ×{sorted(rt.upscalers)}"
+        return r | {"error": f"the bundled path does not load the same models: {why[:200]}"}
+    rows = []
+    for size in sizes:
+        a, b = gen.generate(style, seed=0, size=size), rt.generate(style, seed=0, size=size)  # warm-up
+        diff = int(np.abs(a.astype(int) - b.astype(int)).max())
+        t_torch, t_onnx = [], []
+        for _ in range(runs[size]):
+            t0 = time.perf_counter()
+            gen.generate(style, seed=1, size=size)
+            t1 = time.perf_counter()
+            rt.generate(style, seed=1, size=size)
+            t_torch.append(t1 - t0)
+            t_onnx.append(time.perf_counter() - t1)
+        torch_s, onnx_s = statistics.median(t_torch), statistics.median(t_onnx)
+        rows.append({"size": size, "runs": runs[size], "torch_s": torch_s, "onnx_s": onnx_s,
+                     "ratio": onnx_s / torch_s, "max_diff_8bit": diff})
+        print(f"bench onnx {size}²: {rows[-1]}", file=sys.stderr)
+    return r | {"rows": rows}
+
+
+def worker_cold(models: str | None, runtime: str, size: int, runs: int) -> dict:
+    """A fresh `python -m core worker --runtime RUNTIME --device cpu` answering one generate request of
+    `size`² (albedo PNG into a temporary folder), as the Blender add-on starts it; on "onnx" in an
+    interpreter where `import torch` fails, as Blender's own Python. Wall seconds from starting the process
+    to its ready line and to its result line, medians of `runs` → {"runtime", "size", "runs", "ready_s",
+    "result_s"}. Raises RuntimeError with the worker's last words when it sends no result."""
+    from .catalog import list_styles
+
+    style = list_styles(models)[0][0]
+    start = ["-m", "core"] if runtime == "torch" else ["-c", WITHOUT_TORCH]
+    extra = ["--models", str(Path(models).resolve())] if models else []
+    ready, result = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        request = {"id": 1, "cmd": "generate", "style": style, "seed": 0, "size": size, "out": f"{tmp}/t.png"}
+        for _ in range(runs):
+            with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: nothing blocks on its stderr
+                t0 = time.perf_counter()
+                proc = subprocess.Popen([sys.executable, *start, "worker", "--runtime", runtime, "--device", "cpu",
+                                         *extra], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=err, text=True)
+                assert proc.stdin and proc.stdout
+                proc.stdin.write(json.dumps(request) + "\n" + json.dumps({"cmd": "quit"}) + "\n")
+                proc.stdin.close()
+                times: dict[str, float] = {}
+                for line in proc.stdout:
+                    event = json.loads(line).get("event")
+                    if event in ("ready", "result") and event not in times:
+                        times[event] = time.perf_counter() - t0
+                proc.stdout.close()
+                proc.wait()
+                if "result" not in times:
+                    err.seek(0)
+                    raise RuntimeError(f"worker --runtime {runtime} sent no result: {err.read().strip()[-300:]}")
+            ready.append(times["ready"])
+            result.append(times["result"])
+    return {"runtime": runtime, "size": size, "runs": runs, "ready_s": statistics.median(ready),
+            "result_s": statistics.median(result)}
+
+
+def bundled(gen: Tessera, models: str | None, quick: bool, runs: dict[int, int]) -> dict:
+    """The `onnx` section: `onnx_vs_torch` at ONNX_SIZES (256² only when `quick`, 2 runs), then a cold
+    worker on each runtime (`worker_cold`, 1024² or 256² when quick; skipped when the warm part failed)."""
+    sizes = ONNX_SIZES[:1] if quick else ONNX_SIZES
+    r = onnx_vs_torch(gen, models, sizes, {s: 2 if quick else runs[s] for s in sizes})
+    r["quick"] = quick
+    if "error" not in r:
+        size, n = (256, 1) if quick else (1024, 3)
+        try:
+            r["cold"] = [worker_cold(models, rt, size, n) for rt in ("onnx", "torch")]
+        except RuntimeError as e:  # the warm numbers stand; say why the cold ones are missing
+            r["cold_error"] = str(e).splitlines()[0][:300]
+    return r
+
+
 def machine(device: torch.device) -> str:
     from .eval import machine as cpu_name
 
@@ -211,7 +324,9 @@ def machine(device: torch.device) -> str:
 
 
 def run(device: str = "cpu", models: str | None = None, quick: bool = False,
-        compile_modes: tuple[str, ...] = ()) -> dict:
+        compile_modes: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict:
+    """Every section (or those named in `only`, of SECTIONS; onnx on a CPU only) → the raw results, as
+    written to the JSON. Raises ValueError for a section name this device does not run."""
     gen = load_generator(device=device, models_dir=models)
     sizes = SIZES[:2] if quick else SIZES
     runs = {256: 20, 512: 15, 1024: 11, 2048: 4, 4096: 2}  # this VM's timings vary by ±10 %: medians of many
@@ -228,9 +343,18 @@ def run(device: str = "cpu", models: str | None = None, quick: bool = False,
         ("upscalers", lambda: upscalers(gen, 256 if quick else 1024, 2 if quick else 3)),
         ("compile", lambda: compiled(device, models, size_1024, 2 if quick else 5, compile_modes)),
     ]
+    if gen.device.type == "cpu":  # the bundled path against PyTorch on the same CPU
+        steps.append(("onnx", lambda: bundled(gen, models, quick, runs)))
+    if only is not None:
+        unknown = sorted(set(only) - {name for name, _ in steps})
+        if unknown:  # before any section runs
+            raise ValueError(f"--only {','.join(unknown)}: sections on {gen.device.type} are "
+                             f"{', '.join(name for name, _ in steps)}")
+        steps = [st for st in steps if st[0] in only]
     r.update(run_sections(steps, "bench"))
-    ref = next(p for p in r["pipeline"] if p["size"] == size_1024)
-    r["flops"] = flops(gen, ref["size"], ref["total_s"])
+    if "pipeline" in r:
+        ref = next(p for p in r["pipeline"] if p["size"] == size_1024)
+        r["flops"] = flops(gen, ref["size"], ref["total_s"])
     return r
 
 
@@ -286,6 +410,43 @@ def _pipeline_at(data: dict | None, size: int) -> dict | None:
     return next((p for p in data["pipeline"] if p["size"] == size), None) if data else None
 
 
+def _onnx_ratio(data: dict | None, size: int) -> float | None:
+    rows = (data or {}).get("onnx", {}).get("rows", [])
+    return next((row["ratio"] for row in rows if row["size"] == size), None)
+
+
+def onnx_lines(o: dict | None) -> list[str]:
+    """The report's section for the `onnx` results (`bundled`): markdown lines, none without them."""
+    if not o:
+        return []
+    lines = ["", "## Bundled path: ONNX Runtime vs PyTorch", ""]
+    if "error" in o:
+        return lines + [f"Not measured: {o['error']}"]
+    goal = o["target_ratio"]
+    lines += [f"Measured {o['date']}{' — quick mode, not for reading' if o.get('quick') else ''}. The same default "
+              f"texture (GAN at size/4, ×4 upscaler in 256-pixel tiles, wrap-around) made by core.runtime on ONNX "
+              f"Runtime {o['onnxruntime']} (CPU provider, as the Blender extension bundles it) and by core.api on "
+              f"PyTorch, both on {o['threads']} threads, calls alternating; warm medians. Target: the bundled path "
+              f"within {goal}× of PyTorch at 1024².", "",
+              "| size | PyTorch s | ONNX Runtime s | ONNX ÷ PyTorch | target | met | runs | max difference "
+              "(8-bit levels) |", "|---|---|---|---|---|---|---|---|"]
+    for row in o["rows"]:
+        at_goal = row["size"] == 1024  # the target is for 1024²; the other sizes show the trend
+        goal_cell, met = (f"≤ ×{goal}", "yes" if row["ratio"] <= goal else "no") if at_goal else ("", "")
+        lines.append(f"| {row['size']}² | {row['torch_s']:.3f} | {row['onnx_s']:.3f} | ×{row['ratio']:.2f} | "
+                     f"{goal_cell} | {met} | {row['runs']} | {row['max_diff_8bit']} |")
+    names = {"onnx": "ONNX Runtime (torch unimportable, as in Blender's Python)", "torch": "PyTorch"}
+    lines += [""] if o.get("cold") or "cold_error" in o else []
+    for c in o.get("cold", []):
+        lines += [f"- fresh `python -m core worker --runtime {c['runtime']}`, one generate request of {c['size']}²: "
+                  f"{names.get(c['runtime'], c['runtime'])} answered after {c['result_s']:.2f} s, ready after "
+                  f"{c['ready_s']:.2f} s (median of {c['runs']}: Python start, imports, loading the models, "
+                  f"generating, writing the PNG)"]
+    if "cold_error" in o:
+        lines += [f"- fresh workers not measured: {o['cold_error']}"]
+    return lines
+
+
 def report(r: dict, base: dict | None, out: Path) -> str:
     stem = out.with_suffix("")
     plot_time(r, base, stem.parent / f"{stem.name}_time.png")
@@ -315,6 +476,8 @@ def report(r: dict, base: dict | None, out: Path) -> str:
         target("4096² peak memory, MiB (≤ 2048)", lambda d: mem(d, 4096), 2048, ".0f")
         target("pipeline FLOP/s as a fraction of the conv peak (≥ 0.5)", lambda d: d["flops"]["fraction_of_peak"],
                0.5, ".2f", lower=False)
+        target(f"bundled path (ONNX Runtime) ÷ PyTorch, 1024² warm (≤ {TARGETS_CPU['onnx_over_torch_1024']})",
+               lambda d: _onnx_ratio(d, 1024), TARGETS_CPU["onnx_over_torch_1024"], ".2f")
         p = {q["size"]: q["total_s"] for q in r["pipeline"] if q["size"] >= 512}
         if 512 in p and 4096 in p:  # and the exponent of a least-squares fit time ∝ pixels^e over 512²…4096²
             e = np.polyfit(np.log([s * s for s in p]), np.log(list(p.values())), 1)[0]
@@ -356,6 +519,7 @@ def report(r: dict, base: dict | None, out: Path) -> str:
                   "|---|---|---|---|---|"]
         lines += [f"| {c['mode']} | {c['eager_s']:.3f} | " + (f"failed: {c['error']} | | |" if "error" in c else
                   f"{c['first_call_s']:.1f} | {c['warm_s']:.3f} | {c['max_diff_8bit']} |") for c in r["compile"]]
+    lines += onnx_lines(r.get("onnx"))
     lines += ["", "## Where the time goes", "",
               f"One {fl['size']}² texture is {fl['gan_gflop']:.2f} GFLOP of GAN and {fl['upscale_gflop']:.2f} GFLOP "
               f"of upscaler (torch.utils.flop_counter). Achieved: {fl['achieved_gflops']:.1f} GFLOP/s, "
@@ -383,15 +547,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", nargs="*", metavar="MODE", default=None,
                    help="also time torch.compile (modes: default, reduce-overhead = CUDA graphs, max-autotune, …; "
                         "none named: default)")
+    p.add_argument("--only", default=None, metavar="SECTIONS",
+                   help=f"comma-separated sections to run ({', '.join(SECTIONS)}; onnx on a CPU only): merged into "
+                        "the saved run of this --out and --label (its JSON), and the report rewritten from it; "
+                        "printed only when there is no saved run of this device")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(child_generate(args.child, args.models, args.device)))
         return 0
     modes = () if args.compile is None else tuple(args.compile) or ("default",)
-    r = run(args.device, args.models, args.quick, modes)
+    only = None if args.only is None else tuple(w.strip() for w in args.only.split(",") if w.strip())
+    if only is not None and (not only or set(only) - set(SECTIONS) or ("onnx" in only and args.device != "cpu")):
+        print(f"error: --only {args.only!r}: sections are {', '.join(SECTIONS)} (onnx with --device cpu only)",
+              file=sys.stderr)
+        return 2
+    r = run(args.device, args.models, args.quick, modes, only)
     raw = args.out.with_suffix("")
-    write_text(raw.parent / f"{raw.name}_{args.label}.json", json.dumps(r, indent=1))
+    saved_path = raw.parent / f"{raw.name}_{args.label}.json"
+    if only is not None:  # these sections replace theirs in the saved run; the rest of it stays as measured
+        saved = json.loads(saved_path.read_text()) if saved_path.is_file() else None
+        if saved is None or saved.get("device") != r["device"]:
+            print(json.dumps(r, indent=1))
+            print(f"no saved {r['device']} run in {saved_path}: printed only, wrote nothing", file=sys.stderr)
+            return 0
+        r = saved | {k: v for k, v in r.items() if k in only or k == "flops"}
+    write_text(saved_path, json.dumps(r, indent=1))
     base_path = raw.parent / f"{raw.name}_baseline.json"
     base = json.loads(base_path.read_text()) if base_path.is_file() and args.label != "baseline" else None
     if base is not None and base.get("device") != r["device"]:
