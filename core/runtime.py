@@ -179,10 +179,12 @@ class Runtime:
         x = self.generate_gan(style, seed, size // GAN_SCALE)
         return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True))
 
-    def upscale_unit(self, x: np.ndarray, scale: int, tileable: bool = True) -> np.ndarray:
+    def upscale_unit(self, x: np.ndarray, scale: int, tileable: bool = True,
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """(B, 3, H, W) float32 in [0, 1], any H, W ≥ 1 → (B, 3, H·scale, W·scale) float32 in [0, 1], in tiles
         of 256 pixels with wrap-around (tileable) or mirrored context, each equal to a full pass (as
-        core.upscaler.upscale_tiled). Raises ValueError for a scale no loaded upscaler has or another shape."""
+        core.upscaler.upscale_tiled). `progress(done, total)` is told after each tile (one for a single pass);
+        it may raise to stop. Raises ValueError for a scale no loaded upscaler has or another shape."""
         if scale not in self.upscalers:
             have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
             raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
@@ -193,14 +195,19 @@ class Runtime:
         s, m = scale, up.cfg.context
         b, _, h, w = x.shape
         if tileable and h <= TILE and w <= TILE and min(h, w) >= 2:
-            return np.clip(run(x), 0, 1)  # the graph lives on the torus itself
+            out = np.clip(run(x), 0, 1)  # the graph lives on the torus itself
+            if progress:
+                progress(1, 1)
+            return out
         src = x[:, :, context_index(h, m, tileable)[:, None], context_index(w, m, tileable)[None, :]]
         out = np.empty((b, 3, h * s, w * s), dtype=np.float32)
-        for y0 in range(0, h, TILE):
-            for x0 in range(0, w, TILE):
-                y1, x1 = min(y0 + TILE, h), min(x0 + TILE, w)
-                res = run(src[:, :, y0:y1 + 2 * m, x0:x1 + 2 * m])
-                out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = res[:, :, m * s:(m + y1 - y0) * s, m * s:(m + x1 - x0) * s]
+        corners = [(y0, x0) for y0 in range(0, h, TILE) for x0 in range(0, w, TILE)]
+        for i, (y0, x0) in enumerate(corners):
+            y1, x1 = min(y0 + TILE, h), min(x0 + TILE, w)
+            res = run(src[:, :, y0:y1 + 2 * m, x0:x1 + 2 * m])
+            out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = res[:, :, m * s:(m + y1 - y0) * s, m * s:(m + x1 - x0) * s]
+            if progress:
+                progress(i + 1, len(corners))
         return np.clip(out, 0, 1)
 
 

@@ -75,8 +75,8 @@ class Cancelled(Exception):
 class OnnxModels:
     """core.runtime.Runtime behind the methods of core.api.Tessera that this worker and core.batch call
     (generate, generate_maps, generate_many, generate_gan, roughness, style_weights, styles, generators,
-    upscalers, errors, device). Progress is told after the GAN and after the upscaler, so a cancel acts
-    between the two."""
+    upscalers, errors, device). Progress is told after the GAN and after each upscaling tile, so a cancel
+    acts at the next tile, as on PyTorch."""
 
     def __init__(self, rt: Any, device: str):
         self.rt, self.device = rt, device
@@ -100,18 +100,16 @@ class OnnxModels:
 
     def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """(size, size, 3) uint8, as core.runtime.Runtime.generate; `progress(done, 2)` after each model."""
+        """(size, size, 3) uint8, as core.runtime.Runtime.generate; `progress(done, total)` after the GAN and
+        after each upscaling tile, as core.api.Tessera.generate (it may raise to stop)."""
         from .request import GAN_SCALE, check_size
         from .runtime import to_uint8
 
         size = check_size(size)
         x = self.rt.generate_gan(style, seed, size // GAN_SCALE)
         if progress:
-            progress(1, 2)
-        img = to_uint8(self.rt.upscale_unit(x, GAN_SCALE, tileable=True))
-        if progress:
-            progress(2, 2)
-        return img
+            progress(0, 1)
+        return to_uint8(self.rt.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress))
 
     def generate_many(self, style: str | dict[str, float], seeds: Iterable[int],
                       size: int = 1024) -> Iterator[tuple[int, np.ndarray]]:

@@ -180,6 +180,32 @@ def test_runtime_generates_what_the_torch_path_generates(onnx_models):
         assert levels(rt.upscale_unit(x, 2, tileable=tileable), want) <= 1
 
 
+def test_runtime_upscaling_tells_each_tile_and_stops_when_told(onnx_models):
+    """As core.upscaler.upscale_tiled: progress after every tile, and a progress that raises stops the
+    upscaling there (the worker's Cancel on the bundled runtime)."""
+    rt = runtime.load(models_dir=onnx_models)
+    x = np.random.default_rng(0).random((1, 3, 300, 520), dtype=np.float32)  # 2 × 3 tiles of 256
+    told: list[tuple[int, int]] = []
+    rt.upscale_unit(x, 2, progress=lambda done, total: told.append((done, total)))
+    assert told == [(i, 6) for i in range(1, 7)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done: int, total: int) -> None:
+        told.append((done, total))
+        if done == 2:
+            raise Stop
+
+    told.clear()
+    with pytest.raises(Stop):
+        rt.upscale_unit(x, 2, progress=stop_after_two)
+    assert told == [(1, 6), (2, 6)]
+    told.clear()
+    rt.upscale_unit(x[:, :, :64, :64], 2, progress=lambda done, total: told.append((done, total)))
+    assert told == [(1, 1)]  # one pass on the torus
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda rt: rt.generate("lava", seed=0, size=256), "unknown style 'lava'"),
     (lambda rt: rt.generate("grass", seed=-1, size=256), "seed -1"),

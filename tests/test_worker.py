@@ -121,7 +121,7 @@ def test_without_torch_the_worker_runs_on_onnx_runtime(onnx_models, tmp_path):
     assert ready["event"] == "ready" and ready["runtime"].startswith("onnxruntime ")
     assert ready["device"] == "cpu" and "cpu" in ready["devices"] and ready["upscalers"] == [2, 4]
     files = by_id(events, 1)[-1]["files"]
-    assert [e["done"] for e in by_id(events, 1) if e["event"] == "progress"] == [1, 2]
+    assert [(e["done"], e["total"]) for e in by_id(events, 1) if e["event"] == "progress"] == [(0, 1), (1, 1)]
     gen = load_generator(device="cpu", models_dir=onnx_models)  # the PyTorch path, for comparison
     want = gen.generate_maps("grass", seed=2, size=256, maps=("albedo", "normal", "height"))
     for m in ("albedo", "normal", "height"):
