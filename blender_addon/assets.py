@@ -97,7 +97,8 @@ def set_preview(datablock: bpy.types.ID, image: bpy.types.Image) -> None:
     """Give `datablock` a PREVIEW_SIDE² preview: `image` scaled down (a copy; `image` is left as it is)."""
     thumb = image.copy()
     try:
-        thumb.scale(PREVIEW_SIDE, PREVIEW_SIDE)
+        if tuple(thumb.size) != (PREVIEW_SIDE, PREVIEW_SIDE):
+            thumb.scale(PREVIEW_SIDE, PREVIEW_SIDE)
         pixels = np.empty(PREVIEW_SIDE * PREVIEW_SIDE * 4, np.float32)
         thumb.pixels.foreach_get(pixels)  # type: ignore[attr-defined]
     finally:
@@ -110,18 +111,16 @@ def set_preview(datablock: bpy.types.ID, image: bpy.types.Image) -> None:
 
 
 def mark(mat: bpy.types.Material, style: str, seed: int | None, training_data: dict[str, str] | None,
-         images: dict[str, bpy.types.Image]) -> None:
-    """Mark `mat` as an asset: catalog "Tessera/<style>", tags (style, "seed N", "N px"), author, a
-    description, the licence of the weights' training data and a preview from its albedo (else its first
-    map) in `images` ({map: image}). `seed` and `training_data` None: a material made from the user's photo
-    (the licence is left to them). Marking again (a
-    regenerated material) replaces what Tessera set and keeps what the user added."""
+         side: int, shown: bpy.types.Image | None) -> None:
+    """Mark `mat` as an asset: catalog "Tessera/<style>", tags (style, "seed N", "`side` px"), author, a
+    description, the licence of the weights' training data and a preview from `shown` (its albedo, or a
+    picture of it). `seed` and `training_data` None: a material made from the user's photo (the licence
+    is left to them). Marking again (a regenerated material) replaces what Tessera set and keeps what the
+    user added."""
     if mat.asset_data is None:
         mat.asset_mark()
     data = mat.asset_data
     assert data is not None  # asset_mark made it
-    shown = images.get("albedo") or next(iter(images.values()), None)
-    side = int(shown.size[0]) if shown is not None else 0
     mat[CATALOG] = catalog_path(style)
     data.catalog_id = catalog_id(mat[CATALOG])
     data.author = "Tessera"
@@ -181,8 +180,8 @@ def register_library(folder: Path) -> str:
 def write_library(folder: Path, images: list[dict], training_data: dict[str, str],
                   normal_strength: float, displacement: float) -> tuple[Path, int]:
     """`folder`/tessera_library.blend: a material asset "Tessera <style> <seed>" per texture set of a batch
-    manifest's `images` ({"style", "seed", "files": {map: file name in folder}}), built as Generate
-    builds them, with its images linked by relative paths; plus the catalogs beside it. The open file is
+    manifest's `images` ({"style", "seed", "size", "files": {map: file name in folder}, optional "preview":
+    a small picture of the albedo, else the albedo is read}), built as Generate builds them, with its images linked by relative paths; plus the catalogs beside it. The open file is
     left as it was: the materials and images are made, written and removed again (a material of the same
     name in the open file is moved aside meanwhile). The library is written whole and then renamed into
     place. → (its path, materials). Raises OSError when it cannot be written."""
@@ -214,7 +213,14 @@ def write_library(folder: Path, images: list[dict], training_data: dict[str, str
             for m, img in maps.items():
                 mat.node_tree.nodes[material.NODES[m]].image = img  # type: ignore[attr-defined]
             material.set_displacement_method(mat, None)
-            mark(mat, entry["style"], entry["seed"], training_data, maps)
+            shown = maps.get("albedo")
+            if entry.get("preview") and (folder / entry["preview"]).is_file():  # the worker's small picture
+                shown = bpy.data.images.load(str(folder / entry["preview"]), check_existing=False)
+                made_images.append(shown)
+            mark(mat, entry["style"], entry["seed"], training_data, int(entry["size"]), shown)
+            if shown is not None and shown not in maps.values():
+                bpy.data.images.remove(shown)  # a preview image is not part of the material
+                made_images.remove(shown)
         bpy.data.libraries.write(str(tmp), set(made_materials), path_remap="RELATIVE_ALL", fake_user=True)
         os.replace(tmp, folder / LIBRARY_FILE)
     finally:

@@ -94,7 +94,9 @@ def material_applier(context: bpy.types.Context, stem: str, title: str, what: st
         done = material.assign(obj, mat, new_slot)
         note = material.fit_coordinates(mat, obj)
         if mark_asset:
-            assets.mark(mat, title, seed, result.get("training_data") if seed is not None else None, images)
+            shown = images.get("albedo") or next(iter(images.values()))
+            assets.mark(mat, title, seed, result.get("training_data") if seed is not None else None,
+                        int(shown.size[0]), shown)
             try:
                 assets.save_catalogs()
             except OSError as e:
@@ -197,7 +199,7 @@ class TESSERA_OT_batch_bake(_Submit):
         try:
             job = jobs.submit(context, jobs.Job("batch", f"batch of {len(chosen) * len(seeds)}", done),
                               styles=chosen, seeds=seeds, size=size, out=str(folder), maps=maps,
-                              replace=s.batch_replace)
+                              replace=s.batch_replace, previews=assets.PREVIEW_SIDE if s.batch_assets else 0)
         except client.WorkerError as e:
             return self.fail(e)
         return self.finish(job)

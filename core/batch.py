@@ -16,11 +16,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from . import files
 from .files import check_can_write, check_name_length, sweep_stale, try_lock, write_text
 from .imageio import have_exr, write_exr, write_png
 from .pbr import MAPS, check_maps, derive
 
+PREVIEWS = ".previews"  # the folder of a batch's asset previews (`bake`'s `previews`)
 Progress = Callable[[int, int, str], None]  # (done, total, file just written or ""); may raise to stop
 
 
@@ -192,19 +195,23 @@ def training_data(gen, styles: list[str]) -> dict[str, str]:
 
 def bake(gen, styles: list[str], seeds: list[int], size: int, out: Path,
          progress: Progress | None = None, maps: tuple[str, ...] = ("albedo",),
-         replace: bool = False) -> tuple[Path, int]:
+         replace: bool = False, previews: int = 0) -> tuple[Path, int]:
     """Make every (style, seed) not already in `out`; → (manifest path, texture sets skipped as done).
+    `previews` > 0: each new set also gets a `previews`² picture of its albedo (`preview`) in
+    `out`/.previews/, named in its manifest entry as "preview" (Blender's asset previews read it).
 
     Raises ValueError before any work when another run is baking into `out`, or when `out` holds images
     of these styles and seeds at another size (unless `replace`)."""
     maps = check_maps(maps)
+    if isinstance(previews, bool) or not isinstance(previews, int) or not 0 <= previews <= 1024:
+        raise ValueError(f"previews {previews!r}: a side from 1 to 1024 pixels, or 0 for none")
     for s in styles:
         gen.style_weights(s)  # validate every style before the first image
     check_names(styles, seeds, maps, Path(out))
     out = prepare(out)
     plan(styles, seeds, size, out, maps, replace)  # mistakes are told before the lock file is written
     with folder_lock(out):
-        return _bake(gen, styles, seeds, size, out, progress, maps, replace)
+        return _bake(gen, styles, seeds, size, out, progress, maps, replace, previews)
 
 
 def other_sizes(out: Path, jobs: list[tuple[str, int]], size: int) -> dict[str, tuple[int, int]]:
@@ -251,8 +258,16 @@ def remove_other_size(out: Path, style: str, seed: int, size: int) -> None:
                 png.with_suffix(".exr").unlink(missing_ok=True)
 
 
+def preview(albedo: np.ndarray, side: int) -> np.ndarray:
+    """A small picture of a texture set (Blender's asset preview): `albedo` (H, W, 3) uint8 → (side, side, 3)
+    uint8, scaled down with a box filter (each pixel the mean of the pixels it covers)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(albedo).resize((side, side), Image.Resampling.BOX))
+
+
 def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progress: Progress | None,
-          maps: tuple[str, ...], replace: bool) -> tuple[Path, int]:
+          maps: tuple[str, ...], replace: bool, previews: int) -> tuple[Path, int]:
     images, jobs = plan(styles, seeds, size, out, maps, replace)  # again, now that no other run can write
     skipped = len(styles) * len(seeds) - len(jobs)
 
@@ -275,9 +290,16 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
             if replace:  # the set of another size goes as a whole, not only the maps remade
                 remove_other_size(out, style, seed, size)
             files = {**(before[0]["files"] if before else {}), **{name: p.name for name, p in paths.items()}}
+            entry = {"style": style, "seed": seed, "size": size, "files": files,
+                     "seconds": round(time.perf_counter() - t0, 3)}
+            shown = out / PREVIEWS / f"{file_stem(style)}_{seed}.png"
+            if previews:
+                shown.parent.mkdir(exist_ok=True)
+                entry["preview"] = write_png(shown, preview(albedo, previews), sweep=False).relative_to(out).as_posix()
+            else:  # one kept from an earlier run would show the old texture
+                shown.unlink(missing_ok=True)
             images = [e for e in images if (e["style"], e["seed"]) != (style, seed)]
-            images.append({"style": style, "seed": seed, "size": size, "files": files,
-                           "seconds": round(time.perf_counter() - t0, 3)})
+            images.append(entry)
             write_manifest()
             done_count, t0 = done_count + 1, time.perf_counter()
             if progress:

@@ -6,7 +6,8 @@ cancel arrives mid-request. Every line on stdout is one JSON object; everything 
 Requests (stdin):
   {"id": 1, "cmd": "generate", "style": "grass", "seed": 0, "size": 1024, "out": "/dir/grass_0_albedo.png",
    "maps": ["albedo", "normal"], "normal_strength": 1.0}   (maps, strength optional; out: albedo or folder)
-  {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0, 1], "size": 1024, "out": "/dir", "replace": false}
+  {"id": 2, "cmd": "batch", "styles": ["grass"], "seeds": [0, 1], "size": 1024, "out": "/dir", "replace": false,
+   "previews": 128}   (previews: a picture of each new set's albedo, that many pixels square; 0 or absent: none)
   {"id": 3, "cmd": "thumbnails", "out": "/dir", "size": 128}
   {"id": 4, "cmd": "maps", "input": "/photos/wall.jpg", "out": "/dir", "maps": ["albedo", "normal"], "tile": true,
    "normal_strength": 1.0, "roughness": 0.75}   a photo's PBR set as `tessera tile` + `tessera maps --tile`
@@ -244,7 +245,7 @@ class Worker:
             raise ValueError(f"seeds {req['seeds']!r} must be whole numbers ≥ 0")
         manifest, skipped = bake(self.gen, list(req["styles"]), seeds, size, Path(out_path(req)),
                                  lambda d, t, _name: self.progress(rid, d, t), tuple(req.get("maps", ["albedo"])),
-                                 replace=bool(req.get("replace", False)))
+                                 replace=bool(req.get("replace", False)), previews=int(req.get("previews", 0)))
         return {"manifest": str(manifest), "skipped": skipped}
 
     def thumbnails(self, rid: Any, req: dict) -> dict:

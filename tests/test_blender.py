@@ -211,6 +211,8 @@ def test_batch_bake_makes_an_asset_library(bpy, addon, scene, tmp_path):
     assert not bpy.data.materials["Tessera brick 3"].get("tessera")
     cats = catalogs(out / "blender_assets.cats.txt")
     assert set(cats) == {"Tessera", "Tessera/brick", "Tessera/grass"}
+    assert sorted(p.name for p in (out / ".previews").iterdir()) == ["brick_3.png", "brick_4.png", "grass_3.png",
+                                                                     "grass_4.png"]  # made by the worker
     libs = [lib for lib in bpy.context.preferences.filepaths.asset_libraries if Path(lib.path) == out]
     assert len(libs) == 1 and libs[0].name.startswith("Tessera")  # "Tessera.001" if another folder has "Tessera"
 

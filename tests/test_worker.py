@@ -41,8 +41,11 @@ def test_generate_error_batch_in_one_warm_worker(tiny_models, tmp_path):
         {"id": 1, "cmd": "generate", "style": "grass", "seed": 2, "size": 256, "out": str(tmp_path / "a.png")},
         {"id": 2, "cmd": "generate", "style": "lava", "out": str(tmp_path / "b.png")},
         "this is not json",
-        {"id": 3, "cmd": "batch", "styles": ["brick"], "seeds": [0, 1], "size": 256, "out": str(tmp_path / "batch")},
+        {"id": 3, "cmd": "batch", "styles": ["brick"], "seeds": [0, 1], "size": 256, "out": str(tmp_path / "batch"),
+         "previews": 16},
         {"id": 4, "cmd": "paint"},
+        {"id": 5, "cmd": "batch", "styles": ["brick"], "seeds": [2], "size": 256, "out": str(tmp_path / "b2"),
+         "previews": -1},
     ], "--models", str(tiny_models))
     assert events[0]["event"] == "ready" and events[0]["styles"] == ["brick", "grass"]
     result = by_id(events, 1)[-1]
@@ -56,6 +59,15 @@ def test_generate_error_batch_in_one_warm_worker(tiny_models, tmp_path):
     assert [e["done"] for e in batch if e["event"] == "progress"] == [0, 1, 2]
     manifest = json.loads(Path(batch[-1]["manifest"]).read_text())
     assert sorted(i["files"]["albedo"] for i in manifest["images"]) == ["brick_0_albedo.png", "brick_1_albedo.png"]
+    for entry in manifest["images"]:  # a small picture of each set, for Blender's asset previews
+        assert entry["preview"] == f".previews/brick_{entry['seed']}.png"
+        shown = np.asarray(Image.open(tmp_path / "batch" / entry["preview"]), dtype=float)
+        albedo = np.asarray(Image.open(tmp_path / "batch" / entry["files"]["albedo"]), dtype=float)
+        assert shown.shape == (16, 16, 3)
+        np.testing.assert_allclose(shown, albedo.reshape(16, 16, 16, 16, 3).mean(axis=(1, 3)), atol=1)  # box filter
+    assert by_id(events, 5) == [{"id": 5, "event": "error",
+                                 "message": "previews -1: a side from 1 to 1024 pixels, or 0 for none"}]
+    assert not (tmp_path / "b2").exists()
     assert by_id(events, 4)[0]["event"] == "error" and "unknown command 'paint'" in by_id(events, 4)[0]["message"]
 
 
