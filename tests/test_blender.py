@@ -11,9 +11,11 @@ torch unimportable for the worker (test_generate_on_the_bundled_runtime_without_
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -86,6 +88,64 @@ def test_zip_holds_addon_core_and_weights_only(zip_path):
     allowed = {"__init__.py", "blender_manifest.toml", "blender_addon", "core", "wheels"}
     assert all(n.split("/")[0] in allowed for n in names), names
     assert not any("__pycache__" in n or n.endswith((".pyc", ".pkl", ".pt", ".pth")) for n in names)
+
+
+@functools.cache
+def blender_ext():
+    """Blender's own extension tool (bl_pkg's cli/blender_ext.py, from the bpy package), imported: its
+    manifest validation and the checks its installer makes."""
+    spec = importlib.util.spec_from_file_location("blender_ext", extension.blender_ext())
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zip_is_for_this_python_and_the_blenders_that_run_it(zip_path):
+    python = extension.this_python()
+    with zipfile.ZipFile(zip_path) as z:
+        manifest = blender_ext().pkg_manifest_from_zipfile_and_validate(z, "", strict=True)
+        wheels = [n.split("/")[1] for n in z.namelist() if n.startswith("wheels/")]
+    assert not isinstance(manifest, str), manifest
+    assert sorted(Path(w).name for w in manifest.wheels) == sorted(wheels)
+    assert all(python in extension.wheel_pythons(w) for w in wheels)
+    blenders = extension.PYTHONS[python]
+    assert (manifest.blender_version_min, manifest.blender_version_max) == (blenders.min, blenders.max)
+
+
+# Blender → the Python it runs (on PyPI bpy is cp311 up to 5.0.1, cp313 from 5.1.0)
+BLENDER_PYTHONS = {(4, 2, 0): "3.11", (4, 5, 0): "3.11", (5, 0, 1): "3.11",
+                   (5, 1, 0): "3.13", (5, 2, 0): "3.13", (5, 3, 0): "3.13"}
+
+
+@pytest.mark.parametrize("platform", list(extension.PIP_PLATFORMS))
+def test_each_blender_takes_exactly_the_zip_for_its_python(platform):
+    """The manifests `make extension` builds its zips from (no zip built: the same text, checked by Blender's
+    validator): installing from disk checks the Blender version and platform; enabling, the Python of the
+    wheels (bl_pkg's manifest_compatible_with_wheel_data_or_error)."""
+    tool = blender_ext()
+    manifests = {}
+    for python in extension.PYTHONS:
+        data = tomllib.loads(extension.staged_manifest(platform, python))
+        assert not isinstance(error := tool.pkg_manifest_from_dict_and_validate(data, False, True), str), error
+        names = [Path(w).name for w in data["wheels"]]
+        assert sorted(n.split("-")[0].removesuffix("_directml") for n in names) == ["onnxruntime", "pillow",
+                                                                                    "safetensors"]
+        assert all(python in extension.wheel_pythons(n) and platform in extension.wheel_platforms(n)
+                   for n in names)
+        manifests[python] = data
+
+    def takes(data, blender, python_version, at_enable):
+        item = dict(data)
+        if at_enable:
+            item["python_versions"] = [".".join(map(str, v)) for v in tool.python_versions_from_wheels(data["wheels"])]
+        return not tool.repository_filter_skip(item, filter_blender_version=blender, filter_platform=platform,
+                                               filter_python_version=python_version, skip_message_fn=None,
+                                               error_fn=pytest.fail)
+
+    for blender, python in BLENDER_PYTHONS.items():
+        python_version = (*extension._version(python), 0)
+        for at_enable in (False, True):
+            assert [p for p, data in manifests.items() if takes(data, blender, python_version, at_enable)] == [python]
 
 
 def test_addon_registers_its_ui(bpy, addon):
