@@ -2,6 +2,7 @@
 
     python tools/learn_eval.py train PHOTO --arm learn|scratch --out DIR [--minutes 5,15,30]
     python tools/learn_eval.py measure DIR [DIR …] --sheet docs/learn_sheet.png [--json FILE]
+    python tools/learn_eval.py pick VAL_DIR [--per-style N]
 
 `train` runs one arm on one photo and exports a generator after each budget in --minutes (CPU minutes of
 training, counted across the stages): `learn` adapts the shipped generator (training.learn, as the CLI
@@ -14,6 +15,10 @@ scale: 64² crops of the photo (at the training scale, ≤ 256 px) against crops
 the photo is cut into 8 tiles, four for the real role and four for the floor (the photo against itself),
 so the held-out crops always come from other tiles. 3 repeats. The sheet: per photo, the photo, three
 seeds of the learned style after the longest budget, and the photo after `tessera tile`, each tiled 2×2.
+
+`pick` measures the start `learn` chooses without --like (training.learn.nearest_style, as it runs): over
+labelled photos VAL_DIR/<style>/*.png of the shipped styles (e.g. the curated validation split), how often
+it names the photo's own style, overall and per style (chance: one in the number of styles).
 """
 
 from __future__ import annotations
@@ -123,6 +128,26 @@ def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict
     return results
 
 
+def pick(val: Path, per_style: int) -> dict:
+    from training.learn import nearest_style, read_photos
+
+    start = ROOT / "core" / "weights" / "tessera_gan.safetensors"
+    from core.weights import read
+
+    styles = read(start, "np")[0]["styles"]
+    hits: dict[str, list[bool]] = {}
+    for style in styles:
+        for f in sorted((val / style).glob("*.png"))[:per_style]:
+            got = nearest_style(read_photos([f]), start)
+            hits.setdefault(style, []).append(got == style)
+            print(f"{style:>12} {f.name}: {got}", file=sys.stderr)
+    total = [h for v in hits.values() for h in v]
+    result = {"photos": len(total), "styles": len(styles), "right": float(np.mean(total)),
+              "per_style": {s: float(np.mean(v)) for s, v in hits.items()}}
+    print(json.dumps(result, indent=1))
+    return result
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -135,11 +160,16 @@ def main() -> int:
     m.add_argument("dirs", type=Path, nargs="+")
     m.add_argument("--sheet", type=Path)
     m.add_argument("--json", type=Path)
+    k = sub.add_parser("pick")
+    k.add_argument("val", type=Path)
+    k.add_argument("--per-style", type=int, default=1000)
     a = p.parse_args()
     if a.cmd == "train":
         (a.out / "photo").mkdir(parents=True, exist_ok=True)
         shutil.copy(a.photo, a.out / "photo" / a.photo.name)
         train(a.photo, a.arm, a.out, [float(v) for v in a.minutes.split(",")])
+    elif a.cmd == "pick":
+        pick(a.val, a.per_style)
     else:
         measure(a.dirs, a.sheet, a.json)
     return 0
