@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: demo test typecheck extension preview eval bench clean
+.PHONY: demo test test-blenders typecheck extension preview eval bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,25 @@ demo: $(STAMP)
 
 test: $(STAMP) typecheck
 	$(PY) -m pytest -q
+
+# the Blender tests also on the oldest Blender the manifest claims (4.2) and the newest (5.0): one venv each,
+# .venv-bpy4.2 and .venv-bpy5.0, with the test dependencies but that bpy (and numpy 1.26, as those Blenders ship;
+# `make test` covers 4.5 LTS)
+BLENDERS := 4.2 5.0
+
+.venv-bpy%/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-bpy$*
+	.venv-bpy$*/bin/python -m pip install -q --upgrade pip
+	.venv-bpy$*/bin/python -m pip install -q "torch==2.13.0"
+	.venv-bpy$*/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  x = p["optional-dependencies"]; print(*[d for d in p["dependencies"] + x["test"] + x["data"] \
+	  if not d.startswith(("bpy", "fake-bpy-module", "tessera"))], sep="\n")' > .venv-bpy$*/requirements.txt
+	.venv-bpy$*/bin/python -m pip install -q -r .venv-bpy$*/requirements.txt "bpy==$*.*" "numpy<2"
+	.venv-bpy$*/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-blenders: $(BLENDERS:%=.venv-bpy%/.installed)
+	for v in $(BLENDERS); do .venv-bpy$$v/bin/python -m pytest -q tests/test_blender.py || exit 1; done
 
 # the Blender add-on against fake-bpy-module's stubs (settings in pyproject.toml)
 typecheck: $(STAMP)
@@ -43,4 +62,4 @@ bench: $(STAMP)
 	$(PY) -m core.bench
 
 clean:
-	rm -rf $(VENV) out dist wheels .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(BLENDERS:%=.venv-bpy%) out dist wheels .pytest_cache .mypy_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import bpy
 
@@ -29,10 +29,36 @@ def image_file(img: bpy.types.Image) -> Path:
         return path
     out = prefs.user_dir("from_image") / f"{style_name(img.name) or 'image'}.png"
     try:
-        img.save(filepath=str(out), save_copy=True)
+        save_copy(img, out)
     except RuntimeError as e:
         raise ValueError(f"image {img.name} cannot be saved for Tessera ({e})") from None
     return out
+
+
+def save_copy(img: bpy.types.Image, out: Path) -> None:
+    """Save what `img` shows to `out` (PNG), leaving `img` as it was (its file, packing, unsaved paint).
+    Blender 4.2's Image.save has no save_copy (and would mark painted pixels saved): there the pixels go
+    through a throwaway image."""
+    if "save_copy" in cast(Any, bpy.types.Image.bl_rna).functions["save"].parameters:
+        img.save(filepath=str(out), save_copy=True)
+        return
+    import numpy as np
+
+    w, h = img.size
+    tmp = bpy.data.images.new(".tessera-save", w, h, alpha=True, float_buffer=img.is_float)
+    try:
+        if tmp.colorspace_settings is not None and img.colorspace_settings is not None:
+            tmp.colorspace_settings.name = img.colorspace_settings.name
+        pixels = np.empty(w * h * img.channels, np.float32)
+        cast(Any, img.pixels).foreach_get(pixels)
+        if img.channels != 4:  # grey or RGB: into RGBA
+            pixels = pixels.reshape(-1, img.channels)[:, [0, 0, 0] if img.channels == 1 else [0, 1, 2]]
+            pixels = np.concatenate([pixels, np.ones((w * h, 1), np.float32)], axis=1).ravel()
+        cast(Any, tmp.pixels).foreach_set(pixels)
+        tmp.filepath_raw, tmp.file_format = str(out), "PNG"
+        tmp.save()
+    finally:
+        bpy.data.images.remove(tmp)
 
 
 def style_name(text: str) -> str:

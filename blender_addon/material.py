@@ -54,13 +54,21 @@ def _socket(sockets: Any, identifier: str) -> Any:
     return next(s for s in sockets if s.identifier == identifier)
 
 
+def _nodes_always_on(mat: bpy.types.Material) -> bool:
+    """Whether materials always have their node tree: Blender 5.0 makes one with each material and deprecates
+    use_nodes (to be removed in 6.0); before that a new material has none until use_nodes is set."""
+    prop = mat.bl_rna.properties.get("use_nodes")
+    return prop is None or bool(getattr(prop, "is_deprecated", False))
+
+
 def build_material(mat: bpy.types.Material, maps: list[str], tiling: float, normal_strength: float,
                    displacement: float) -> None:
     """(Re)build the node tree: Texture Coordinate (UV, or Object: `fit_coordinates`) → Mapping (scale = one
     Tiling value) → an Image Texture per map → Principled BSDF: albedo (× AO through a Multiply mix) into Base
     Color, roughness into Roughness, normal through a Normal Map node, height through a Displacement node."""
     mat[TAG] = True
-    mat.use_nodes = True
+    if not _nodes_always_on(mat):
+        mat.use_nodes = True
     tree = mat.node_tree
     assert tree is not None  # use_nodes made it
     nodes, links = tree.nodes, tree.links

@@ -5,13 +5,21 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import bpy
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import PropertyFlagItems
 
 # The extension's package ("bl_ext.<repo>.tessera"): this module lives one level below it.
 ADDON_ID = __package__.rpartition(".")[0]
 ROOT = Path(__file__).resolve().parent.parent  # the extension's folder: holds core/ and its weights
+# the folder settings take '//' (beside the saved .blend; `absolute` resolves it): Blender 4.5 and later have an
+# option saying so, 4.2 has not (and refuses it)
+BLEND_RELATIVE: set[PropertyFlagItems] = (
+    {"PATH_SUPPORTS_BLEND_RELATIVE"} if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+    else set())
 
 
 def get(context: bpy.types.Context | None = None) -> TesseraPreferences:
@@ -81,13 +89,22 @@ def _device_items(offered: tuple[str, ...] | None) -> list[tuple[str, str, str, 
     return [(d, DEVICES[d][0], DEVICES[d][1], DEVICES[d][2]) for d in dict.fromkeys(ids)]
 
 
+def stored_value(owner: Any, name: str) -> Any:
+    """The raw stored value of a bpy.props property of `owner` (an enum's number), None when never set.
+    Blender 5.0 keeps these apart from custom properties (`bl_system_properties_get`) and add-on preferences
+    no longer take `owner.get(name)`; before 5.0 that is the way."""
+    system = getattr(owner, "bl_system_properties_get", None)
+    store = system() if system is not None else owner
+    return store.get(name) if store is not None else None
+
+
 def device_items(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
     """What the running worker's runtime offers (all devices before a worker has started), and the choice
     stored now, so it never shows blank."""
     from . import jobs
 
     offered = jobs.offered_devices()
-    stored = self.get("device") if self is not None else None
+    stored = stored_value(self, "device") if self is not None else None
     if offered is not None and stored is not None:
         name = next((d for d, v in DEVICES.items() if v[2] == stored), None)
         if name is not None and name not in offered:
@@ -115,13 +132,13 @@ class TesseraPreferences(bpy.types.AddonPreferences):
         name="Models Folder",
         description="Folder of Tessera .safetensors weights. Empty: the shipped weights and your user models "
                     "folder. // is the saved .blend file's folder",
-        subtype="DIR_PATH", options={"PATH_SUPPORTS_BLEND_RELATIVE"},
+        subtype="DIR_PATH", options=BLEND_RELATIVE,
     )
     output_dir: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Output Folder",
         description="Where textures and batches are saved. Empty: the extension's user folder. // is the saved "
                     ".blend file's folder (save the file first)",
-        subtype="DIR_PATH", options={"PATH_SUPPORTS_BLEND_RELATIVE"},
+        subtype="DIR_PATH", options=BLEND_RELATIVE,
     )
 
     def draw(self, context: bpy.types.Context) -> None:

@@ -63,7 +63,9 @@ def render(bpy, out: Path, width: int = 960, height: int = 540, samples: int = 6
     scene.collection.objects.link(sun)
     world = scene.world or bpy.data.worlds.new("World")
     scene.world = world
-    world.use_nodes = True
+    use_nodes = world.bl_rna.properties.get("use_nodes")
+    if use_nodes is not None and not getattr(use_nodes, "is_deprecated", False):  # Blender 5.0: always on, deprecated
+        world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.45, 0.5, 0.6, 1.0)
     world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.6
 
