@@ -44,9 +44,9 @@ test-blenders: $(BLENDERS:%=.venv-bpy%/.installed)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# the extension zips, one per platform (Linux x64, Windows x64, macOS arm64 and x64), each with its wheels
-# (ONNX Runtime, safetensors, Pillow; fetched from PyPI into wheels/), built and validated by Blender's own
-# tool (shipped inside the bpy package)
+# the extension zips, one per platform (Linux x64, Windows x64, macOS arm64 and x64) and Python (3.11: Blender
+# 4.2 to 5.0; 3.13: 5.1 and newer, "-py313"), each with its wheels (ONNX Runtime, safetensors, Pillow; fetched
+# from PyPI into wheels/), built and validated by Blender's own tool (shipped inside the bpy package)
 extension: $(STAMP)
 	$(PY) tools/extension.py --out dist
 
