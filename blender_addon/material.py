@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,13 +112,25 @@ def build_material(mat: bpy.types.Material, maps: list[str], tiling: float, norm
         links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
 
 
+def users_of(mat: bpy.types.Material) -> set[str]:
+    """The names of the objects that show `mat` in one of their slots."""
+    return {o.name for o in bpy.data.objects if any(slot.material == mat for slot in o.material_slots)}
+
+
 def material_for(style: str, images: dict[str, bpy.types.Image], tiling: float, normal_strength: float = 1.0,
-                 displacement: float = 0.05, preview: bool = False) -> bpy.types.Material:
-    """The material "Tessera <style>", made once and then updated in place: its image nodes get the new
-    images (the node tree is rebuilt only when the set of maps changes, keeping the Tiling value).
-    A new material starts with the 2×2 preview on when `preview` is (its Tiling value doubled)."""
+                 displacement: float = 0.05, preview: bool = False,
+                 target: bpy.types.Object | None = None) -> bpy.types.Material:
+    """The material "Tessera <style>" for `target`, made once and then updated in place: its image nodes get
+    the new images (the node tree is rebuilt only when the set of maps changes, keeping the Tiling value).
+    A Tessera material that objects other than `target` show is left to them: `target` then gets a new one
+    ("Tessera <style>.001", …), so a new seed on one object never changes another. A new material starts
+    with the 2×2 preview on when `preview` is (its Tiling value doubled)."""
     name = f"Tessera {style}"
-    mat = bpy.data.materials.get(name)
+    mine = target.active_material if target is not None else None
+    ours = mine is not None and mine.get(TAG) and re.fullmatch(re.escape(name) + r"(\.\d+)?", mine.name)
+    mat = mine if ours else bpy.data.materials.get(name)
+    if mat is not None and users_of(mat) - ({target.name} if target is not None else set()):
+        mat = None  # another object shows it
     if mat is None or not mat.get(TAG):
         mat = bpy.data.materials.new(name)
         mat[PREVIEW] = preview

@@ -40,6 +40,8 @@ def memory_available() -> int | None:
 
 def check_folder(path: Path, what: str) -> Path:
     """Create `path` if needed and make sure it can be written; ValueError says what to do."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder: choose another in Preferences › Tessera")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -54,7 +56,8 @@ def check_common(context: bpy.types.Context, size: int | None) -> None:
     Raises ValueError or WorkerError saying what to do."""
     models = prefs.models_dir(context)
     if models is not None and not models.is_dir():
-        raise ValueError(f"Models folder {models} does not exist: fix it in Preferences › Tessera, or clear it "
+        what = "is a file, not a folder" if models.exists() else "does not exist"
+        raise ValueError(f"Models folder {models} {what}: fix it in Preferences › Tessera, or clear it "
                          f"to use the shipped weights")
     if not styles.names(context):
         detail = f" ({'; '.join(styles.errors)})" if styles.errors else ""
@@ -88,8 +91,8 @@ def material_applier(context: bpy.types.Context, stem: str, title: str, what: st
             images[name] = material.load_image(f"{stem}_{name}", Path(path), pack, material.colorspace(name))
             if pack:
                 Path(path).unlink(missing_ok=True)  # its pixels now live in the .blend
-        mat = material.material_for(title, images, tiling, strength, displacement, preview)
         obj = bpy.data.objects.get(target) if target else None
+        mat = material.material_for(title, images, tiling, strength, displacement, preview, obj)
         material.set_displacement_method(mat, obj)
         done = material.assign(obj, mat, new_slot)
         note = material.fit_coordinates(mat, obj)
@@ -184,7 +187,7 @@ class TESSERA_OT_batch_bake(_Submit):
 
         def done(result: dict) -> tuple[str, str]:
             made = len(chosen) * len(seeds) - result["skipped"]
-            text = f"Baked {made} texture(s) to {folder} ({result['skipped']} already there): {result['manifest']}"
+            text = f"Baked {made} texture set(s) ({result['skipped']} already there) into {folder}"
             if not as_assets:
                 return "INFO", text
             try:
@@ -194,7 +197,7 @@ class TESSERA_OT_batch_bake(_Submit):
             except (OSError, ValueError, KeyError, RuntimeError) as e:
                 return "WARNING", f"{text}; the asset library could not be written: {e}"
             name = assets.register_library(folder)
-            return "INFO", f"{text}; {count} material asset(s) in {library}, asset library '{name}'"
+            return "INFO", f"{text}; asset library '{name}': {count} material(s) in {library.name}"
 
         try:
             job = jobs.submit(context, jobs.Job("batch", f"batch of {len(chosen) * len(seeds)}", done),

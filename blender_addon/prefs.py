@@ -58,10 +58,18 @@ def absolute(chosen: str, what: str) -> Path:
     return path
 
 
+def default_output_dir() -> Path:
+    """Where textures go when no output folder is chosen: Tessera in the user's Documents folder (their home
+    folder when there is none), visible and kept when the extension is removed (Blender deletes the
+    extension's own user folder with it)."""
+    documents = Path.home() / "Documents"
+    return (documents if documents.is_dir() else Path.home()) / "Tessera"
+
+
 def output_dir(context: bpy.types.Context | None = None) -> Path:
-    """The output folder (default: the extension's user folder). Raises ValueError as `absolute`."""
+    """The output folder (default: `default_output_dir`). Raises ValueError as `absolute`."""
     chosen = get(context).output_dir
-    return absolute(chosen, "Output folder") if chosen else user_dir("textures")
+    return absolute(chosen, "Output folder") if chosen else default_output_dir()
 
 
 def models_dir(context: bpy.types.Context | None = None) -> Path | None:
@@ -136,8 +144,8 @@ class TesseraPreferences(bpy.types.AddonPreferences):
     )
     output_dir: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Output Folder",
-        description="Where textures and batches are saved. Empty: the extension's user folder. // is the saved "
-                    ".blend file's folder (save the file first)",
+        description="Where textures and batches are saved. Empty: Documents/Tessera in your home folder. // is "
+                    "the saved .blend file's folder (save the file first)",
         subtype="DIR_PATH", options=BLEND_RELATIVE,
     )
 

@@ -341,7 +341,10 @@ class Worker:
         except PermissionError as e:
             self.send(id=rid, event="error", message=f"{e.filename}: permission denied")
         except (ValueError, OSError) as e:
-            self.send(id=rid, event="error", message=str(e))
+            text = str(e)
+            if text.startswith("unknown style") and self.gen.errors:  # perhaps one of the files that did not load
+                text += f" (not loaded: {'; '.join(self.gen.errors)})"
+            self.send(id=rid, event="error", message=text)
         except Exception as e:  # a bug, not the user's doing: say so, keep serving
             traceback.print_exc(file=sys.stderr)
             self.send(id=rid, event="error", message=f"internal error: {e.__class__.__name__}: {e}")

@@ -203,3 +203,17 @@ def test_learn_request_refuses_relative_inputs(tiny_models):
                         "--models", str(tiny_models))
     assert by_id(events, 1) == [{"id": 1, "event": "error",
                                  "message": "inputs ['photos/a.png'] must be absolute paths"}]
+
+
+def test_an_unknown_style_names_the_files_that_did_not_load(tiny_models, tmp_path):
+    """A style the user sees (read from a file's header) may be in a file the worker cannot load: say so."""
+    import shutil
+
+    models = tmp_path / "mine"
+    shutil.copytree(tiny_models, models)
+    (models / "lava.safetensors").write_bytes(b"not a weights file")
+    events = run_worker([{"id": 1, "cmd": "generate", "style": "lava", "out": str(tmp_path / "x.png")}],
+                        "--models", str(models))
+    (event,) = by_id(events, 1)
+    assert event["message"].startswith("unknown style 'lava': choose from brick, grass (not loaded: ")
+    assert "lava.safetensors" in event["message"] and "\n" not in event["message"]
