@@ -66,6 +66,11 @@ def default_output_dir() -> Path:
     return (documents if documents.is_dir() else Path.home()) / "Tessera"
 
 
+def not_a_folder(path: Path) -> str:
+    """Why `path`, which is not a folder, cannot be used as one: "is a file, not a folder" or "does not exist"."""
+    return "is a file, not a folder" if path.exists() else "does not exist"
+
+
 def output_dir(context: bpy.types.Context | None = None) -> Path:
     """The output folder (default: `default_output_dir`). Raises ValueError as `absolute`."""
     chosen = get(context).output_dir
@@ -169,5 +174,4 @@ class TesseraPreferences(bpy.types.AddonPreferences):
                          icon="INFO")
         layout.prop(self, "models_dir")
         layout.prop(self, "output_dir")
-        default = Path(bpy.utils.extension_path_user(ADDON_ID, create=False)) / "textures"
-        layout.label(text=f"Default output: {default}", icon="FILE_FOLDER")
+        layout.label(text=f"Default output: {default_output_dir()}", icon="FILE_FOLDER")
