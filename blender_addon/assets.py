@@ -19,6 +19,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.files import write_text
 from . import material
 
 CATALOG_FILE = "blender_assets.cats.txt"
@@ -56,33 +57,31 @@ def _libraries() -> bpy.types.AssetLibraryCollection:
     return getattr(bpy.context.preferences, "filepaths").asset_libraries
 
 
+def _root(lib: bpy.types.UserAssetLibrary) -> Path:
+    """The folder an asset library of the Preferences points at, absolute and resolved."""
+    return Path(bpy.path.abspath(lib.path)).resolve()
+
+
 def catalog_folder() -> Path | None:
     """Where the current .blend's catalogs live: the root of the asset library holding the file, else the
     file's folder; None for an unsaved file (Blender has nowhere to read them from yet)."""
     if not bpy.data.filepath:
         return None
     blend = Path(bpy.data.filepath).resolve()
-    for lib in _libraries():
-        root = Path(bpy.path.abspath(lib.path)).resolve()
-        if root in blend.parents:
-            return root
-    return blend.parent
+    return next((_root(lib) for lib in _libraries() if _root(lib) in blend.parents), blend.parent)
 
 
 def write_catalogs(folder: Path, paths: Iterable[str]) -> Path:
     """Add the "Tessera" catalog and those at `paths` (`catalog_path`) to `folder`'s catalog file, creating
-    it if needed. Lines
-    already there (other catalogs, user edits) are kept as they are; the file is replaced atomically.
-    → its path. Raises OSError when it cannot be written."""
+    it if needed. Lines already there (other catalogs, user edits) are kept as they are; the file is
+    replaced atomically. → its path. Raises ValueError (or OSError reading it) when it cannot be written."""
     path = folder / CATALOG_FILE
     text = path.read_text(encoding="utf-8") if path.is_file() else _HEADER
     known = {line.split(":", 1)[0].strip() for line in text.splitlines() if ":" in line and not line.startswith("#")}
     new = [f"{catalog_id(p)}:{p}:{p.replace('/', '-')}\n"
            for p in dict.fromkeys([ROOT, *paths]) if catalog_id(p) not in known]
     if new:
-        tmp = path.with_name(f".{CATALOG_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(text + ("" if text.endswith("\n") else "\n") + "".join(new), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, text + ("" if text.endswith("\n") else "\n") + "".join(new))
     return path
 
 
@@ -97,14 +96,16 @@ def licence_text(training_data: dict[str, str]) -> str:
 
 def set_preview(datablock: bpy.types.ID, image: bpy.types.Image) -> None:
     """Give `datablock` a PREVIEW_SIDE² preview: `image` scaled down (a copy; `image` is left as it is)."""
-    thumb = image.copy()
-    try:
-        if tuple(thumb.size) != (PREVIEW_SIDE, PREVIEW_SIDE):
+    pixels = np.empty(PREVIEW_SIDE * PREVIEW_SIDE * 4, np.float32)
+    if tuple(image.size) == (PREVIEW_SIDE, PREVIEW_SIDE):  # the worker's picture: as it is
+        image.pixels.foreach_get(pixels)  # type: ignore[attr-defined]
+    else:
+        thumb = image.copy()
+        try:
             thumb.scale(PREVIEW_SIDE, PREVIEW_SIDE)
-        pixels = np.empty(PREVIEW_SIDE * PREVIEW_SIDE * 4, np.float32)
-        thumb.pixels.foreach_get(pixels)  # type: ignore[attr-defined]
-    finally:
-        bpy.data.images.remove(thumb)
+            thumb.pixels.foreach_get(pixels)  # type: ignore[attr-defined]
+        finally:
+            bpy.data.images.remove(thumb)
     datablock.preview_ensure()
     preview = datablock.preview
     assert preview is not None  # preview_ensure made it
@@ -123,8 +124,8 @@ def mark(mat: bpy.types.Material, style: str, seed: int | None, training_data: d
         mat.asset_mark()
     data = mat.asset_data
     assert data is not None  # asset_mark made it
-    mat[CATALOG] = catalog_path(style)
-    data.catalog_id = catalog_id(mat[CATALOG])
+    mat[CATALOG] = path = catalog_path(style)
+    data.catalog_id = catalog_id(path)
     data.author = "Tessera"
     what = f"seed {seed}, " if seed is not None else ""
     data.description = f"Seamless {style} material ({what}{side}×{side} px), made by Tessera"
@@ -145,7 +146,8 @@ def mark(mat: bpy.types.Material, style: str, seed: int | None, training_data: d
 
 def save_catalogs() -> Path | None:
     """Write the catalogs of the open file's Tessera assets where Blender reads them (`catalog_folder`).
-    → the catalog file, or None for an unsaved file or one without Tessera assets. Raises OSError."""
+    → the catalog file, or None for an unsaved file or one without Tessera assets. Raises OSError or
+    ValueError as `write_catalogs`."""
     folder = catalog_folder()
     paths = sorted({str(m[CATALOG]) for m in bpy.data.materials if m.asset_data is not None and m.get(CATALOG)})
     return write_catalogs(folder, paths) if folder is not None and paths else None
@@ -155,7 +157,7 @@ def save_catalogs() -> Path | None:
 def _after_save(_filepath: str, *_args: object) -> None:
     try:
         save_catalogs()
-    except OSError as e:  # the .blend was saved; only the catalog file failed
+    except (OSError, ValueError) as e:  # the .blend was saved; only the catalog file failed
         print(f"Tessera: could not write the asset catalogs ({e})")
 
 
@@ -173,20 +175,21 @@ def register_library(folder: Path) -> str:
     "Tessera" (Blender makes the name unique). → its name."""
     libraries = _libraries()
     folder = folder.resolve()
-    for lib in libraries:
-        if Path(bpy.path.abspath(lib.path)).resolve() == folder:
-            return lib.name
-    return libraries.new(name=LIBRARY_NAME, directory=str(folder)).name
+    same = next((lib for lib in libraries if _root(lib) == folder), None)
+    return same.name if same is not None else libraries.new(name=LIBRARY_NAME, directory=str(folder)).name
 
 
 def write_library(folder: Path, images: list[dict], training_data: dict[str, str],
                   normal_strength: float, displacement: float) -> tuple[Path, int]:
     """`folder`/tessera_library.blend: a material asset "Tessera <style> <seed>" per texture set of a batch
     manifest's `images` ({"style", "seed", "size", "files": {map: file name in folder}, optional "preview":
-    a small picture of the albedo, else the albedo is read}), built as Generate builds them, with its images linked by relative paths; plus the catalogs beside it. The open file is
+    a small picture of the albedo, else the albedo is read}), built as Generate builds them, with its
+    images linked by relative paths; plus the catalogs beside it. The open file is
     left as it was: the materials and images are made, written and removed again (a material of the same
     name in the open file is moved aside meanwhile). The library is written whole and then renamed into
-    place. → (its path, materials). Raises OSError when it cannot be written."""
+    place (by hand: Blender's writer replaces the file it writes, which an open temporary file of
+    core.files.atomic_path would keep it from doing on Windows). → (its path, materials). Raises OSError,
+    or ValueError for the catalogs, when it cannot be written."""
     made_materials: list[bpy.types.Material] = []
     made_images: list[bpy.types.Image] = []
     aside: list[tuple[bpy.types.Material, str]] = []
@@ -215,14 +218,13 @@ def write_library(folder: Path, images: list[dict], training_data: dict[str, str
             for m, img in maps.items():
                 mat.node_tree.nodes[material.NODES[m]].image = img  # type: ignore[attr-defined]
             material.set_displacement_method(mat, None)
-            shown = maps.get("albedo")
-            if entry.get("preview") and (folder / entry["preview"]).is_file():  # the worker's small picture
-                shown = bpy.data.images.load(str(folder / entry["preview"]), check_existing=False)
-                made_images.append(shown)
-            mark(mat, entry["style"], entry["seed"], training_data, int(entry["size"]), shown)
-            if shown is not None and shown not in maps.values():
-                bpy.data.images.remove(shown)  # a preview image is not part of the material
-                made_images.remove(shown)
+            picture = folder / entry["preview"] if entry.get("preview") else None  # the worker's small one
+            shown = bpy.data.images.load(str(picture), check_existing=False) if picture and picture.is_file() else None
+            try:
+                mark(mat, entry["style"], entry["seed"], training_data, int(entry["size"]), shown or maps.get("albedo"))
+            finally:
+                if shown is not None:  # not part of the material
+                    bpy.data.images.remove(shown)
         bpy.data.libraries.write(str(tmp), set(made_materials), path_remap="RELATIVE_ALL", fake_user=True)
         os.replace(tmp, folder / LIBRARY_FILE)
     finally:

@@ -41,7 +41,7 @@ def memory_available() -> int | None:
 def check_folder(path: Path, what: str) -> Path:
     """Create `path` if needed and make sure it can be written; ValueError says what to do."""
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {path} is a file, not a folder: choose another in Preferences › Tessera")
+        raise ValueError(f"{what} {path} {prefs.not_a_folder(path)}: choose another in Preferences › Tessera")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -56,9 +56,8 @@ def check_common(context: bpy.types.Context, size: int | None) -> None:
     Raises ValueError or WorkerError saying what to do."""
     models = prefs.models_dir(context)
     if models is not None and not models.is_dir():
-        what = "is a file, not a folder" if models.exists() else "does not exist"
-        raise ValueError(f"Models folder {models} {what}: fix it in Preferences › Tessera, or clear it "
-                         f"to use the shipped weights")
+        raise ValueError(f"Models folder {models} {prefs.not_a_folder(models)}: fix it in Preferences › Tessera, "
+                         f"or clear it to use the shipped weights")
     if not styles.names(context):
         detail = f" ({'; '.join(styles.errors)})" if styles.errors else ""
         raise ValueError(f"No usable Tessera weights{detail}: set a models folder in Preferences › Tessera")
@@ -102,8 +101,8 @@ def material_applier(context: bpy.types.Context, stem: str, title: str, what: st
                         int(shown.size[0]), shown)
             try:
                 assets.save_catalogs()
-            except OSError as e:
-                note += f"; the asset catalog could not be written ({e.strerror}): {e.filename}"
+            except (OSError, ValueError) as e:
+                note += f"; the asset catalog could not be written: {e}"
         return ("WARNING" if note else "INFO", f"{stem} ({what}, {', '.join(images)}; "
                                                 f"{result['seconds']:.1f} s): {done}{note}")
 

@@ -44,7 +44,7 @@ def items(context: bpy.types.Context | None = None) -> list[tuple[str, str, str,
         _items.clear()
         return _items
     if models is not None and not models.is_dir():
-        errors[:] = [f"models folder {models} {'is a file, not a folder' if models.exists() else 'does not exist'}"]
+        errors[:] = [f"models folder {models} {prefs.not_a_folder(models)}"]
         _items.clear()
         return _items
     files = catalog.model_files(models)
