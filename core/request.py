@@ -18,6 +18,10 @@ GAN_SCALE = 4  # the GAN draws at size/4, the upscaler brings it to size
 E = TypeVar("E")
 
 
+class UnknownStyle(ValueError):
+    """A style name no loaded weights file holds (the message says which names there are)."""
+
+
 def check_seed(seed: Any) -> int:
     """`seed` as an int; raises ValueError unless it is a whole number from 0 to 2**64 - 1."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
@@ -71,7 +75,7 @@ def style_weights(style: str | dict[str, float], generators: Mapping[str, E]) ->
         if not math.isfinite(amount) or amount < 0:
             raise ValueError(f"style weight {amount} for {name!r} must be a finite number ≥ 0")
         if name not in generators:
-            raise ValueError(f"unknown style {name!r}: choose from {', '.join(generators)}")
+            raise UnknownStyle(f"unknown style {name!r}: choose from {', '.join(generators)}")
     entries = {id(generators[n]): generators[n] for n in mix}
     if len(entries) > 1:
         raise ValueError(f"styles {', '.join(mix)} come from different weights files and cannot be mixed")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,13 +171,18 @@ class Runtime:
         (x,) = entry.session.run(None, {"noise": z, "style": s})
         return np.clip(x * np.float32(0.5) + np.float32(0.5), 0, 1)
 
-    def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024) -> np.ndarray:
+    def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """A seamless texture: (size, size, 3) uint8, size a multiple of 64 from 256 to 8192; the GAN draws
         at size/4 and the ×4 upscaler brings it to size. The same texture core.api.Tessera.generate makes
-        for this style and seed (within one level of 8 bits). Raises ValueError for a bad style, seed or size."""
+        for this style and seed (within one level of 8 bits). `progress(done, total)` is told after the GAN and
+        after each upscaling tile, as there; it may raise to stop. Raises ValueError for a bad style, seed or
+        size."""
         size = check_size(size)
         x = self.generate_gan(style, seed, size // GAN_SCALE)
-        return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True))
+        if progress:
+            progress(0, 1)
+        return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress))
 
     def upscale_unit(self, x: np.ndarray, scale: int, tileable: bool = True,
                      progress: Callable[[int, int], None] | None = None) -> np.ndarray:

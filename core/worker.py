@@ -101,16 +101,8 @@ class OnnxModels:
 
     def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """(size, size, 3) uint8, as core.runtime.Runtime.generate; `progress(done, total)` after the GAN and
-        after each upscaling tile, as core.api.Tessera.generate (it may raise to stop)."""
-        from .request import GAN_SCALE, check_size
-        from .runtime import to_uint8
-
-        size = check_size(size)
-        x = self.rt.generate_gan(style, seed, size // GAN_SCALE)
-        if progress:
-            progress(0, 1)
-        return to_uint8(self.rt.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress))
+        """(size, size, 3) uint8, as core.runtime.Runtime.generate (with its `progress`)."""
+        return self.rt.generate(style, seed, size, progress)
 
     def generate_many(self, style: str | dict[str, float], seeds: Iterable[int],
                       size: int = 1024) -> Iterator[tuple[int, np.ndarray]]:
@@ -325,6 +317,8 @@ class Worker:
         return {"file": str(out), "style": cfg.name, "styles": list(self.gen.styles)}
 
     def handle(self, req: dict) -> None:
+        from .request import UnknownStyle  # here: importing core.request imports numpy (see `fatal`)
+
         rid, cmd = req.get("id"), req.get("cmd")
         handlers = {"generate": self.generate, "batch": self.batch, "thumbnails": self.thumbnails,
                     "maps": self.maps, "learn": self.learn}
@@ -340,11 +334,11 @@ class Worker:
             self.send(id=rid, event="error", message=f"{cmd} request lacks {e}")
         except PermissionError as e:
             self.send(id=rid, event="error", message=f"{e.filename}: permission denied")
+        except UnknownStyle as e:  # perhaps a style of one of the files that did not load: name them
+            errors = f" (not loaded: {'; '.join(self.gen.errors)})" if self.gen.errors else ""
+            self.send(id=rid, event="error", message=f"{e}{errors}")
         except (ValueError, OSError) as e:
-            text = str(e)
-            if text.startswith("unknown style") and self.gen.errors:  # perhaps one of the files that did not load
-                text += f" (not loaded: {'; '.join(self.gen.errors)})"
-            self.send(id=rid, event="error", message=text)
+            self.send(id=rid, event="error", message=str(e))
         except Exception as e:  # a bug, not the user's doing: say so, keep serving
             traceback.print_exc(file=sys.stderr)
             self.send(id=rid, event="error", message=f"internal error: {e.__class__.__name__}: {e}")
