@@ -129,16 +129,15 @@ def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict
 
 
 def pick(val: Path, per_style: int) -> dict:
-    from training.learn import nearest_style, read_photos
+    from training.learn import nearest_style, read_photos, style_descriptors
 
     start = ROOT / "core" / "weights" / "tessera_gan.safetensors"
-    from core.weights import read
-
-    styles = read(start, "np")[0]["styles"]
+    described = style_descriptors(start)  # once: the same for every photo
+    styles = list(described)
     hits: dict[str, list[bool]] = {}
     for style in styles:
         for f in sorted((val / style).glob("*.png"))[:per_style]:
-            got = nearest_style(read_photos([f]), start)
+            got = nearest_style(read_photos([f]), start, styles=described)
             hits.setdefault(style, []).append(got == style)
             print(f"{style:>12} {f.name}: {got}", file=sys.stderr)
     total = [h for v in hits.values() for h in v]

@@ -153,29 +153,33 @@ def check_name(name: str, models: Path | None, replace: bool) -> None:
 
 # the start
 
-def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu") -> str:
+def style_descriptors(start: Path, device: str = "cpu") -> dict[str, np.ndarray]:
+    """{style: (DIM,) descriptor} of each style of generator file `start`: core.descriptors of its samples at
+    the training scale (per-channel mean and standard deviation, the share of luminance power in octave
+    bands of period 2–64 px, anisotropy), averaged over two seeds."""
+    from core.api import load_generator
+    from core.descriptors import describe
+
+    gen = load_generator(device, models_dir=start.parent)
+    styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
+    return {style: np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
+                                     .cpu().numpy()) for s in (0, 1)], axis=0) for style in styles}
+
+
+def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu",
+                  styles: dict[str, np.ndarray] | None = None) -> str:
     """The style of generator file `start` whose samples look most like `photos` at the training scale:
-    the smallest distance between their image descriptors (core.descriptors: per-channel mean and standard
-    deviation, the share of luminance power in octave bands of period 2–64 px, anisotropy), averaged over
-    the photos and over two seeds of each style."""
+    the smallest distance between the photos' mean descriptor and the style's (`style_descriptors`, or
+    `styles` as it returned them, for many picks from one file)."""
     from PIL import Image
 
-    from core.api import load_generator
     from core.descriptors import describe
 
     from .data import _resize
 
-    gen = load_generator(device, models_dir=start.parent)
-    styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
+    styles = styles if styles is not None else style_descriptors(start, device)
     want = np.mean([describe(np.asarray(_resize(Image.fromarray(p), TRAIN_SIDE)) / 255.0) for p in photos], axis=0)
-    best, best_d = styles[0], float("inf")
-    for style in styles:
-        got = np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
-                                .cpu().numpy()) for s in (0, 1)], axis=0)
-        dist = float(np.linalg.norm(got - want))
-        if dist < best_d:
-            best, best_d = style, dist
-    return best
+    return min(styles, key=lambda style: float(np.linalg.norm(styles[style] - want)))
 
 
 # the run
