@@ -26,6 +26,7 @@ import torch
 from . import imageio, noise, pbr, request, weights
 from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
                       user_models_dir)
+from .catalog import DETAIL, shipped_upscalers, upscaler_slot
 from .files import check_name_length
 from .generator import TextureGenerator
 from .request import GAN_SCALE, MAX_SIZE, MIN_SIZE, SIZE_STEP  # noqa: F401  (public here too)
@@ -68,8 +69,9 @@ class Tessera:
 
     device: torch.device
     generators: dict[str, _GanEntry]                 # style name → the generator that holds it
-    upscalers: dict[int, tuple[Upscaler, dict, Path]]  # scale → model
+    upscalers: dict[int, tuple[Upscaler, dict, Path]]  # scale → faithful model (`upscale`)
     errors: list[str] = field(default_factory=list)   # files that could not be loaded, one line each
+    detail: tuple[Upscaler, dict, Path] | None = None  # the ×4 detail upscaler `generate` uses, if loaded
 
     @property
     def styles(self) -> list[str]:
@@ -91,7 +93,7 @@ class Tessera:
         for entry in {id(e.model): e for e in self.generators.values()}.values():
             entry.model.synthesize = torch.compile(entry.model.synthesize, mode=mode,  # type: ignore[method-assign]
                                                    dynamic=False)
-        for model, _, _ in self.upscalers.values():
+        for model, _, _ in [*self.upscalers.values(), *([self.detail] if self.detail else [])]:
             model.compile(mode=mode, dynamic=False)
 
     # generation
@@ -129,22 +131,24 @@ class Tessera:
 
     @torch.inference_mode()
     def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                 progress: Callable[[int, int], None] | None = None, *, faithful: bool = False) -> np.ndarray:
         """A seamless texture: (size, size, 3) uint8, the same for a seed on a given device.
 
+        The GAN draws at size/4; the ×4 detail upscaler (`.detail`, trained adversarially to add fine detail)
+        brings it to size when one is loaded, else, or with `faithful`, the faithful ×4 (trained for PSNR).
         `progress(done, total)` is told after the GAN and after each upscaling tile; it may raise to stop.
         """
         size = check_size(size)
         x = self._gan(style, [check_seed(seed)], size // GAN_SCALE)
         if progress:
             progress(0, 1)
-        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress))
+        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress, detail=not faithful))
 
     def generate_many(self, style: str | dict[str, float], seeds: Iterable[int], size: int = 1024,
-                      batch: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                      batch: int | None = None, *, faithful: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """(seed, texture) for each seed in order, `batch` seeds at a time through the models.
 
-        Each texture is `generate(style, seed, size)` up to float rounding (at most one level of 8 bits
+        Each texture is `generate(style, seed, size, faithful=faithful)` up to float rounding (at most one level of 8 bits
         where a batched kernel rounds differently). The default batch is 1 on a CPU, where bigger batches
         measured slower per texture (core.bench), and on a GPU, which needs them to be busy, as many as
         make 16 textures of 1024² (4 of 2048², 1 of 4096² and up), so memory stays bounded.
@@ -158,17 +162,20 @@ class Tessera:
         for i in range(0, len(seeds), batch):
             part = seeds[i:i + batch]
             with torch.inference_mode():
-                x = self._upscale(self._gan(style, part, size // GAN_SCALE), GAN_SCALE, tileable=True)
+                x = self._upscale(self._gan(style, part, size // GAN_SCALE), GAN_SCALE, tileable=True,
+                                  detail=not faithful)
             yield from zip(part, (imageio.to_uint8(img[None]) for img in x))
 
     def generate_maps(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
                       maps: tuple[str, ...] | list[str] = pbr.MAPS, *,
                       normal_strength: float = pbr.DEFAULT_NORMAL_STRENGTH,
-                      progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+                      progress: Callable[[int, int], None] | None = None,
+                      faithful: bool = False) -> dict[str, np.ndarray]:
         """A seamless PBR set: {map: array} for albedo and normal (size, size, 3) uint8, height
-        (size, size) uint16, roughness and ao (size, size) uint8, each exactly as tileable as the albedo."""
+        (size, size) uint16, roughness and ao (size, size) uint8, each exactly as tileable as the albedo.
+        The albedo is `generate(style, seed, size, faithful=faithful)`."""
         maps = pbr.check_maps(maps)
-        albedo = self.generate(style, seed=seed, size=size, progress=progress)
+        albedo = self.generate(style, seed=seed, size=size, progress=progress, faithful=faithful)
         return pbr.derive(albedo, maps, roughness=self.roughness(style), normal_strength=normal_strength)
 
     def roughness(self, style: str | dict[str, float]) -> float:
@@ -179,12 +186,17 @@ class Tessera:
         return float(w[0] @ torch.tensor(bases, dtype=w.dtype))
 
     def _upscale(self, x: torch.Tensor, scale: int, tileable: bool,
-                 progress: Callable[[int, int], None] | None = None, exact: bool = False) -> torch.Tensor:
-        """`exact`: no reduced-precision autocast (bf16 keeps 8 bits: too few for 16-bit input)."""
-        if scale not in self.upscalers:
+                 progress: Callable[[int, int], None] | None = None, exact: bool = False,
+                 detail: bool = False) -> torch.Tensor:
+        """`exact`: no reduced-precision autocast (bf16 keeps 8 bits: too few for 16-bit input); `detail`: the
+        ×4 detail upscaler where one is loaded."""
+        if detail and scale == 4 and self.detail is not None:
+            model = self.detail[0]
+        elif scale not in self.upscalers:
             have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
             raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
-        model = self.upscalers[scale][0]
+        else:
+            model = self.upscalers[scale][0]
         cpu = self.device.type == "cpu"
         x = x.contiguous(memory_format=torch.contiguous_format if cpu else torch.channels_last)
         tile = 256 if cpu else 512
@@ -225,12 +237,17 @@ class Tessera:
 
 
 def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
-               ups: dict[int, tuple[Upscaler, dict, Path]], errors: list[str]) -> None:
-    """Build one weights file onto `dev` and file it under its styles or its scale (earlier files win)."""
+               ups: dict[int | str, tuple[Upscaler, dict, Path]], errors: list[str]) -> None:
+    """Build one weights file onto `dev` and file it under its styles or its upscaler slot (catalog.
+    upscaler_slot; earlier files win)."""
     try:
         model, meta = weights.build(path)
+        slot = upscaler_slot(meta, model.cfg.scale) if isinstance(model, Upscaler) else None
     except (weights.ModelFileError, FileNotFoundError) as e:
         errors.append(str(e))
+        return
+    except ValueError as e:
+        errors.append(f"{path}: {e}")
         return
     model = model.to(dev)
     if isinstance(model, TextureGenerator) or dev.type != "cpu":  # measured: faster there (core.bench);
@@ -240,7 +257,7 @@ def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
         for name in meta["styles"]:
             gens.setdefault(name, entry)  # earlier folders on the path win
     else:
-        ups.setdefault(model.cfg.scale, (model, meta, path))
+        ups.setdefault(slot, (model, meta, path))  # type: ignore[arg-type]
 
 
 def load_generator(device: str = "auto", models_dir: str | Path | None = None) -> Tessera:
@@ -257,20 +274,19 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
         raise FileNotFoundError(f"{what} {reason}")
     dev = resolve_device(device)
     gens: dict[str, _GanEntry] = {}
-    ups: dict[int, tuple[Upscaler, dict, Path]] = {}
+    ups: dict[int | str, tuple[Upscaler, dict, Path]] = {}
     errors: list[str] = []
     for path in model_files(models_dir):
         _load_into(path, dev, gens, ups, errors)
     # The upscalers do not depend on the style: a folder holding only a generator (a style someone trained)
     # still gets the shipped ones.
-    for scale in (4, 2):
-        shipped = SHIPPED_DIR / f"tessera_sr_x{scale}.safetensors"
-        if scale not in ups and shipped.is_file():
-            _load_into(shipped, dev, gens, ups, errors)
+    for path in shipped_upscalers(set(ups), SHIPPED_DIR):
+        _load_into(path, dev, gens, ups, errors)
     if not gens:
         where = ", ".join(str(f) for f in folders)
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise FileNotFoundError(f"no usable generator weights in {where}{detail}")
     for e in errors:  # only now: when nothing loads, the error above already names every bad file
         warnings.warn(e, stacklevel=2)
-    return Tessera(dev, gens, ups, errors)
+    detail = ups.pop(DETAIL, None)
+    return Tessera(dev, gens, ups, errors, detail)  # type: ignore[arg-type]

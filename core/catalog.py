@@ -14,6 +14,30 @@ import sys
 from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
+# The upscaler slots: ×4 and ×2 faithful upscalers (`upscale`, and `generate` when no detail one is loaded)
+# and the ×4 detail upscaler `generate` uses (an upscaler file whose metadata says "role": "detail"), each with
+# the shipped file that fills it when no file on the search path does.
+DETAIL = "detail"
+SHIPPED_UPSCALERS = {4: "tessera_sr_x4.safetensors", 2: "tessera_sr_x2.safetensors",
+                     DETAIL: "tessera_sr_x4_detail.safetensors"}
+
+
+def shipped_upscalers(have: set, folder: Path = SHIPPED_DIR) -> list[Path]:
+    """The shipped upscaler files (in `folder`) that fill the slots missing from `have` (the slots the search
+    path's files filled): the upscalers do not depend on the style, so a folder holding only a generator gets
+    the shipped ones. The shipped detail one only where ×4 is missing too: a folder's own ×4 is not replaced."""
+    return [folder / name for slot, name in SHIPPED_UPSCALERS.items()
+            if slot not in have and not (slot == DETAIL and 4 in have) and (folder / name).is_file()]
+
+
+def upscaler_slot(meta: dict, scale: int) -> int | str:
+    """The slot an upscaler file fills: DETAIL for a ×4 file whose metadata role is "detail", else its scale.
+    Raises ValueError for a detail file of another scale."""
+    if meta.get("role") != DETAIL:
+        return scale
+    if scale != 4:
+        raise ValueError(f"a detail upscaler must be ×4, this one is ×{scale}")
+    return DETAIL
 MAX_HEADER = 100 * 2**20  # safetensors' own limit on the header size
 
 

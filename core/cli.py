@@ -72,7 +72,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     gen = _load(args)
     t0 = time.perf_counter()
     images = gen.generate_maps(args.style, seed=args.seed, size=args.size, maps=maps,
-                               normal_strength=args.normal_strength)
+                               normal_strength=args.normal_strength, faithful=args.faithful)
     seconds = time.perf_counter() - t0
     write_maps(paths, images)
     if args.json:
@@ -258,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--maps", default="albedo", help="comma-separated: albedo,normal,height,roughness,ao "
                                                         "(default albedo)")
     g.add_argument("--normal-strength", type=float, default=1.0, help="bumpiness of the normal map (default 1)")
+    g.add_argument("--faithful", action="store_true",
+                   help="upscale with the faithful ×4 (trained for PSNR: softer) instead of the detail one")
 
     u = parsers["upscale"]
     u.add_argument("input", help="image to upscale")

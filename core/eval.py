@@ -34,7 +34,7 @@ from . import metrics, pbr, realism, weights
 from .api import GAN_SCALE, SHIPPED_DIR, Tessera, load_generator
 from .files import cache_dir, write_text
 from .imageio import read_image, to_tensor, to_uint8
-from .upscaler import downscale, wrap_upsample
+from .upscaler import Upscaler, downscale, wrap_upsample
 
 CROP = 128
 SEAM_TARGET = (0.95, 1.05)  # seam ratio of outputs, final or upscaled (METRICS.md: 1.0 = like any interior pair)
@@ -179,12 +179,14 @@ def two_sample_test(gens: dict[str, Tessera], data: Path, seeds: int, size: int,
     return out
 
 
-def upscaler(gen: Tessera, data: Path, scale: int) -> dict:
-    """PSNR-Y / SSIM-Y of the model and of bicubic on every validation texture (top-left ≤512² crop)."""
+def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict:
+    """PSNR-Y / SSIM-Y of the faithful ×`scale` model (`detail`: the ×4 detail one) and of bicubic on every
+    validation texture (top-left ≤512² crop), LR consistency on a GAN output, seam ratio of upscaled GAN outputs."""
     files = sorted((data / "hr" / "val").rglob("*.png"))
-    if scale not in gen.upscalers or not files:
+    loaded = gen.detail if detail else gen.upscalers.get(scale)
+    if loaded is None or not files:
         return {"skipped": "no upscaler or no validation images"}
-    model = gen.upscalers[scale][0]
+    model = loaded[0]
     p_sr, p_bi, s_sr, s_bi = [], [], [], []
     gain_by_style: dict[str, list[float]] = {}
     for f in files:
@@ -209,17 +211,86 @@ def upscaler(gen: Tessera, data: Path, scale: int) -> dict:
             "psnr_gain_db": float(np.mean(p_sr) - np.mean(p_bi)), "ssim_y": float(np.mean(s_sr)),
             "ssim_y_bicubic": float(np.mean(s_bi)), "lr_consistency_psnr": metrics.psnr_y(back, to_uint8(x), shave=0),
             "gain_db_by_style": {k: float(np.mean(v)) for k, v in sorted(gain_by_style.items())},
-            **upscaled_seams(gen, scale)}
+            **upscaled_seams(gen, scale, model=model)}
 
 
-def upscaled_seams(gen: Tessera, scale: int, samples: int = 20, size: int = 256) -> dict:
+def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data: Path, seeds: int, size: int,
+                     repeats: int, cfg: realism.C2stConfig = realism.C2stConfig()) -> dict:
+    """The upscalers compared on the same GAN outputs: each style's `seeds` GAN textures of (size/4)²
+    (seeds 10 000…, as the realism headline) brought to size² by every candidate ×4 model (None: bicubic
+    on the torus), then the realism test at the detail scale (core.realism, against detail/val textures,
+    floor detail/train, as `two_sample_test`), the LR consistency PSNR-Y(downscale(SR(x)), x) in dB
+    (mean over the outputs; how little the upscaler changes what the GAN drew) and the seam ratio of the
+    outputs. → {"realism": {name: {style: {acc, std, runs}, "mean": …}, "floor": …}, "lr_consistency_db":
+    {name: dB}, "seam_ratio": {name: ratio}, "seeds", "size", "repeats", "styles"}."""
+    groups = duplicate_groups(data)
+    real = style_folders(data / "detail" / "val", groups)
+    styles = [s for s in sorted(real) if s in gen.styles]
+    lows = {s: [gen.generate_gan(s, seed=10_000 + k, size=size // GAN_SCALE) for k in range(seeds)] for s in styles}
+    others: dict[str, dict] = {}
+    rng = np.random.default_rng(0)
+    others["floor"] = {s: [g[i] for i in sorted(rng.permutation(len(g))[:seeds])]
+                       for s, g in style_folders(data / "detail" / "train", groups).items() if s in styles}
+    consistency, seams = {}, {}
+    for name, model in candidates.items():
+        outs: dict[str, list[list[np.ndarray]]] = {}
+        back_db, ratios = [], []
+        for s, xs in lows.items():
+            outs[s] = []
+            for x in xs:
+                with torch.inference_mode():
+                    y = (wrap_upsample(x, 4) if model is None else model(x)).clamp(0, 1)
+                img = to_uint8(y)
+                outs[s].append([img])
+                back_db.append(metrics.psnr_y(to_uint8(downscale(y, 4).clamp(0, 1)), to_uint8(x), shave=0))
+                ratios.append(metrics.seam_ratio(img))
+        others[name] = outs
+        consistency[name], seams[name] = float(np.mean(back_db)), float(np.mean(ratios))
+    return {"seeds": seeds, "size": size, "repeats": repeats, "styles": styles,
+            "realism": realism.two_sample(real, others, repeats=repeats, cfg=cfg),
+            "lr_consistency_db": consistency, "seam_ratio": seams}
+
+
+def upscaler_candidates(gen: Tessera, files: list[Path]) -> dict[str, Upscaler | None]:
+    """{"bicubic": None, the loaded faithful and detail ×4 by their file names, each of `files` (×4 upscaler
+    weights) by its name}.
+    Raises weights.ModelFileError for a file that is not a ×4 upscaler."""
+    out: dict[str, Upscaler | None] = {"bicubic": None}
+    for loaded in (gen.upscalers.get(4), gen.detail):
+        if loaded is not None:
+            out[loaded[2].stem] = loaded[0]
+    for f in files:
+        model, meta = weights.build(f)
+        if meta["kind"] != "upscaler" or model.cfg.scale != 4:
+            raise weights.ModelFileError(f, "a ×4 upscaler is needed here")
+        out[f.stem if f.stem not in out else str(f)] = model.eval()
+    return out
+
+
+def upscalers_table(r: dict) -> list[str]:
+    """The upscalers on the same GAN outputs: detail-scale realism per style, above the floor, LR consistency
+    and seam ratio; one row per upscaler."""
+    names = [n for n in r["realism"] if n != "floor"]
+    styles = [s for s in r["styles"] if s in r["realism"]["floor"]]
+    lines = [f"| upscaler | " + " | ".join(styles) + " | mean | above the floor | LR consistency | seam ratio |",
+             "|---|" + "---|" * (len(styles) + 4)]
+    for n in names + ["floor"]:
+        rec = r["realism"][n]
+        cells = [f"{rec[s]['acc']:.2f} ± {rec[s]['std']:.2f}" if s in rec else "—" for s in styles]
+        extra = ["—", "—", "—"] if n == "floor" else [
+            above_floor(r["realism"], n, set(styles)), f"{r['lr_consistency_db'][n]:.1f} dB", f"{r['seam_ratio'][n]:.3f}"]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {rec['mean']['acc']:.2f} | " + " | ".join(extra) + " |")
+    return lines
+
+
+def upscaled_seams(gen: Tessera, scale: int, samples: int = 20, size: int = 256, model: Upscaler | None = None) -> dict:
     """Seam ratio of GAN outputs upscaled on the torus, and of bicubic on the same inputs.
 
     The wrap edge always falls between two blocks of `scale` pixels that come from different low-res
     pixels, so an upscaler that sharpens those transitions more than the ones inside a block shows it
     here as a ratio above 1 even though the output is exactly periodic.
     """
-    model = gen.upscalers[scale][0]
+    model = gen.upscalers[scale][0] if model is None else model
     sr, bi = [], []
     for i in range(samples):
         x = gen.generate_gan(gen.styles[i % len(gen.styles)], seed=2000 + i, size=size)
@@ -326,6 +397,11 @@ def card_table(m: dict) -> str:
     lines = [f"Measured {m['date']} by `python -m core.eval` on {sp['machine']}.", ""]
     if "realism" in m:
         lines += realism_table(m["realism"]) + [""]
+    if "upscalers" in m:
+        u = m["upscalers"]
+        lines += [f"The ×4 upscalers on the same GAN outputs ({u['seeds']} seeds per style, {u['size']}²): the realism "
+                  f"test at the detail scale as above, LR consistency PSNR-Y(downscale(SR(x)), x) and seam ratio:", ""]
+        lines += upscalers_table(u) + [""]
     lines += ["| metric | measured | target | met |", "|---|---|---|---|"]
 
     def row(name: str, value: str, target: str, ok: bool | None) -> None:
@@ -343,17 +419,18 @@ def card_table(m: dict) -> str:
     if "gan_seam_ratio" in t:
         row(f"seam ratio of the GAN's own output ({t['size'] // GAN_SCALE}², before upscaling)",
             f"{t['gan_seam_ratio']:.3f}", "diagnostic", None)
-    for scale in (4, 2):
-        u = m.get(f"upscaler_x{scale}", {})
+    for key, name, target in (("upscaler_x4", "upscaler ×4", True), ("upscaler_x2", "upscaler ×2", False),
+                              ("upscaler_detail", "detail upscaler ×4", False)):
+        u = m.get(key, {})
         if "psnr_gain_db" in u:
-            row(f"upscaler ×{scale} PSNR-Y gain over bicubic ({u['images']} val images)",
+            row(f"{name} PSNR-Y gain over bicubic ({u['images']} val images)",
                 f"{u['psnr_gain_db']:+.2f} dB ({u['psnr_y']:.2f} vs {u['psnr_y_bicubic']:.2f})",
-                "≥ +1.0 dB" if scale == 4 else "—", u["psnr_gain_db"] >= 1.0 if scale == 4 else None)
-            row(f"upscaler ×{scale} SSIM-Y", f"{u['ssim_y']:.4f} (bicubic {u['ssim_y_bicubic']:.4f})", "—", None)
+                "≥ +1.0 dB" if target else "—", u["psnr_gain_db"] >= 1.0 if target else None)
+            row(f"{name} SSIM-Y", f"{u['ssim_y']:.4f} (bicubic {u['ssim_y_bicubic']:.4f})", "—", None)
             by_style = ", ".join(f"{k} {v:+.2f}" for k, v in u["gain_db_by_style"].items())
-            row(f"upscaler ×{scale} gain per style (dB)", by_style, "—", None)
+            row(f"{name} gain per style (dB)", by_style, "—", None)
             if "seam_ratio" in u:
-                seam_row(f"upscaler ×{scale} seam ratio, {u['seam_samples']} GAN outputs upscaled",
+                seam_row(f"{name} seam ratio, {u['seam_samples']} GAN outputs upscaled",
                          f"{u['seam_ratio']:.3f} ± {u['seam_ratio_std']:.3f} (bicubic {u['seam_ratio_bicubic']:.3f})",
                          u["seam_ratio"])
     pm = m.get("pbr")
@@ -386,11 +463,16 @@ def card_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+def all_upscalers(gen: Tessera) -> list[tuple[Upscaler, dict, Path]]:
+    """The faithful upscalers and the detail one, if loaded."""
+    return [*gen.upscalers.values(), *([gen.detail] if gen.detail else [])]
+
+
 def training_table(gen: Tessera) -> str:
     """What each loaded weights file says about its own training (from its header)."""
     lines = ["| file | kind | config | steps | wall time | hardware |", "|---|---|---|---|---|---|"]
     entries = {e.path: ("generator", e.model.cfg.to_dict(), e.meta) for e in gen.generators.values()}
-    entries |= {p: ("upscaler", mdl.cfg.to_dict(), meta) for mdl, meta, p in gen.upscalers.values()}
+    entries |= {p: ("upscaler", mdl.cfg.to_dict(), meta) for mdl, meta, p in all_upscalers(gen)}
     for path, (kind, cfg, meta) in sorted(entries.items()):
         tr = meta.get("training", {})
         cfg_s = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "styles")
@@ -415,7 +497,7 @@ def update_card(card: Path, table: str) -> None:
 
 def store_in_weights(gen: Tessera, m: dict) -> None:
     """Put the numbers into each shipped file's header (tensors untouched, re-verified on load)."""
-    paths = {e.path for e in gen.generators.values()} | {p for _, _, p in gen.upscalers.values()}
+    paths = {e.path for e in gen.generators.values()} | {p for _, _, p in all_upscalers(gen)}
     for path in sorted(paths):
         meta, tensors = weights.read(path)
         kind, config = meta.pop("kind"), meta.pop("config")
@@ -468,7 +550,10 @@ def main(argv: list[str] | None = None) -> int:
                         "test in the same run, reported beside; repeatable")
     p.add_argument("--only", default=None, metavar="SECTIONS",
                    help="comma-separated sections to run (speed, tileability, pbr, memory_4096, upscaler_x4, "
-                        "upscaler_x2, realism, swd): print their results and write nothing")
+                        "upscaler_x2, upscaler_detail, upscalers, realism, swd): print their results and write nothing")
+    p.add_argument("--sr", action="append", default=[], type=Path, metavar="FILE",
+                   help="another ×4 upscaler file, compared with bicubic and the loaded one on the same GAN outputs "
+                        "by the upscalers section (named by its file name); repeatable")
     p.add_argument("--runs", type=int, default=5, help="timed runs for speed")
     p.add_argument("--json", type=Path, default=SHIPPED_DIR / "metrics.json")
     p.add_argument("--card", type=Path, default=SHIPPED_DIR / "MODEL_CARD.md")
@@ -498,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
              ("memory_4096", lambda: peak_memory(4096, args.models)),
              ("upscaler_x4", lambda: upscaler(gen, args.data, 4)),
              ("upscaler_x2", lambda: upscaler(gen, args.data, 2)),
+             ("upscaler_detail", lambda: upscaler(gen, args.data, 4, detail=True)),
+             ("upscalers", lambda: detail_upscalers(gen, upscaler_candidates(gen, args.sr), args.data,
+                                                    args.test_seeds, args.size, args.repeats)),
              ("swd", lambda: swd(gen, args.data, args.seeds, args.crops))]
     if args.only:
         wanted = [w.strip() for w in args.only.split(",")]
@@ -509,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(m, indent=1))
         if "realism" in m:
             print("\n".join(realism_table(m["realism"])))
+        if "upscalers" in m:
+            print("\n".join(upscalers_table(m["upscalers"])))
         return 0
     m.update(run_sections(steps, "eval"))
     table = card_text(m, gen)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import noise, weights
-from .catalog import SHIPPED_DIR, chosen_models_dir, model_files
+from .catalog import DETAIL, SHIPPED_DIR, chosen_models_dir, model_files, shipped_upscalers, upscaler_slot
 from .config import GeneratorConfig, UpscalerConfig
 from .request import GAN_SCALE, check_seed, check_size, style_weights
 
@@ -100,8 +100,9 @@ class _Up:
 
 
 def _load_into(path: Path, providers: Sequence[str], threads: int, gens: dict[str, _Gen],
-               ups: dict[int, _Up], errors: list[str]) -> None:
-    """Open one weights file and file it under its styles or its scale (earlier files win)."""
+               ups: dict[int | str, _Up], errors: list[str]) -> None:
+    """Open one weights file and file it under its styles or its upscaler slot (catalog.upscaler_slot;
+    earlier files win)."""
     try:
         meta, tensors = weights.read(path, "np")
         session, values = open_session(path, meta, tensors, providers, threads)
@@ -116,7 +117,7 @@ def _load_into(path: Path, providers: Sequence[str], threads: int, gens: dict[st
                 gens.setdefault(name, entry)
         else:
             up = _Up(session, values, meta, path, UpscalerConfig(**meta["config"]))
-            ups.setdefault(up.cfg.scale, up)
+            ups.setdefault(upscaler_slot(meta, up.cfg.scale), up)
     except (weights.ModelFileError, FileNotFoundError) as e:
         errors.append(str(e))
     except (TypeError, ValueError) as e:  # a config that does not fit its kind
@@ -140,8 +141,9 @@ class Runtime:
 
     providers: list[str]
     generators: dict[str, _Gen]       # style name → the generator that holds it
-    upscalers: dict[int, _Up]         # scale → upscaler
+    upscalers: dict[int, _Up]         # scale → faithful upscaler
     errors: list[str] = field(default_factory=list)  # files that could not be loaded, one line each
+    detail: _Up | None = None         # the ×4 detail upscaler `generate` uses, if loaded
 
     @property
     def styles(self) -> list[str]:
@@ -172,9 +174,10 @@ class Runtime:
         return np.clip(x * np.float32(0.5) + np.float32(0.5), 0, 1)
 
     def generate(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                 progress: Callable[[int, int], None] | None = None, *, faithful: bool = False) -> np.ndarray:
         """A seamless texture: (size, size, 3) uint8, size a multiple of 64 from 256 to 8192; the GAN draws
-        at size/4 and the ×4 upscaler brings it to size. The same texture core.api.Tessera.generate makes
+        at size/4 and the ×4 detail upscaler (else, or with `faithful`, the faithful ×4) brings it to size.
+        The same texture core.api.Tessera.generate makes
         for this style and seed (within one level of 8 bits). `progress(done, total)` is told after the GAN and
         after each upscaling tile, as there; it may raise to stop. Raises ValueError for a bad style, seed or
         size."""
@@ -182,20 +185,21 @@ class Runtime:
         x = self.generate_gan(style, seed, size // GAN_SCALE)
         if progress:
             progress(0, 1)
-        return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress))
+        return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress, detail=not faithful))
 
     def upscale_unit(self, x: np.ndarray, scale: int, tileable: bool = True,
-                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                     progress: Callable[[int, int], None] | None = None, detail: bool = False) -> np.ndarray:
         """(B, 3, H, W) float32 in [0, 1], any H, W ≥ 1 → (B, 3, H·scale, W·scale) float32 in [0, 1], in tiles
         of 256 pixels with wrap-around (tileable) or mirrored context, each equal to a full pass (as
         core.upscaler.upscale_tiled). `progress(done, total)` is told after each tile (one for a single pass);
-        it may raise to stop. Raises ValueError for a scale no loaded upscaler has or another shape."""
-        if scale not in self.upscalers:
+        it may raise to stop. `detail`: the ×4 detail upscaler where one is loaded. Raises ValueError for a
+        scale no loaded upscaler has or another shape."""
+        if not (detail and scale == 4 and self.detail is not None) and scale not in self.upscalers:
             have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
             raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != 3 or min(x.shape) < 1:
             raise ValueError(f"image of shape {getattr(x, 'shape', None)} is not (B, 3, H, W) with B, H, W ≥ 1")
-        up = self.upscalers[scale]
+        up = self.detail if detail and scale == 4 and self.detail is not None else self.upscalers[scale]
         run = lambda a: up.session.run(None, {"image": np.ascontiguousarray(a, dtype=np.float32)})[0]  # noqa: E731
         s, m = scale, up.cfg.context
         b, _, h, w = x.shape
@@ -247,18 +251,17 @@ def load(models_dir: str | Path | None = None, providers: Sequence[str] = ("CPUE
         if p not in available:
             raise ValueError(f"execution provider {p!r} is not in this ONNX Runtime: use one of {', '.join(available)}")
     gens: dict[str, _Gen] = {}
-    ups: dict[int, _Up] = {}
+    ups: dict[int | str, _Up] = {}
     errors: list[str] = []
     files = model_files(models_dir)
     for path in files:
         _load_into(path, providers, threads, gens, ups, errors)
-    for scale in (4, 2):
-        shipped = SHIPPED_DIR / f"tessera_sr_x{scale}.safetensors"
-        if scale not in ups and shipped.is_file():
-            _load_into(shipped, providers, threads, gens, ups, errors)
+    for path in shipped_upscalers(set(ups), SHIPPED_DIR):
+        _load_into(path, providers, threads, gens, ups, errors)
     if not gens:
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise FileNotFoundError(f"no usable generator weights among {len(files)} file(s){detail}")
     for e in errors:
         warnings.warn(e, stacklevel=2)
-    return Runtime(list(providers), gens, ups, errors)
+    detail = ups.pop(DETAIL, None)
+    return Runtime(list(providers), gens, ups, errors, detail)  # type: ignore[arg-type]

@@ -63,10 +63,10 @@ def save_generator(path: Path, model: TextureGenerator, styles: list[str] | None
                         training={"steps": 0, "seconds": 0, "hardware": "none"}, metrics={})
 
 
-def save_upscaler(path: Path, model: Upscaler) -> Path:
+def save_upscaler(path: Path, model: Upscaler, **meta) -> Path:
     return weights.save(path, "upscaler", model.cfg.to_dict(), model.state_dict(),
                         data={"random init (tests)": "CC0-1.0"},
-                        training={"steps": 0, "seconds": 0, "hardware": "none"}, metrics={})
+                        training={"steps": 0, "seconds": 0, "hardware": "none"}, metrics={}, **meta)
 
 
 def make_models_folder(folder: Path) -> Path:

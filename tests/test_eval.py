@@ -122,3 +122,27 @@ def test_final_outputs_come_down_to_the_gans_scale():
     img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     (small,) = ev.to_gan_scale([img])
     assert small.shape == (64 // ev.GAN_SCALE, 64 // ev.GAN_SCALE, 3) and small.dtype == np.uint8
+
+
+def test_upscalers_are_compared_on_the_same_gan_outputs(gen, curated: Path):
+    cfg = realism.C2stConfig(crop=32, crops=8, steps=5, batch=8, width=4)
+    model = gen.upscalers[4][0]
+    with torch.no_grad():
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()  # a silent residual: the model is its bicubic skip, so it must read as bicubic
+    cands = ev.upscaler_candidates(gen, [])
+    assert list(cands) == ["bicubic", gen.upscalers[4][2].stem]
+    r = ev.detail_upscalers(gen, cands, curated, seeds=2, size=256, repeats=2, cfg=cfg)
+    name = gen.upscalers[4][2].stem
+    assert r["styles"] == ["grass"] and set(r["realism"]) == {"floor", "bicubic", name}
+    assert r["lr_consistency_db"][name] == pytest.approx(r["lr_consistency_db"]["bicubic"], abs=0.05)
+    assert r["seam_ratio"][name] == pytest.approx(r["seam_ratio"]["bicubic"], abs=1e-3)
+    lines = ev.upscalers_table(r)
+    assert lines[0] == "| upscaler | grass | mean | above the floor | LR consistency | seam ratio |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| bicubic", f"| {name}", "| floor"]
+
+
+def test_an_upscaler_to_compare_must_be_a_x4_upscaler(gen, tiny_models: Path):
+    x2 = next(p for p in tiny_models.glob("*.safetensors") if "x2" in p.name)
+    with pytest.raises(ValueError, match="a ×4 upscaler is needed"):
+        ev.upscaler_candidates(gen, [x2])

@@ -408,3 +408,50 @@ def test_a_file_without_members_draws_what_it_drew(onnx_models, tmp_path):
     z_member = members.model.make_noise(s, (8, 8), [3])
     z_plain = model.make_noise(s, (8, 8), [3])
     assert torch.equal(z_member, z_plain)
+
+
+# the detail upscaler: generate's ×4 when loaded, on both paths; upscale keeps the faithful one
+
+def test_generate_uses_the_detail_upscaler_and_upscale_the_faithful_one(tmp_path):
+    from core import api
+    from core.export_onnx import export_folder
+    from core.imageio import to_uint8
+    from helpers import save_upscaler
+
+    folder = make_models_folder(tmp_path / "models")
+    save_upscaler(folder / "sr-x4-detail.safetensors", tiny_upscaler(4, seed=7), role="detail")
+    save_upscaler(folder / "sr-x2-detail.safetensors", tiny_upscaler(2, seed=8), role="detail")  # must be ×4
+    export_folder(folder)
+    with pytest.warns(UserWarning, match="must be ×4"):
+        gen = api.load_generator(device="cpu", models_dir=folder)
+    with pytest.warns(UserWarning, match="must be ×4"):
+        rt = runtime.load(models_dir=folder)
+    for loaded in (gen, rt):
+        assert len(loaded.errors) == 1 and "sr-x2-detail.safetensors: a detail upscaler must be ×4" in loaded.errors[0]
+    assert gen.detail[2].name == rt.detail.path.name == "sr-x4-detail.safetensors"
+    assert gen.upscalers[4][2].name == rt.upscalers[4].path.name == "sr-x4-tiny.safetensors"
+
+    x = gen.generate_gan("grass", seed=1, size=64)
+    with torch.inference_mode():
+        detail, faithful = to_uint8(gen.detail[0](x).clamp(0, 1)), to_uint8(gen.upscalers[4][0](x).clamp(0, 1))
+    assert not np.array_equal(detail, faithful)
+    assert np.array_equal(gen.generate("grass", seed=1, size=256), detail)
+    assert np.array_equal(gen.generate("grass", seed=1, size=256, faithful=True), faithful)
+    assert np.array_equal(next(gen.generate_many("grass", [1], size=256))[1], detail)
+    assert np.array_equal(next(gen.generate_many("grass", [1], size=256, faithful=True))[1], faithful)
+    assert np.abs(rt.generate("grass", seed=1, size=256).astype(int) - detail).max() <= 1
+    assert np.abs(rt.generate("grass", seed=1, size=256, faithful=True).astype(int) - faithful).max() <= 1
+    small = to_uint8(x)
+    assert np.array_equal(gen.upscale(small, 4), to_uint8(gen.upscalers[4][0](x.new_tensor(small).permute(
+        2, 0, 1)[None] / 255).clamp(0, 1)))
+
+
+def test_the_shipped_detail_upscaler_stands_in_only_where_a_folder_has_no_x4(tmp_path):
+    from core import catalog
+
+    for name in catalog.SHIPPED_UPSCALERS.values():
+        (tmp_path / name).touch()
+    names = lambda have: sorted(p.name for p in catalog.shipped_upscalers(have, tmp_path))  # noqa: E731
+    assert names(set()) == sorted(catalog.SHIPPED_UPSCALERS.values())
+    assert names({4}) == ["tessera_sr_x2.safetensors"]  # a folder's own ×4 stays generate's ×4
+    assert names({catalog.DETAIL}) == ["tessera_sr_x2.safetensors", "tessera_sr_x4.safetensors"]

@@ -351,6 +351,12 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     assert {"loss_d", "r1"} <= set(json.loads((adv / "log.jsonl").read_text().splitlines()[-1]))
     sr(data, adv, adversarial=0.01, steps=5, resume=True)
     assert read_checkpoint(adv)[0]["step"] == 5
+    # exported, it is generate's ×4 detail upscaler (core.catalog.upscaler_slot); the PSNR one stays faithful
+    from core import weights
+    assert weights.read(export(adv, tmp_path / "adv.safetensors"))[0]["role"] == "detail"
+    assert "role" not in weights.read(shipped)[0]
+    with pytest.raises(ValueError, match="--scale 2 must be 4"):
+        sr(data, tmp_path / "x2", scale=2, adversarial=0.01, steps=1)
     with pytest.raises(ValueError, match="trained without --adversarial"):
         sr(data, base, adversarial=0.01, steps=3, resume=True)
     with pytest.raises(ValueError, match="an exported upscaler or an sr run folder"):

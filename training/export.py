@@ -36,6 +36,11 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
         model = Upscaler(UpscalerConfig(**meta["upscaler"]))
         checkpoint.restore_module(model, "ema", tensors)
         kind, config, extra = "upscaler", model.cfg.to_dict(), {}
+        if meta["train"].get("adversarial"):  # trained to add detail: generate's ×4 (core.catalog.upscaler_slot)
+            if model.cfg.scale != 4:
+                raise ValueError(f"{ckpt_dir}: a detail upscaler (trained with --adversarial) must be ×4, this one is "
+                                 f"×{model.cfg.scale}")
+            extra = {"role": "detail"}
     else:
         raise ValueError(f"{ckpt_dir}: unknown checkpoint kind {meta['kind']!r}")
     if out.suffix != ".safetensors":
