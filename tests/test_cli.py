@@ -262,6 +262,21 @@ def test_generate_png_and_json(tiny_models, tmp_path):
     assert np.array_equal(png(again), img)
 
 
+
+def test_generate_faithful_takes_the_psnr_upscaler_over_the_detail_one(tiny_models, tmp_path):
+    from core import load_generator
+    from helpers import save_upscaler, tiny_upscaler
+
+    save_upscaler(tiny_models / "sr-x4-detail.safetensors", tiny_upscaler(4, seed=7), role="detail")
+    gen = load_generator(device="cpu", models_dir=tiny_models)
+    args = ["generate", "--style", "grass", "--seed", "2", "--size", "256", "--models", tiny_models]
+    detail, faithful = run_cli_parallel([*args, "--out", tmp_path / "d.png"],
+                                        [*args, "--out", tmp_path / "f.png", "--faithful"])
+    assert detail.returncode == faithful.returncode == 0, detail.stderr + faithful.stderr
+    assert np.array_equal(png(tmp_path / "d.png"), gen.generate("grass", seed=2, size=256))
+    assert np.array_equal(png(tmp_path / "f.png"), gen.generate("grass", seed=2, size=256, faithful=True))
+
+
 # upscale
 
 def test_upscale_tileable_and_not(tiny_models, tmp_path):
