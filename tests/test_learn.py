@@ -120,3 +120,33 @@ def test_the_start_is_the_style_that_looks_most_like_the_photos(env):
         sample = gen.generate_gan(style, seed=5, size=256)[0].permute(1, 2, 0).numpy()
         photo = (sample * 255).round().astype(np.uint8)
         assert nearest_style([photo], env / "gan-tiny.safetensors") == style
+
+
+def test_stored_reference_descriptors_of_real_images_decide_the_start(env, tmp_path, capsys):
+    import shutil
+
+    from core import weights
+    from training import cli as training_cli
+    from training_helpers import stripes
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    gan_file = Path(shutil.copy(env / "gan-tiny.safetensors", folder))
+    before = weights.read(gan_file)[1]
+    data = tmp_path / "train"
+    for i in range(3):  # the other way round from the styles' names, so that the stored images decide, not samples
+        write_png(data / "stripes" / f"n{i}.png", smooth_noise(60 + i, 96, 96, cutoff=0.02))
+        write_png(data / "noise" / f"s{i}.png", stripes(96, 96, 3 + i))
+    assert training_cli.main(["reference", str(gan_file), "--data", str(data)]) == 0
+    assert "descriptors of 6 training images stored" in capsys.readouterr().out
+    meta, after = weights.read(gan_file)  # still verifies; tensors untouched
+    assert all(np.array_equal(before[k], after[k]) for k in before) and meta["reference"]["style"] == [0] * 3 + [1] * 3
+    table = learn_mod.style_descriptors(gan_file)
+    assert {k: v.shape for k, v in table.items()} == {"noise": (3, 13), "stripes": (3, 13)}
+    as_photo = lambda img: (img * 255).round().astype(np.uint8)  # noqa: E731
+    assert nearest_style([as_photo(smooth_noise(70, 128, 128, cutoff=0.02))], gan_file) == "stripes"
+    assert nearest_style([as_photo(stripes(128, 128, 4))], gan_file) == "noise"
+
+    for bad, why in ((tmp_path / "nothing", "no <style>/*.png images"),):
+        assert training_cli.main(["reference", str(gan_file), "--data", str(bad)]) == 2
+        assert why in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
     python tools/learn_eval.py train PHOTO --arm learn|scratch --out DIR [--minutes 5,15,30]
     python tools/learn_eval.py measure DIR [DIR …] --sheet docs/learn_sheet.png [--json FILE]
-    python tools/learn_eval.py pick VAL_DIR [--per-style N]
+    python tools/learn_eval.py pick VAL_DIR [--per-style N] [--start FILE]
 
 `train` runs one arm on one photo and exports a generator after each budget in --minutes (CPU minutes of
 training, counted across the stages): `learn` adapts the shipped generator (training.learn, as the CLI
@@ -128,10 +128,9 @@ def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict
     return results
 
 
-def pick(val: Path, per_style: int) -> dict:
+def pick(val: Path, per_style: int, start: Path = ROOT / "core" / "weights" / "tessera_gan.safetensors") -> dict:
     from training.learn import nearest_style, read_photos, style_descriptors
 
-    start = ROOT / "core" / "weights" / "tessera_gan.safetensors"
     described = style_descriptors(start)  # once: the same for every photo
     styles = list(described)
     hits: dict[str, list[bool]] = {}
@@ -162,13 +161,15 @@ def main() -> int:
     k = sub.add_parser("pick")
     k.add_argument("val", type=Path)
     k.add_argument("--per-style", type=int, default=1000)
+    k.add_argument("--start", type=Path, default=ROOT / "core" / "weights" / "tessera_gan.safetensors",
+                   help="the generator file learn starts from (default: the shipped one)")
     a = p.parse_args()
     if a.cmd == "train":
         (a.out / "photo").mkdir(parents=True, exist_ok=True)
         shutil.copy(a.photo, a.out / "photo" / a.photo.name)
         train(a.photo, a.arm, a.out, [float(v) for v in a.minutes.split(",")])
     elif a.cmd == "pick":
-        pick(a.val, a.per_style)
+        pick(a.val, a.per_style, a.start)
     else:
         measure(a.dirs, a.sheet, a.json)
     return 0

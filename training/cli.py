@@ -84,6 +84,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .learn import add_reference
+
+    print(f"{args.file}: descriptors of {add_reference(args.file, args.data)} training images stored")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("ckpt_dir", type=Path)
     e.add_argument("--out", type=Path, required=True, help="FILE.safetensors")
     e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("reference", help="store the descriptors of a generator's real training images in its file, "
+                                         "for learn's choice of a start (training.learn.add_reference)")
+    r.add_argument("file", type=Path, help="a generator .safetensors")
+    r.add_argument("--data", type=Path, required=True, help="its training images, DIR/<style>/*.png (e.g. the "
+                                                            "curated gan/train)")
+    r.set_defaults(func=cmd_reference)
     return p
 
 

@@ -3,7 +3,8 @@
 Training a style from scratch needs hours; adapting the shipped generator needs minutes. `learn` starts a
 GAN run (`training.gan`) from a generator file (the shipped one by default): the new style's embedding
 starts at the shipped style nearest to the photos (`--like` picks one; the nearest is chosen by comparing
-colour, contrast and spectrum of a sample of each style with the photos'), every layer is fine-tuned on
+colour, contrast and spectrum of the photos with those of each style's real training images, stored in the
+generator file, or of its samples where the file has none), every layer is fine-tuned on
 crops of the photos (inside them: photos do not tile; flipped), and the discriminator starts afresh.
 The generator stays a torus network, so whatever it learns is seamless.
 
@@ -153,33 +154,83 @@ def check_name(name: str, models: Path | None, replace: bool) -> None:
 
 # the start
 
-def style_descriptors(start: Path, device: str = "cpu") -> dict[str, np.ndarray]:
-    """{style: (DIM,) descriptor} of each style of generator file `start`: core.descriptors of its samples at
-    the training scale (per-channel mean and standard deviation, the share of luminance power in octave
-    bands of period 2–64 px, anisotropy), averaged over two seeds."""
-    from core.api import load_generator
-    from core.descriptors import describe
-
-    gen = load_generator(device, models_dir=start.parent)
-    styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
-    return {style: np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
-                                     .cpu().numpy()) for s in (0, 1)], axis=0) for style in styles}
+REFERENCE_K = 7  # neighbours that vote in nearest_style when a generator file holds reference descriptors
 
 
-def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu",
-                  styles: dict[str, np.ndarray] | None = None) -> str:
-    """The style of generator file `start` whose samples look most like `photos` at the training scale:
-    the smallest distance between the photos' mean descriptor and the style's (`style_descriptors`, or
-    `styles` as it returned them, for many picks from one file)."""
+def photo_descriptor(img: np.ndarray) -> np.ndarray:
+    """core.descriptors of an (H, W, 3) uint8 image as the training scale shows it (≤ TRAIN_SIDE px)."""
     from PIL import Image
 
     from core.descriptors import describe
 
     from .data import _resize
 
+    return describe(np.asarray(_resize(Image.fromarray(img), TRAIN_SIDE)) / 255.0)
+
+
+def add_reference(path: Path, data: Path) -> int:
+    """Store in generator file `path` the descriptors (`photo_descriptor`) of the real training images of its
+    styles, DATA/<style>/*.png (e.g. the curated gan/train split), for `nearest_style`: its header gains
+    "reference" = {"style": [style index per image], "descriptors": [[DIM floats] per image]}; the tensors
+    are untouched. Written atomically. → the number of images. Raises ValueError for a file that is not a
+    generator, or when no style of it has images in `data`."""
+    from core import weights
+    from core.imageio import read_image
+
+    meta, tensors = weights.read(path)
+    if meta["kind"] != "generator":
+        raise ValueError(f"{path}: reference descriptors go into a generator file (this one is an {meta['kind']})")
+    style, rows = [], []
+    for i, name in enumerate(meta["styles"]):
+        for f in sorted((data / name).glob("*.png")):
+            style.append(i)
+            rows.append([round(float(v), 5) for v in photo_descriptor(read_image(f))])
+    if not rows:
+        raise ValueError(f"{data}: no <style>/*.png images for the styles of {path.name} ({', '.join(meta['styles'])})")
+    kind, config = meta.pop("kind"), meta.pop("config")
+    for key in ("format", "format_version", "tensor_sha256"):
+        meta.pop(key, None)
+    meta["reference"] = {"style": style, "descriptors": rows}
+    weights.save(path, kind, config, tensors, **meta)
+    return len(rows)
+
+
+def style_descriptors(start: Path, device: str = "cpu") -> dict[str, np.ndarray]:
+    """{style: (N, DIM) descriptors} for each style of generator file `start`: those of its real training
+    images where the file holds them (`add_reference`), else one row, the mean descriptor of its samples at
+    the training scale over two seeds. Descriptors: core.descriptors (per-channel mean and standard deviation,
+    the share of luminance power in octave bands of period 2–64 px, anisotropy)."""
+    from core import weights
+    from core.api import load_generator
+    from core.descriptors import describe
+
+    meta, _ = weights.read(start)
+    ref = meta.get("reference")
+    if ref:
+        table, idx = np.asarray(ref["descriptors"], np.float32), np.asarray(ref["style"])
+        return {name: table[idx == i] for i, name in enumerate(meta["styles"]) if (idx == i).any()}
+    gen = load_generator(device, models_dir=start.parent)
+    styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
+    return {style: np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
+                                     .cpu().numpy()) for s in (0, 1)], axis=0)[None] for style in styles}
+
+
+def nearest_style(photos: list[np.ndarray], start: Path, device: str = "cpu",
+                  styles: dict[str, np.ndarray] | None = None) -> str:
+    """The style of generator file `start` that looks most like `photos` (uint8 images) at the training
+    scale: the photos' mean descriptor against `style_descriptors` (or `styles` as it returned them, for many
+    picks from one file) by a vote of its REFERENCE_K nearest rows (fewer when a style has fewer), ties to the
+    nearest; with one row per style, simply the nearest."""
     styles = styles if styles is not None else style_descriptors(start, device)
-    want = np.mean([describe(np.asarray(_resize(Image.fromarray(p), TRAIN_SIDE)) / 255.0) for p in photos], axis=0)
-    return min(styles, key=lambda style: float(np.linalg.norm(styles[style] - want)))
+    want = np.mean([photo_descriptor(p) for p in photos], axis=0)
+    names = list(styles)
+    label = np.concatenate([np.full(len(styles[n]), i) for i, n in enumerate(names)])
+    dist = np.linalg.norm(np.concatenate([styles[n] for n in names]) - want, axis=1)
+    k = min(REFERENCE_K, *(len(v) for v in styles.values()))
+    near = np.argsort(dist, kind="stable")[:k]
+    votes = np.bincount(label[near], minlength=len(names))
+    best = [i for i in range(len(names)) if votes[i] == votes.max()]
+    return names[min(best, key=lambda i: dist[label == i].min())]
 
 
 # the run
