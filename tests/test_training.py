@@ -354,6 +354,13 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     # exported, it is generate's ×4 detail upscaler (core.catalog.upscaler_slot); the PSNR one stays faithful
     from core import weights
     assert weights.read(export(adv, tmp_path / "adv.safetensors"))[0]["role"] == "detail"
+    # --no-average: the weights as trained, not their moving average (which blurs an adversarial model's detail)
+    meta, last = weights.read(export(adv, tmp_path / "last.safetensors", average=False))
+    ckpt = read_checkpoint(adv)[1]
+    assert meta["training"]["weights"] == "last" and all(torch.equal(v, ckpt[f"model.{k}"]) for k, v in last.items())
+    assert not all(torch.equal(v, ckpt[f"ema.{k}"]) for k, v in last.items())
+    with pytest.raises(ValueError, match="--no-average is for sr runs"):
+        export(gan(data, tmp_path / "g2").parent, tmp_path / "g2.safetensors", average=False)
     assert "role" not in weights.read(shipped)[0]
     with pytest.raises(ValueError, match="--scale 2 must be 4"):
         sr(data, tmp_path / "x2", scale=2, adversarial=0.01, steps=1)

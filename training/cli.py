@@ -80,7 +80,7 @@ def cmd_sr(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
-    print(f"wrote {export(args.ckpt_dir, args.out)}")
+    print(f"wrote {export(args.ckpt_dir, args.out, average=not args.no_average)}")
     return 0
 
 
@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write a weights file from a checkpoint folder")
     e.add_argument("ckpt_dir", type=Path)
     e.add_argument("--out", type=Path, required=True, help="FILE.safetensors")
+    e.add_argument("--no-average", action="store_true",
+                   help="an sr run's last weights instead of their moving average (for an adversarial upscaler, "
+                        "whose detail the average blurs)")
     e.set_defaults(func=cmd_export)
 
     r = sub.add_parser("reference", help="store the descriptors of a generator's real training images in its file, "

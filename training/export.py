@@ -1,6 +1,7 @@
 """`python -m training export CKPT_DIR --out FILE.safetensors`: checkpoint → shippable weights.
 
-Keeps only the EMA weights, rebuilds the model from them to prove they load, and writes the header
+Keeps only the EMA weights (an sr run's last weights with --no-average), rebuilds the model from them to
+prove they load, and writes the header
 metadata the loader and the model card use. A --per-image run's file also holds its members (core.weights):
 every training image's embedding under the EMA weights, its style, and the descriptor statistics.
 """
@@ -22,9 +23,14 @@ from core.upscaler import Upscaler, UpscalerConfig
 from . import checkpoint
 
 
-def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
+def export(ckpt_dir: Path, out: Path, metrics: dict | None = None, average: bool = True) -> Path:
+    """Write `out` from the checkpoint in `ckpt_dir`: the moving average of the weights (EMA), or with
+    `average=False` an sr run's weights as they are (an adversarial upscaler's fine detail changes from step
+    to step, and averaging the weights averages it away). Raises ValueError for a checkpoint it cannot use."""
     meta, tensors, _ = checkpoint.load(Path(ckpt_dir), "export takes the --out folder of a gan or sr run")
     state: dict[str, torch.Tensor] = {}
+    if not average and meta["kind"] != "sr":
+        raise ValueError(f"{ckpt_dir}: --no-average is for sr runs; a generator is exported as its moving average")
     if meta["kind"] == "gan":
         model = TextureGenerator(GeneratorConfig(**meta["generator"]))
         checkpoint.restore_module(model, "G_ema", tensors)
@@ -34,7 +40,7 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
             state = members(model, meta, tensors)
     elif meta["kind"] == "sr":
         model = Upscaler(UpscalerConfig(**meta["upscaler"]))
-        checkpoint.restore_module(model, "ema", tensors)
+        checkpoint.restore_module(model, "ema" if average else "model", tensors)
         kind, config, extra = "upscaler", model.cfg.to_dict(), {}
         if meta["train"].get("adversarial"):  # trained to add detail: generate's ×4 (core.catalog.upscaler_slot)
             if model.cfg.scale != 4:
@@ -46,7 +52,7 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None) -> Path:
     if out.suffix != ".safetensors":
         raise ValueError(f"--out {out} must end in .safetensors")
     training = {"steps": meta["step"], "wall_time_s": round(meta["wall_time_s"], 1),
-                "hardware": meta["hardware"], "config": meta["train"]}
+                "hardware": meta["hardware"], "config": meta["train"], "weights": "ema" if average else "last"}
     with atomic_path(out) as tmp:  # checked before it is renamed to --out: a file the loader rejects never lands there
         weights.save(tmp, kind, config, model.state_dict() | state, data=meta["sources"], training=training,
                      metrics=metrics or {}, **extra)
