@@ -1,8 +1,7 @@
 """`python -m training export CKPT_DIR --out FILE.safetensors`: checkpoint → shippable weights.
 
 Keeps only the EMA weights (an sr run's last weights with --no-average), rebuilds the model from them to
-prove they load, and writes the header
-metadata the loader and the model card use. A --per-image run's file also holds its members (core.weights):
+prove they load, and writes the header metadata the loader and the model card use. A --per-image run's file also holds its members (core.weights):
 every training image's embedding under the EMA weights, its style, and the descriptor statistics.
 """
 
