@@ -7,7 +7,8 @@ upscaled ×4 by bicubic on the torus, by the faithful upscaler (trained for PSNR
 (trained adversarially), each pixel shown as one pixel; beside them a crop of a held-out real texture of
 the style at the same scale (≥ 1024 px resized to 1024: the realism test's detail/val set, else detail/train)
 for reference.
-`--detail` takes an upscaler file to show instead of the loaded detail one (to look before shipping it).
+`--detail` takes an upscaler file to show instead of the loaded detail one (to look before shipping it; its
+column then says "not shipped").
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from core.upscaler import wrap_upsample  # noqa: E402
 
 CROP = 192
 COLUMNS = ("bicubic", "faithful (PSNR)", "detail (adversarial)", "real, same scale")
+EXPERIMENT = "adversarial, not shipped"  # the third column's label for a --detail file
 
 
 def label_row(texts: tuple[str, ...], width: int, gap: int) -> np.ndarray:
@@ -43,9 +45,9 @@ def label_row(texts: tuple[str, ...], width: int, gap: int) -> np.ndarray:
     return np.asarray(strip)
 
 
-def sheet(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
+def sheet(rows: list[list[np.ndarray]], columns: tuple[str, ...] = COLUMNS, gap: int = 4) -> np.ndarray:
     """Rows of equal (CROP, CROP, 3) uint8 crops → one picture with white gaps and the column labels on top."""
-    lines = [label_row(COLUMNS[:len(rows[0])], CROP, gap)]
+    lines = [label_row(columns[:len(rows[0])], CROP, gap)]
     for row in rows:
         white = np.full((CROP, gap, 3), 255, np.uint8)
         lines += [np.full((gap, lines[0].shape[1], 3), 255, np.uint8),
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             row.append(np.full((CROP, CROP, 3), 255, np.uint8))
         rows.append(row)
-    write_png(args.out, sheet(rows))
+    columns = (*COLUMNS[:2], EXPERIMENT, *COLUMNS[3:]) if args.detail else COLUMNS
+    write_png(args.out, sheet(rows, columns))
     print(args.out)
     return 0
 
