@@ -222,7 +222,8 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     floor detail/train, as `two_sample_test`), the LR consistency PSNR-Y(downscale(SR(x)), x) in dB
     (mean over the outputs; how little the upscaler changes what the GAN drew) and the seam ratio of the
     outputs. → {"realism": {name: {style: {acc, std, runs}, "mean": …}, "floor": …}, "lr_consistency_db":
-    {name: dB}, "seam_ratio": {name: ratio}, "seeds", "size", "repeats", "styles"}."""
+    {name: dB}, "seam_ratio": {name: ratio}, "seeds", "size", "repeats", "styles": those measured (≥ 2
+    duplicate groups of real textures in both roles)}."""
     groups = duplicate_groups(data)
     real = style_folders(data / "detail" / "val", groups)
     styles = [s for s in sorted(real) if s in gen.styles]
@@ -231,8 +232,10 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     rng = np.random.default_rng(0)
     others["floor"] = {s: [g[i] for i in sorted(rng.permutation(len(g))[:seeds])]
                        for s, g in style_folders(data / "detail" / "train", groups).items() if s in styles}
+    from tqdm import tqdm
+
     consistency, seams = {}, {}
-    for name, model in candidates.items():
+    for name, model in tqdm(candidates.items(), desc="upscalers", unit="upscaler", leave=False):
         outs: dict[str, list[list[np.ndarray]]] = {}
         back_db, ratios = [], []
         for s, xs in lows.items():
@@ -246,8 +249,9 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
                 ratios.append(metrics.seam_ratio(img))
         others[name] = outs
         consistency[name], seams[name] = float(np.mean(back_db)), float(np.mean(ratios))
-    return {"seeds": seeds, "size": size, "repeats": repeats, "styles": styles,
-            "realism": realism.two_sample(real, others, repeats=repeats, cfg=cfg),
+    result = realism.two_sample(real, others, repeats=repeats, cfg=cfg)
+    measured = [s for s in styles if s in result["floor"]]  # ≥ 2 duplicate groups of real textures in both roles
+    return {"seeds": seeds, "size": size, "repeats": repeats, "styles": measured, "realism": result,
             "lr_consistency_db": consistency, "seam_ratio": seams}
 
 
