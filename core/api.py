@@ -26,7 +26,7 @@ import torch
 from . import imageio, noise, pbr, request, weights
 from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
                       user_models_dir)
-from .catalog import DETAIL, shipped_upscalers, upscaler_slot
+from .catalog import DETAIL, pick_upscaler, shipped_upscalers, upscaler_slot
 from .files import check_name_length
 from .generator import TextureGenerator
 from .request import GAN_SCALE, MAX_SIZE, MIN_SIZE, SIZE_STEP  # noqa: F401  (public here too)
@@ -77,6 +77,10 @@ class Tessera:
     def styles(self) -> list[str]:
         return list(self.generators)
 
+    def all_upscalers(self) -> list[tuple[Upscaler, dict, Path]]:
+        """The faithful upscalers and the detail one, if loaded: (model, meta, path) each."""
+        return [*self.upscalers.values(), *([self.detail] if self.detail else [])]
+
     # style names and mixes
 
     def style_weights(self, style: str | dict[str, float]) -> tuple[_GanEntry, torch.Tensor]:
@@ -93,7 +97,7 @@ class Tessera:
         for entry in {id(e.model): e for e in self.generators.values()}.values():
             entry.model.synthesize = torch.compile(entry.model.synthesize, mode=mode,  # type: ignore[method-assign]
                                                    dynamic=False)
-        for model, _, _ in [*self.upscalers.values(), *([self.detail] if self.detail else [])]:
+        for model, _, _ in self.all_upscalers():
             model.compile(mode=mode, dynamic=False)
 
     # generation
@@ -190,13 +194,7 @@ class Tessera:
                  detail: bool = False) -> torch.Tensor:
         """`exact`: no reduced-precision autocast (bf16 keeps 8 bits: too few for 16-bit input); `detail`: the
         ×4 detail upscaler where one is loaded."""
-        if detail and scale == 4 and self.detail is not None:
-            model = self.detail[0]
-        elif scale not in self.upscalers:
-            have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
-            raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
-        else:
-            model = self.upscalers[scale][0]
+        model = pick_upscaler(self.upscalers, self.detail, scale, detail)[0]
         cpu = self.device.type == "cpu"
         x = x.contiguous(memory_format=torch.contiguous_format if cpu else torch.channels_last)
         tile = 256 if cpu else 512

@@ -11,9 +11,14 @@ import json
 import os
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
+MAX_HEADER = 100 * 2**20  # safetensors' own limit on the header size
 # The upscaler slots: ×4 and ×2 faithful upscalers (`upscale`, and `generate` when no detail one is loaded)
 # and the ×4 detail upscaler `generate` uses (an upscaler file whose metadata says "role": "detail"), each with
 # the shipped file that fills it when no file on the search path does.
@@ -30,6 +35,17 @@ def shipped_upscalers(have: set, folder: Path = SHIPPED_DIR) -> list[Path]:
             if slot not in have and not (slot == DETAIL and 4 in have) and (folder / name).is_file()]
 
 
+def pick_upscaler(upscalers: Mapping[int, T], detail: T | None, scale: int, want_detail: bool) -> T:
+    """The upscaler to run for `scale` from the loaded ones (either runtime's): the ×4 `detail` one where
+    wanted and loaded, else the faithful one of that scale. Raises ValueError naming the scales loaded."""
+    if want_detail and scale == 4 and detail is not None:
+        return detail
+    if scale not in upscalers:
+        have = ", ".join(f"×{s}" for s in sorted(upscalers)) or "none"
+        raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
+    return upscalers[scale]
+
+
 def upscaler_slot(meta: dict, scale: int) -> int | str:
     """The slot an upscaler file fills: DETAIL for a ×4 file whose metadata role is "detail", else its scale.
     Raises ValueError for a detail file of another scale."""
@@ -38,7 +54,6 @@ def upscaler_slot(meta: dict, scale: int) -> int | str:
     if scale != 4:
         raise ValueError(f"a detail upscaler must be ×4, this one is ×{scale}")
     return DETAIL
-MAX_HEADER = 100 * 2**20  # safetensors' own limit on the header size
 
 
 def user_models_dir() -> Path:

@@ -224,6 +224,8 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     outputs. → {"realism": {name: {style: {acc, std, runs}, "mean": …}, "floor": …}, "lr_consistency_db":
     {name: dB}, "seam_ratio": {name: ratio}, "seeds", "size", "repeats", "styles": those measured (≥ 2
     duplicate groups of real textures in both roles)}."""
+    from tqdm import tqdm
+
     groups = duplicate_groups(data)
     real = style_folders(data / "detail" / "val", groups)
     styles = [s for s in sorted(real) if s in gen.styles]
@@ -232,8 +234,6 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     rng = np.random.default_rng(0)
     others["floor"] = {s: [g[i] for i in sorted(rng.permutation(len(g))[:seeds])]
                        for s, g in style_folders(data / "detail" / "train", groups).items() if s in styles}
-    from tqdm import tqdm
-
     consistency, seams = {}, {}
     for name, model in tqdm(candidates.items(), desc="upscalers", unit="upscaler", leave=False):
         outs: dict[str, list[list[np.ndarray]]] = {}
@@ -242,10 +242,10 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
             outs[s] = []
             for x in xs:
                 with torch.inference_mode():
-                    y = (wrap_upsample(x, 4) if model is None else model(x)).clamp(0, 1)
+                    y = (wrap_upsample(x, GAN_SCALE) if model is None else model(x)).clamp(0, 1)
                 img = to_uint8(y)
                 outs[s].append([img])
-                back_db.append(metrics.psnr_y(to_uint8(downscale(y, 4).clamp(0, 1)), to_uint8(x), shave=0))
+                back_db.append(metrics.psnr_y(to_uint8(downscale(y, GAN_SCALE).clamp(0, 1)), to_uint8(x), shave=0))
                 ratios.append(metrics.seam_ratio(img))
         others[name] = outs
         consistency[name], seams[name] = float(np.mean(back_db)), float(np.mean(ratios))
@@ -275,7 +275,7 @@ def upscalers_table(r: dict) -> list[str]:
     """The upscalers on the same GAN outputs: detail-scale realism per style, above the floor, LR consistency
     and seam ratio; one row per upscaler."""
     names = [n for n in r["realism"] if n != "floor"]
-    styles = [s for s in r["styles"] if s in r["realism"]["floor"]]
+    styles = r["styles"]
     lines = [f"| upscaler | " + " | ".join(styles) + " | mean | above the floor | LR consistency | seam ratio |",
              "|---|" + "---|" * (len(styles) + 4)]
     for n in names + ["floor"]:
@@ -467,16 +467,11 @@ def card_table(m: dict) -> str:
     return "\n".join(lines)
 
 
-def all_upscalers(gen: Tessera) -> list[tuple[Upscaler, dict, Path]]:
-    """The faithful upscalers and the detail one, if loaded."""
-    return [*gen.upscalers.values(), *([gen.detail] if gen.detail else [])]
-
-
 def training_table(gen: Tessera) -> str:
     """What each loaded weights file says about its own training (from its header)."""
     lines = ["| file | kind | config | steps | wall time | hardware |", "|---|---|---|---|---|---|"]
     entries = {e.path: ("generator", e.model.cfg.to_dict(), e.meta) for e in gen.generators.values()}
-    entries |= {p: ("upscaler", mdl.cfg.to_dict(), meta) for mdl, meta, p in all_upscalers(gen)}
+    entries |= {p: ("upscaler", mdl.cfg.to_dict(), meta) for mdl, meta, p in gen.all_upscalers()}
     for path, (kind, cfg, meta) in sorted(entries.items()):
         tr = meta.get("training", {})
         cfg_s = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "styles")
@@ -501,18 +496,15 @@ def update_card(card: Path, table: str) -> None:
 
 def store_in_weights(gen: Tessera, m: dict) -> None:
     """Put the numbers into each shipped file's header (tensors untouched, re-verified on load)."""
-    paths = {e.path for e in gen.generators.values()} | {p for _, _, p in all_upscalers(gen)}
+    generator_paths = {e.path for e in gen.generators.values()}
+    paths = generator_paths | {p for _, _, p in gen.all_upscalers()}
     for path in sorted(paths):
-        meta, tensors = weights.read(path)
-        kind, config = meta.pop("kind"), meta.pop("config")
-        for key in ("format", "format_version", "tensor_sha256", "metrics"):
-            meta.pop(key, None)
         part = {k: v for k, v in m.items() if k in ("date", "speed", "tileability")}
-        if kind == "generator":
+        if path in generator_paths:
             part |= {k: v for k, v in m.items() if k in ("realism", "swd")}
         else:
             part |= {k: v for k, v in m.items() if k.startswith("upscaler")}
-        weights.save(path, kind, config, tensors, metrics=part, **meta)
+        weights.update_meta(path, metrics=part)
 
 
 def release_name(models: str | None, taken: dict | None = None) -> str:

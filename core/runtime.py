@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from . import noise, weights
-from .catalog import DETAIL, SHIPPED_DIR, chosen_models_dir, model_files, shipped_upscalers, upscaler_slot
+from .catalog import (DETAIL, SHIPPED_DIR, chosen_models_dir, model_files, pick_upscaler, shipped_upscalers,
+                      upscaler_slot)
 from .config import GeneratorConfig, UpscalerConfig
 from .request import GAN_SCALE, check_seed, check_size, style_weights
 
@@ -194,12 +195,9 @@ class Runtime:
         core.upscaler.upscale_tiled). `progress(done, total)` is told after each tile (one for a single pass);
         it may raise to stop. `detail`: the ×4 detail upscaler where one is loaded. Raises ValueError for a
         scale no loaded upscaler has or another shape."""
-        if not (detail and scale == 4 and self.detail is not None) and scale not in self.upscalers:
-            have = ", ".join(f"×{s}" for s in sorted(self.upscalers)) or "none"
-            raise ValueError(f"no ×{scale} upscaler loaded (have: {have})")
+        up = pick_upscaler(self.upscalers, self.detail, scale, detail)
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != 3 or min(x.shape) < 1:
             raise ValueError(f"image of shape {getattr(x, 'shape', None)} is not (B, 3, H, W) with B, H, W ≥ 1")
-        up = self.detail if detail and scale == 4 and self.detail is not None else self.upscalers[scale]
         run = lambda a: up.session.run(None, {"image": np.ascontiguousarray(a, dtype=np.float32)})[0]  # noqa: E731
         s, m = scale, up.cfg.context
         b, _, h, w = x.shape

@@ -126,6 +126,16 @@ def save(path: Path | str, kind: str, config: dict, state: dict[str, torch.Tenso
     return path
 
 
+def update_meta(path: Path | str, **changes: Any) -> Path:
+    """Rewrite a weights file's header with `changes` (metadata keys → JSON values, added or replaced);
+    its tensors are untouched and re-verified on the next read. Atomic, as `save`. Raises as `read`."""
+    meta, tensors = read(path)
+    kind, config = meta.pop("kind"), meta.pop("config")
+    for key in ("format", "format_version", "tensor_sha256"):
+        meta.pop(key, None)
+    return save(path, kind, config, tensors, **(meta | changes))
+
+
 def read(path: Path | str, framework: Literal["pt", "np"] = "pt") -> tuple[dict[str, Any], dict[str, Any]]:
     """Read and verify a weights file → (metadata with JSON values decoded, {name: tensor}): torch tensors
     with framework="pt", numpy arrays with "np" (no torch imported; a bfloat16 file is then refused).

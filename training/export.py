@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from core import weights
+from core.catalog import upscaler_slot
 from core.descriptors import standardise
 from core.files import atomic_path
 from core.generator import GeneratorConfig, TextureGenerator
@@ -41,11 +42,12 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None, average: bool
         model = Upscaler(UpscalerConfig(**meta["upscaler"]))
         checkpoint.restore_module(model, "ema" if average else "model", tensors)
         kind, config, extra = "upscaler", model.cfg.to_dict(), {}
-        if meta["train"].get("adversarial"):  # trained to add detail: generate's ×4 (core.catalog.upscaler_slot)
-            if model.cfg.scale != 4:
-                raise ValueError(f"{ckpt_dir}: a detail upscaler (trained with --adversarial) must be ×4, this one is "
-                                 f"×{model.cfg.scale}")
+        if meta["train"].get("adversarial"):  # trained to add detail: generate's ×4 detail slot
             extra = {"role": "detail"}
+            try:
+                upscaler_slot(extra, model.cfg.scale)
+            except ValueError as e:
+                raise ValueError(f"{ckpt_dir}: trained with --adversarial: {e}") from None
     else:
         raise ValueError(f"{ckpt_dir}: unknown checkpoint kind {meta['kind']!r}")
     if out.suffix != ".safetensors":

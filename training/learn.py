@@ -177,21 +177,18 @@ def add_reference(path: Path, data: Path) -> int:
     from core import weights
     from core.imageio import read_image
 
-    meta, tensors = weights.read(path)
-    if meta["kind"] != "generator":
-        raise ValueError(f"{path}: reference descriptors go into a generator file (this one is an {meta['kind']})")
+    header = peek(path)
+    if header.get("kind") != "generator":
+        raise ValueError(f"{path}: reference descriptors go into a generator file (this one is an {header.get('kind')})")
+    names = json.loads(header["styles"])
     style, rows = [], []
-    for i, name in enumerate(meta["styles"]):
+    for i, name in enumerate(names):
         for f in sorted((data / name).glob("*.png")):
             style.append(i)
             rows.append([round(float(v), 5) for v in photo_descriptor(read_image(f))])
     if not rows:
-        raise ValueError(f"{data}: no <style>/*.png images for the styles of {path.name} ({', '.join(meta['styles'])})")
-    kind, config = meta.pop("kind"), meta.pop("config")
-    for key in ("format", "format_version", "tensor_sha256"):
-        meta.pop(key, None)
-    meta["reference"] = {"style": style, "descriptors": rows}
-    weights.save(path, kind, config, tensors, **meta)
+        raise ValueError(f"{data}: no <style>/*.png images for the styles of {path.name} ({', '.join(names)})")
+    weights.update_meta(path, reference={"style": style, "descriptors": rows})
     return len(rows)
 
 
@@ -200,15 +197,14 @@ def style_descriptors(start: Path, device: str = "cpu") -> dict[str, np.ndarray]
     images where the file holds them (`add_reference`), else one row, the mean descriptor of its samples at
     the training scale over two seeds. Descriptors: core.descriptors (per-channel mean and standard deviation,
     the share of luminance power in octave bands of period 2–64 px, anisotropy)."""
-    from core import weights
     from core.api import load_generator
     from core.descriptors import describe
 
-    meta, _ = weights.read(start)
-    ref = meta.get("reference")
-    if ref:
+    header = peek(start)  # the header alone: the tensors are not needed for the stored descriptors
+    if "reference" in header:
+        ref = json.loads(header["reference"])
         table, idx = np.asarray(ref["descriptors"], np.float32), np.asarray(ref["style"])
-        return {name: table[idx == i] for i, name in enumerate(meta["styles"]) if (idx == i).any()}
+        return {name: table[idx == i] for i, name in enumerate(json.loads(header["styles"])) if (idx == i).any()}
     gen = load_generator(device, models_dir=start.parent)
     styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
     return {style: np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
