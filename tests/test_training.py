@@ -344,8 +344,9 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     sr(data, base, steps=2)
     shipped = export(base, tmp_path / "psnr.safetensors")
     adv = tmp_path / "adv"
-    sr(data, adv, init=shipped, adversarial=0.01, lowpass=1.0, channels=16, steps=4)  # config from the start
+    sr(data, adv, init=shipped, adversarial=0.01, lowpass=1.0, fourier=1.0, channels=16, steps=4)  # config from the start
     meta, tensors = read_checkpoint(adv)
+    assert "spectrum" in json.loads((adv / "log.jsonl").read_text().splitlines()[-1])
     assert meta["upscaler"] == read_checkpoint(base)[0]["upscaler"] and meta["step"] == 4
     assert any(k.startswith("D.") for k in tensors) and any(k.startswith("opt_d.") for k in tensors)
     assert {"loss_d", "r1"} <= set(json.loads((adv / "log.jsonl").read_text().splitlines()[-1]))
@@ -414,6 +415,24 @@ def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
         sr(data, out, steps=5)
 
 
+def test_detail_spectrum_loss_ignores_phase_and_sees_blur_and_mesh():
+    from training.sr import detail_spectrum_loss
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 64, 64, generator=g)
+    spectrum = torch.fft.rfft2(hr)  # the same amplitudes, other phases: another texture of the same spectrum
+    phase = torch.rand(spectrum.shape, generator=g) * 2 * torch.pi
+    shuffled = torch.fft.irfft2(spectrum.abs() * torch.exp(1j * phase), s=hr.shape[-2:])
+    shifted = torch.roll(hr, (5, 9), (2, 3))  # a shift changes only the phases, on a torus
+    assert detail_spectrum_loss(shifted, hr) < 1e-5
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(hr, (1, 1, 1, 1), mode="circular"), 3, stride=1)
+    mesh = hr.mean() + 0.3 * (torch.arange(64) % 2).float().expand(2, 3, 64, 64)  # energy at one frequency
+    assert detail_spectrum_loss(blurred, hr) > 0.05 and detail_spectrum_loss(mesh, hr) > 0.05
+    # the high-pass is a circular filter, so only the bins irfft2 makes real-valued again (its DC and Nyquist
+    # lines) differ for a random-phase copy
+    assert detail_spectrum_loss(shuffled, hr) < 0.02
+
+
 @pytest.mark.parametrize("over, flag", [
     (dict(steps=None), "--steps"),
     (dict(steps=0), "--steps"),
@@ -422,6 +441,9 @@ def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
     (dict(crop=30), "--crop"),      # not a multiple of the scale
     (dict(crop=16), "--crop"),      # under 8 low-res pixels
     (dict(channels=0), "--channels"),
+    (dict(fourier=-1.0), "--fourier"),
+    (dict(fourier=float("nan")), "--fourier"),
+    (dict(lowpass=float("inf")), "--lowpass"),
 ])
 def test_sr_config_errors_name_the_flag(tmp_path, over, flag):
     with pytest.raises(ValueError, match=re.escape(flag)):

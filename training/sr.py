@@ -66,6 +66,12 @@ class SrConfig(RunConfig):
     lowpass: float = 0.0
     """σ in HR pixels: the pixel loss compares Gaussian-blurred output and target, leaving detail finer
     than σ to the discriminator (0: the whole image)"""
+    fourier: float = 0.0
+    """weight of an L1 loss between the amplitude spectra of the output's and the target's detail (each
+    image minus its σ = 1 px blur; Fuoli et al. 2021, "Fourier space losses for efficient perceptual image
+    super-resolution"): it asks for the target's energy at each spatial frequency but leaves the phase free,
+    so, unlike the pixel loss, its optimum is not the blurred mean, and a periodic mesh (energy at a few
+    frequencies only) is penalised; 0 = off"""
     d_width: int = 32
     """discriminator channels at full resolution (with --adversarial)"""
     r1: float = 1.0
@@ -76,8 +82,9 @@ class SrConfig(RunConfig):
         self.init = None if self.init is None else Path(self.init)
         if self.init is not None and self.resume:
             raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
-        if not 0 <= self.adversarial < float("inf") or not 0 <= self.lowpass < float("inf"):
-            raise ValueError(f"--adversarial {self.adversarial} and --lowpass {self.lowpass} must be finite and ≥ 0")
+        for name in ("adversarial", "lowpass", "fourier"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"--{name} {getattr(self, name)} must be finite and ≥ 0")
         if self.d_width < 1:
             raise ValueError(f"--d-width {self.d_width} must be ≥ 1")
         if self.scale not in (2, 4):
@@ -144,6 +151,15 @@ class DetailDiscriminator(nn.Module):
 
     def forward(self, hr: torch.Tensor, lr_up: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([high_pass(hr) * 4, lr_up * 2 - 1], dim=1))
+
+
+def detail_spectrum_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean |‖F(high_pass(sr))‖ − ‖F(high_pass(hr))‖| over images, channels and frequencies, with the
+    orthonormal 2-D DFT (so an amplitude is on the scale of a pixel value): (B, C, H, W) → a scalar.
+    The DFT takes each crop as periodic; the high-pass makes the false edge at its border small."""
+    amp_sr = torch.fft.rfft2(high_pass(sr.float()), norm="ortho").abs()
+    amp_hr = torch.fft.rfft2(high_pass(hr.float()), norm="ortho").abs()
+    return (amp_sr - amp_hr).abs().mean()
 
 
 def block_grid(y: torch.Tensor, scale: int) -> torch.Tensor:
@@ -287,6 +303,9 @@ def train(cfg: SrConfig) -> Path:
         with autocast(d, cfg.bf16):
             pixel = pixel_loss(sr, hr)
             loss = pixel + cfg.grid * block_grid(sr, cfg.scale) if cfg.grid else pixel
+            if cfg.fourier:
+                spectrum = detail_spectrum_loss(sr, hr)
+                loss = loss + cfg.fourier * spectrum
             if D is not None:
                 loss = loss + cfg.adversarial * F.softplus(-D(sr, lr_up).float()).mean()
         opt.zero_grad(set_to_none=True)
@@ -295,6 +314,8 @@ def train(cfg: SrConfig) -> Path:
         with torch.no_grad():
             ema_update(ema, model, cfg.ema, clock.step)
         losses = {cfg.loss: pixel}
+        if cfg.fourier:
+            losses["spectrum"] = spectrum.detach()
         if D is not None:
             losses |= {"loss_d": loss_d.detach(), "r1": r1}
         end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample, losses=losses)
