@@ -409,7 +409,7 @@ def test_sr_smoke_and_resume_is_exact(data, tmp_path, scale):
 def test_sr_resume_with_another_architecture_is_refused(data, tmp_path):
     out = tmp_path / "sr"
     sr(data, out)
-    with pytest.raises(ValueError, match="--resume: checkpoint upscaler"):
+    with pytest.raises(ValueError, match="--resume: checkpoint upscaler.*: pass --scale 4 --channels 8 --blocks 1,"):
         sr(data, out, steps=5, resume=True, channels=16)
     with pytest.raises(ValueError, match="already holds a checkpoint"):
         sr(data, out, steps=5)

@@ -226,7 +226,9 @@ def train(cfg: SrConfig) -> Path:
     if cfg.resume:
         meta, tensors, header = checkpoint.load(cfg.out)
         if meta["upscaler"] != ucfg.to_dict():
-            raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}")
+            want = " ".join(f"--{k} {v}" for k, v in meta["upscaler"].items())
+            raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}: "
+                             f"pass {want}, or start a new run from it with --init")
         if D is not None and not any(k.startswith("D.") for k in tensors):
             raise ValueError(f"--resume: {cfg.out} was trained without --adversarial; start a new run from it "
                              f"with --init {cfg.out}")
