@@ -136,9 +136,27 @@ def duplicate_groups(data: Path) -> dict[str, str]:
     return {r["id"]: r["group"] for r in json.loads(index.read_text()).get("records", [])}
 
 
-def final_outputs(gen: Tessera, styles: list[str], seeds: int, size: int) -> dict[str, list[np.ndarray]]:
-    """`seeds` final size² textures per style (seeds 10 000…, apart from every other measurement)."""
-    return {s: [gen.generate(s, seed=10_000 + k, size=size) for k in range(seeds)] for s in styles if s in gen.styles}
+def final_outputs(gen: Tessera, styles: list[str], seeds: int, size: int,
+                  desc: str = "outputs") -> dict[str, list[np.ndarray]]:
+    """`seeds` final size² textures per style (seeds 10 000…, apart from every other measurement), with a
+    progress bar over the styles."""
+    from tqdm import tqdm
+
+    return {s: [gen.generate(s, seed=10_000 + k, size=size) for k in range(seeds)]
+            for s in tqdm([s for s in styles if s in gen.styles], desc=desc, unit="style", leave=False,
+                          file=sys.stderr, dynamic_ncols=True)}
+
+
+def classifier_tests(real: dict, others: dict, repeats: int, cfg: realism.C2stConfig, desc: str) -> dict:
+    """realism.two_sample with a progress bar over its classifiers (entries × repeats)."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit="classifier", leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return realism.two_sample(real, others, repeats=repeats, cfg=cfg, progress=tick)
 
 
 def to_gan_scale(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -163,7 +181,7 @@ def two_sample_test(gens: dict[str, Tessera], data: Path, seeds: int, size: int,
     Returns {"structure": {name: {style: {acc, std, runs}, "mean": …}}, "detail": …, plus the settings}.
     """
     styles = sorted(d.name for d in (data / "gan" / "val").iterdir() if d.is_dir())
-    finals = {name: final_outputs(g, styles, seeds, size) for name, g in gens.items()}
+    finals = {name: final_outputs(g, styles, seeds, size, desc=f"outputs of {name}") for name, g in gens.items()}
     groups = duplicate_groups(data)
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"seeds": seeds, "size": size, "repeats": repeats, "config": dataclasses.asdict(cfg)}
@@ -175,7 +193,7 @@ def two_sample_test(gens: dict[str, Tessera], data: Path, seeds: int, size: int,
         others: dict[str, dict] = {"floor": floor}
         for name, sets in finals.items():
             others[name] = {s: [[img] for img in (to_gan_scale(v) if shrink else v)] for s, v in sets.items()}
-        out[scale] = realism.two_sample(real, others, repeats=repeats, cfg=cfg)
+        out[scale] = classifier_tests(real, others, repeats, cfg, desc=f"realism, {scale}")
     return out
 
 
@@ -249,7 +267,7 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
                 ratios.append(metrics.seam_ratio(img))
         others[name] = outs
         consistency[name], seams[name] = float(np.mean(back_db)), float(np.mean(ratios))
-    result = realism.two_sample(real, others, repeats=repeats, cfg=cfg)
+    result = classifier_tests(real, others, repeats, cfg, desc="realism, detail")
     measured = [s for s in styles if s in result["floor"]]  # ≥ 2 duplicate groups of real textures in both roles
     return {"seeds": seeds, "size": size, "repeats": repeats, "styles": measured, "realism": result,
             "lr_consistency_db": consistency, "seam_ratio": seams}

@@ -17,7 +17,7 @@ to choose in the material, so only what survives those flips is judged).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,7 +150,8 @@ def classifier_accuracy(fit: Mapping[str, tuple[np.ndarray, np.ndarray]],
 
 def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
                others: Mapping[str, Mapping[str, Sequence[Sequence[np.ndarray]]]],
-               *, repeats: int = 3, cfg: C2stConfig = C2stConfig(), seed: int = 0) -> dict:
+               *, repeats: int = 3, cfg: C2stConfig = C2stConfig(), seed: int = 0,
+               progress: Callable[[int, int], None] | None = None) -> dict:
     """The realism figure and its floor, repeated.
 
     real:   {style: groups} — the real role: each group a list of (H, W, 3) uint8 images that are near-
@@ -163,11 +164,13 @@ def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
     design: differences between entries are not blurred by different real samples). One classifier per
     entry and repeat. Returns {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]},
     "mean": the same over its styles}}; a style with < 2 groups in either role is left out of that entry.
+    `progress(done, total)` is told after each classifier (entries × repeats).
     """
     styles = {name: [s for s in real if len(real[s]) >= 2 and len(other.get(s, ())) >= 2]
               for name, other in others.items()}
     runs: dict[str, dict[str, list[float]]] = {name: {s: [] for s in st} for name, st in styles.items()}
     means: dict[str, list[float]] = {name: [] for name in others}
+    total, done = repeats * sum(1 for st in styles.values() if st), 0
     for r in range(repeats):
         rng = np.random.default_rng([seed, r])
         real_sets = {}
@@ -187,6 +190,9 @@ def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
             for s in styles[name]:
                 runs[name][s].append(acc[s])
             means[name].append(float(np.mean([acc[s] for s in styles[name]])))
+            done += 1
+            if progress:
+                progress(done, total)
     out: dict[str, dict] = {}
     for name in others:
         out[name] = {s: _summary(v) for s, v in runs[name].items()}

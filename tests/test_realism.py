@@ -63,6 +63,14 @@ def test_styles_with_too_few_images_are_left_out():
     assert set(out["x"]) == {"a", "mean"}  # b has one real image, c nothing generated
 
 
+def test_progress_counts_every_classifier_and_only_those():
+    real = {"a": noise_images(0, 4)}
+    told: list[tuple[int, int]] = []
+    others = {"x": {"a": noise_images(3, 4)}, "none": {"b": noise_images(4, 4)}, "y": {"a": noise_images(5, 4)}}
+    realism.two_sample(real, others, repeats=2, cfg=TINY, progress=lambda d, t: told.append((d, t)))
+    assert told == [(1, 4), (2, 4), (3, 4), (4, 4)]  # x and y, twice; "none" shares no style with the real role
+
+
 def test_halves_are_disjoint_and_cover_everything():
     items = list(range(7))
     a, b = realism.halves(items, np.random.default_rng(0))

@@ -344,7 +344,8 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     sr(data, base, steps=2)
     shipped = export(base, tmp_path / "psnr.safetensors")
     adv = tmp_path / "adv"
-    sr(data, adv, init=shipped, adversarial=0.01, lowpass=1.0, fourier=1.0, channels=16, steps=4)  # config from the start
+    # the architecture comes from the start
+    sr(data, adv, init=shipped, adversarial=0.01, lowpass=1.0, fourier=1.0, channels=16, steps=4)
     meta, tensors = read_checkpoint(adv)
     assert "spectrum" in json.loads((adv / "log.jsonl").read_text().splitlines()[-1])
     assert meta["upscaler"] == read_checkpoint(base)[0]["upscaler"] and meta["step"] == 4
