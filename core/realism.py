@@ -17,6 +17,7 @@ to choose in the material, so only what survives those flips is judged).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -162,7 +163,8 @@ def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
     Each repeat splits every style's groups into halves (fit / held out) anew and draws cfg.crops crops per
     half; the real role's halves and crops are drawn once per repeat and shared by every entry (a paired
     design: differences between entries are not blurred by different real samples). One classifier per
-    entry and repeat. Returns {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]},
+    entry and repeat, its split, crops and initialisation seeded by `seed`, the repeat and the entry's
+    name, so an entry's figures do not depend on which other entries are measured beside it. Returns {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]},
     "mean": the same over its styles}}; a style with < 2 groups in either role is left out of that entry.
     `progress(done, total)` is told after each classifier (entries × repeats).
     """
@@ -177,16 +179,17 @@ def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
         for s in sorted({s for st in styles.values() for s in st}):
             a, b = halves(real[s], rng)
             real_sets[s] = crops_of(a, cfg.crops, rng, cfg.crop), crops_of(b, cfg.crops, rng, cfg.crop)
-        for k, (name, other) in enumerate(others.items()):
+        for name, other in others.items():
             if not styles[name]:
                 continue
-            orng = np.random.default_rng([seed, r, k + 1])
+            # seeded by the entry's name, not its place: an entry reads the same beside any other entries
+            orng = np.random.default_rng([seed, r, zlib.crc32(name.encode())])
             fit, held = {}, {}
             for s in styles[name]:
                 oa, ob = halves(other[s], orng)
                 fit[s] = real_sets[s][0], crops_of(oa, cfg.crops, orng, cfg.crop)
                 held[s] = real_sets[s][1], crops_of(ob, cfg.crops, orng, cfg.crop)
-            acc = classifier_accuracy(fit, held, cfg, seed=1000 * seed + 100 * r + k)
+            acc = classifier_accuracy(fit, held, cfg, seed=int(orng.integers(2**31)))
             for s in styles[name]:
                 runs[name][s].append(acc[s])
             means[name].append(float(np.mean([acc[s] for s in styles[name]])))

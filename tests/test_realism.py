@@ -63,6 +63,14 @@ def test_styles_with_too_few_images_are_left_out():
     assert set(out["x"]) == {"a", "mean"}  # b has one real image, c nothing generated
 
 
+def test_an_entry_reads_the_same_beside_any_other_entries():
+    real = {"a": noise_images(0, 4)}
+    x = {"a": noise_images(7, 4)}  # as real as the real role: its accuracy is all chance, seeds decide it
+    alone = realism.two_sample(real, {"x": x}, repeats=2, cfg=TINY)
+    second = realism.two_sample(real, {"w": {"a": noise_images(5, 4)}, "x": x}, repeats=2, cfg=TINY)
+    assert alone["x"] == second["x"]
+
+
 def test_progress_counts_every_classifier_and_only_those():
     real = {"a": noise_images(0, 4)}
     told: list[tuple[int, int]] = []
