@@ -146,7 +146,8 @@ class Tessera:
         x = self._gan(style, [check_seed(seed)], size // GAN_SCALE)
         if progress:
             progress(0, 1)
-        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress, detail=not faithful))
+        return imageio.to_uint8(self._upscale(x, GAN_SCALE, tileable=True, progress=progress, detail=not faithful,
+                                              seeds=[seed]))
 
     def generate_many(self, style: str | dict[str, float], seeds: Iterable[int], size: int = 1024,
                       batch: int | None = None, *, faithful: bool = False) -> Iterator[tuple[int, np.ndarray]]:
@@ -167,7 +168,7 @@ class Tessera:
             part = seeds[i:i + batch]
             with torch.inference_mode():
                 x = self._upscale(self._gan(style, part, size // GAN_SCALE), GAN_SCALE, tileable=True,
-                                  detail=not faithful)
+                                  detail=not faithful, seeds=part)
             yield from zip(part, (imageio.to_uint8(img[None]) for img in x))
 
     def generate_maps(self, style: str | dict[str, float], seed: int = 0, size: int = 1024,
@@ -191,15 +192,22 @@ class Tessera:
 
     def _upscale(self, x: torch.Tensor, scale: int, tileable: bool,
                  progress: Callable[[int, int], None] | None = None, exact: bool = False,
-                 detail: bool = False) -> torch.Tensor:
+                 detail: bool = False, seeds: list[int] | None = None) -> torch.Tensor:
         """`exact`: no reduced-precision autocast (bf16 keeps 8 bits: too few for 16-bit input); `detail`: the
-        ×4 detail upscaler where one is loaded."""
+        ×4 detail upscaler where one is loaded; `seeds`: one per image, the textures' seeds, which an upscaler
+        with noise inputs draws its noise from (core.noise.upscaler_noise; without seeds it reads zeros)."""
         model = pick_upscaler(self.upscalers, self.detail, scale, detail)[0]
         cpu = self.device.type == "cpu"
         x = x.contiguous(memory_format=torch.contiguous_format if cpu else torch.channels_last)
         tile = 256 if cpu else 512
+        grain = None
+        if model.cfg.noise and seeds is not None:
+            r = model.cfg.noise_scale
+            grain = torch.from_numpy(np.concatenate([noise.upscaler_noise(model.cfg.noise, (x.shape[2] * r,
+                                                                                            x.shape[3] * r), seed)
+                                                     for seed in seeds])).to(self.device)
         with nullcontext() if exact else self._autocast():
-            y = upscale_tiled(model, x, tile=tile, tileable=tileable, progress=progress)
+            y = upscale_tiled(model, x, tile=tile, tileable=tileable, progress=progress, noise=grain)
         return y.float().clamp(0, 1)
 
     @torch.inference_mode()

@@ -72,13 +72,25 @@ class UpscalerConfig:
     scale: int = 4       # 2 or 4
     channels: int = 32   # SRResNet uses 64
     blocks: int = 4      # SRResNet uses 16
+    noise: int = 0       # channels of per-pixel noise the last stage reads (core.upscaler; 0: none)
 
     def __post_init__(self) -> None:
         assert self.scale in (2, 4), f"scale must be 2 or 4, got {self.scale}"
         assert self.channels >= 2 and self.channels % 2 == 0, f"channels must be even, got {self.channels}"
+        assert self.noise >= 0, f"noise channels must be ≥ 0, got {self.noise}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; `noise` only when it is not 0, so an upscaler without noise inputs writes
+        the config (and has the graph name and file header) it had before the field."""
+        d = asdict(self)
+        if not self.noise:
+            del d["noise"]
+        return d
+
+    @property
+    def noise_scale(self) -> int:
+        """The noise's resolution in multiples of the input's: that of the last stage (scale / 2)."""
+        return self.scale // 2
 
     @property
     def context(self) -> int:

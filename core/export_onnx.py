@@ -13,7 +13,8 @@ Graphs (inputs → outputs, float32, H and W free):
   generator  noise (1, noise_dim, H, W), style (1, style_dim) → image (1, 3, H·stride, W·stride) in [-1, 1]:
              TextureGenerator.synthesize. The style embedding and the noise grid (with its waves) are made
              outside the graph, in numpy (core.noise), so one seed gives the same texture on both paths.
-  upscaler   image (B, 3, H, W) in [0, 1] → upscaled (B, 3, H·scale, W·scale), not clamped: Upscaler.forward.
+  upscaler   image (B, 3, H, W) in [0, 1] → upscaled (B, 3, H·scale, W·scale), not clamped: Upscaler.forward;
+             one with noise inputs also takes noise (B, noise, H·s, W·s), s = scale / 2 (core.noise.upscaler_noise).
 The wrap-around padding is written out as slices and concatenations (core.generator.wrap_pad), not as
 a Pad "wrap" an execution provider may lack. Exporting needs torch; running the graphs does not.
 """
@@ -60,7 +61,12 @@ def _example(kind: str, model: nn.Module) -> tuple[nn.Module, tuple[torch.Tensor
         return _Synthesize(model), args, io
     io = {"input_names": ["image"], "output_names": ["upscaled"],
           "dynamic_axes": {"image": {0: "b", 2: "h", 3: "w"}, "upscaled": {0: "b", 2: "H", 3: "W"}}}
-    return model, (torch.zeros(1, 3, 8, 8),), io
+    if not model.cfg.noise:
+        return model, (torch.zeros(1, 3, 8, 8),), io
+    r = model.cfg.noise_scale  # noise inputs: a second input at the last stage's resolution
+    io["input_names"].append("noise")
+    io["dynamic_axes"]["noise"] = {0: "b", 2: "hn", 3: "wn"}
+    return model, (torch.zeros(1, 3, 8, 8), torch.zeros(1, model.cfg.noise, 8 * r, 8 * r)), io
 
 
 def export(model: nn.Module, kind: str, config: dict[str, Any], out_dir: Path | str) -> Path:

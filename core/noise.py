@@ -85,6 +85,15 @@ def grid(cfg: GeneratorConfig, d: Draws, freq: np.ndarray, fine_freq: np.ndarray
 
 
 MEMBER_STREAM = 0  # the spawn key of a seed's member stream: SeedSequence(seed).spawn(1)[0]
+UPSCALER_STREAM = 1  # that of the noise of an upscaler with noise inputs
+
+
+def upscaler_noise(channels: int, shape: tuple[int, int], seed: int) -> np.ndarray:
+    """The noise inputs of an upscaler (core.upscaler, UpscalerConfig.noise channels) for the texture of
+    `seed`: (1, channels, H, W) float32 standard normal, (H, W) the last stage's resolution. From the seed's
+    own child stream (spawn key UPSCALER_STREAM), so the GAN's noise and the member pick stay as they are."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(UPSCALER_STREAM,)))
+    return rng.standard_normal((1, channels, *shape), dtype=np.float32)
 
 
 def pick_members(member_style: np.ndarray, styles: int, seed: int) -> np.ndarray:

@@ -186,32 +186,49 @@ class Runtime:
         x = self.generate_gan(style, seed, size // GAN_SCALE)
         if progress:
             progress(0, 1)
-        return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress, detail=not faithful))
+        return to_uint8(self.upscale_unit(x, GAN_SCALE, tileable=True, progress=progress, detail=not faithful,
+                                          seeds=[seed]))
 
     def upscale_unit(self, x: np.ndarray, scale: int, tileable: bool = True,
-                     progress: Callable[[int, int], None] | None = None, detail: bool = False) -> np.ndarray:
+                     progress: Callable[[int, int], None] | None = None, detail: bool = False,
+                     seeds: list[int] | None = None) -> np.ndarray:
         """(B, 3, H, W) float32 in [0, 1], any H, W ≥ 1 → (B, 3, H·scale, W·scale) float32 in [0, 1], in tiles
         of 256 pixels with wrap-around (tileable) or mirrored context, each equal to a full pass (as
         core.upscaler.upscale_tiled). `progress(done, total)` is told after each tile (one for a single pass);
-        it may raise to stop. `detail`: the ×4 detail upscaler where one is loaded. Raises ValueError for a
-        scale no loaded upscaler has or another shape."""
+        it may raise to stop. `detail`: the ×4 detail upscaler where one is loaded. `seeds`: one per image, the
+        textures' seeds, from which an upscaler with noise inputs draws them (core.noise.upscaler_noise, as
+        the PyTorch path); without, it reads zeros. Raises ValueError for a scale no loaded upscaler has or
+        another shape."""
         up = pick_upscaler(self.upscalers, self.detail, scale, detail)
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != 3 or min(x.shape) < 1:
             raise ValueError(f"image of shape {getattr(x, 'shape', None)} is not (B, 3, H, W) with B, H, W ≥ 1")
-        run = lambda a: up.session.run(None, {"image": np.ascontiguousarray(a, dtype=np.float32)})[0]  # noqa: E731
-        s, m = scale, up.cfg.context
+        s, m, r = scale, up.cfg.context, up.cfg.noise_scale
         b, _, h, w = x.shape
+        grain = None
+        if up.cfg.noise:
+            grain = (np.concatenate([noise.upscaler_noise(up.cfg.noise, (h * r, w * r), seed) for seed in seeds])
+                     if seeds is not None else np.zeros((b, up.cfg.noise, h * r, w * r), np.float32))
+
+        def run(a: np.ndarray, n: np.ndarray | None) -> np.ndarray:
+            feed = {"image": np.ascontiguousarray(a, dtype=np.float32)}
+            if n is not None:
+                feed["noise"] = np.ascontiguousarray(n, dtype=np.float32)
+            return up.session.run(None, feed)[0]
+
         if tileable and h <= TILE and w <= TILE and min(h, w) >= 2:
-            out = np.clip(run(x), 0, 1)  # the graph lives on the torus itself
+            out = np.clip(run(x, grain), 0, 1)  # the graph lives on the torus itself
             if progress:
                 progress(1, 1)
             return out
         src = x[:, :, context_index(h, m, tileable)[:, None], context_index(w, m, tileable)[None, :]]
+        nsrc = None if grain is None else grain[:, :, context_index(h * r, m * r, tileable)[:, None],
+                                                context_index(w * r, m * r, tileable)[None, :]]
         out = np.empty((b, 3, h * s, w * s), dtype=np.float32)
         corners = [(y0, x0) for y0 in range(0, h, TILE) for x0 in range(0, w, TILE)]
         for i, (y0, x0) in enumerate(corners):
             y1, x1 = min(y0 + TILE, h), min(x0 + TILE, w)
-            res = run(src[:, :, y0:y1 + 2 * m, x0:x1 + 2 * m])
+            part = None if nsrc is None else nsrc[:, :, y0 * r:(y1 + 2 * m) * r, x0 * r:(x1 + 2 * m) * r]
+            res = run(src[:, :, y0:y1 + 2 * m, x0:x1 + 2 * m], part)
             out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = res[:, :, m * s:(m + y1 - y0) * s, m * s:(m + x1 - x0) * s]
             if progress:
                 progress(i + 1, len(corners))

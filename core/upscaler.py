@@ -61,12 +61,36 @@ class Upscaler(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+        # Noise inputs for stochastic detail (StyleGAN's, Karras et al. 2019): a 1×1 map of cfg.noise
+        # channels of per-pixel noise into the last stage, from zero, so a model grown from one without
+        # them starts as the same function.
+        self.noise_in = nn.Conv2d(cfg.noise, c, 1, bias=False) if cfg.noise else None
+        if self.noise_in is not None:
+            nn.init.zeros_(self.noise_in.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] → (B, 3, H·scale, W·scale), not clamped."""
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] → (B, 3, H·scale, W·scale), not clamped. `noise`: for a model with noise
+        inputs, (B, cfg.noise, H·s, W·s) with s = cfg.noise_scale, standard normal (make_noise); None reads
+        zeros (the detail's mean, deterministic). A model without them takes no noise."""
         f = self.head(x)
         f = f + self.body(f)
-        return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(self.up(f)))
+        f = self.up(f)
+        if self.noise_in is not None and noise is not None:
+            f = f + self.noise_in(noise.to(f.dtype))
+        elif noise is not None:
+            raise ValueError("this upscaler has no noise inputs")
+        return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
+
+
+def make_noise(cfg: UpscalerConfig, shape: tuple[int, int, int, int],
+               generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """Standard normal noise for an upscaler with noise inputs and input of `shape` (B, 3, H, W):
+    (B, cfg.noise, H·s, W·s) float32 with s = cfg.noise_scale; None for one without."""
+    if not cfg.noise:
+        return None
+    b, _, h, w = shape
+    s = cfg.noise_scale
+    return torch.randn(b, cfg.noise, h * s, w * s, generator=generator)
 
 
 def pad_context(x: torch.Tensor, m: int, tileable: bool) -> torch.Tensor:
@@ -87,24 +111,28 @@ def pad_context(x: torch.Tensor, m: int, tileable: bool) -> torch.Tensor:
 
 @torch.inference_mode()
 def upscale_tiled(model: Upscaler, x: torch.Tensor, *, tile: int = 256, tileable: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                  progress: Callable[[int, int], None] | None = None,
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
     """Upscale (B, 3, H, W) in tiles of `tile` low-res pixels with wrap-around (or mirrored) context.
 
-    Equal to `model(x)` on tileable input (up to float rounding), with memory bounded by the tile.
+    Equal to `model(x, noise)` on tileable input (up to float rounding), with memory bounded by the tile.
     Any size from 1×1 up works. `progress(done, total)` is called after each tile (it may raise to stop).
+    `noise`: for a model with noise inputs, the noise of the whole image (make_noise), cut like the image.
     """
-    s, m = model.cfg.scale, model.cfg.context
+    s, m, r = model.cfg.scale, model.cfg.context, model.cfg.noise_scale
     b, _, h, w = x.shape
     if tileable and h <= tile and w <= tile and min(h, w) >= 2:
-        return model(x)  # the model itself lives on the torus (its bicubic skip pads 2 pixels)
+        return model(x, noise)  # the model itself lives on the torus (its bicubic skip pads 2 pixels)
     src = pad_context(x, m, tileable)
+    nsrc = None if noise is None else pad_context(noise, m * r, tileable)
     if h <= tile and w <= tile:
-        return model(src)[..., m * s:(m + h) * s, m * s:(m + w) * s]
+        return model(src, nsrc)[..., m * s:(m + h) * s, m * s:(m + w) * s]
     out = torch.empty(b, 3, h * s, w * s, dtype=x.dtype, device=x.device)
     corners = [(y0, x0) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
     for i, (y0, x0) in enumerate(corners):
         y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-        res = model(src[..., y0:y1 + 2 * m, x0:x1 + 2 * m])
+        part = None if nsrc is None else nsrc[..., y0 * r:(y1 + 2 * m) * r, x0 * r:(x1 + 2 * m) * r]
+        res = model(src[..., y0:y1 + 2 * m, x0:x1 + 2 * m], part)
         out[..., y0 * s:y1 * s, x0 * s:x1 * s] = res[..., m * s:(m + y1 - y0) * s, m * s:(m + x1 - x0) * s]
         if progress:
             progress(i + 1, len(corners))

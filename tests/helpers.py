@@ -43,15 +43,17 @@ def tiny_generator(seed: int = 0) -> TextureGenerator:
     return model.eval().requires_grad_(False)
 
 
-def tiny_upscaler(scale: int, seed: int = 0) -> Upscaler:
-    """Random-init upscaler with a non-zero tail (zero at init), so its output is more than bicubic."""
+def tiny_upscaler(scale: int, seed: int = 0, noise: int = 0) -> Upscaler:
+    """Random-init upscaler with a non-zero tail (zero at init), so its output is more than bicubic; with
+    `noise` channels of noise inputs, also non-zero."""
     torch.manual_seed(seed)
-    model = Upscaler(UpscalerConfig(scale=scale, channels=8, blocks=1))
+    model = Upscaler(UpscalerConfig(scale=scale, channels=8, blocks=1, noise=noise))
     with torch.no_grad():
         for m in model.modules():  # unit gain per layer, so every pixel of context visibly matters
             if isinstance(m, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(m.weight, a=0.2)
-                m.bias.normal_(0, 0.01)
+                if m.bias is not None:
+                    m.bias.normal_(0, 0.01)
         model.tail.weight.mul_(0.2)
     return model.eval().requires_grad_(False)
 

@@ -364,6 +364,16 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     with pytest.raises(ValueError, match="--no-average is for sr runs"):
         export(gan(data, tmp_path / "g2").parent, tmp_path / "g2.safetensors", average=False)
     assert "role" not in weights.read(shipped)[0]
+    # --noise: noise inputs grown onto the start, silent at first; exported, core builds and runs them
+    noisy = tmp_path / "noisy"
+    sr(data, noisy, init=shipped, adversarial=0.01, noise=2, steps=3)
+    meta, tensors = read_checkpoint(noisy)
+    assert meta["upscaler"]["noise"] == 2 and tensors["model.noise_in.weight"].abs().sum() > 0  # it learns
+    sr(data, noisy, adversarial=0.01, noise=2, steps=4, resume=True)
+    model, _ = weights.build(export(noisy, tmp_path / "noisy.safetensors", average=False))
+    assert model.cfg.noise == 2
+    with pytest.raises(ValueError, match="--noise 0"):
+        sr(data, tmp_path / "denoise", init=noisy, steps=1)
     with pytest.raises(ValueError, match="--scale 2 must be 4"):
         sr(data, tmp_path / "x2", scale=2, adversarial=0.01, steps=1)
     with pytest.raises(ValueError, match="trained without --adversarial"):

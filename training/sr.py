@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core.files import check_can_write
 from core.imageio import write_png
-from core.upscaler import Upscaler, UpscalerConfig, downscale, wrap_upsample
+from core.upscaler import Upscaler, UpscalerConfig, downscale, make_noise, wrap_upsample
 
 from . import checkpoint
 from .common import (Clock, RunConfig, StyleImages, autocast, config_record, ema_update, end_step, grid,
@@ -72,6 +72,10 @@ class SrConfig(RunConfig):
     super-resolution"): it asks for the target's energy at each spatial frequency but leaves the phase free,
     so, unlike the pixel loss, its optimum is not the blurred mean, and a periodic mesh (energy at a few
     frequencies only) is penalised; 0 = off"""
+    noise: int = 0
+    """channels of per-pixel noise inputs into the upscaler's last stage (StyleGAN's noise inputs, for
+    stochastic grain rather than a detail fixed by the input; core.upscaler); with --init from an upscaler
+    without them they start at zero weight, so the model starts as the same function; 0 = none"""
     d_width: int = 32
     """discriminator channels at full resolution (with --adversarial)"""
     r1: float = 1.0
@@ -85,6 +89,8 @@ class SrConfig(RunConfig):
         for name in ("adversarial", "lowpass", "fourier"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"--{name} {getattr(self, name)} must be finite and ≥ 0")
+        if self.noise < 0:
+            raise ValueError(f"--noise {self.noise} must be ≥ 0")
         if self.d_width < 1:
             raise ValueError(f"--d-width {self.d_width} must be ≥ 1")
         if self.scale not in (2, 4):
@@ -208,10 +214,13 @@ def train(cfg: SrConfig) -> Path:
                              f"{8 * cfg.scale}")
     if cfg.adversarial and cfg.scale != 4:
         raise ValueError(f"--adversarial trains generate's ×4 detail upscaler: --scale {cfg.scale} must be 4")
-    ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks)
+    ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks, noise=cfg.noise)
     model = Upscaler(ucfg).to(d.device)
     if start is not None:
-        model.load_state_dict(start[1])
+        missing, unexpected = model.load_state_dict(start[1], strict=False)
+        if unexpected or any(not k.startswith("noise_in.") for k in missing):
+            raise ValueError(f"--init {cfg.init}: its noise inputs ({unexpected or missing}) do not fit --noise "
+                             f"{cfg.noise}")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     modules: dict[str, nn.Module] = {"model": model, "ema": ema}
@@ -262,8 +271,9 @@ def train(cfg: SrConfig) -> Path:
             return
         hr, _ = data.sample(4, cfg.crop, torch.Generator().manual_seed(99), wrap=False)
         lr = downscale(hr, cfg.scale).clamp(0, 1)
+        grain = make_noise(ucfg, lr.shape, torch.Generator().manual_seed(98))
         with torch.no_grad():
-            sr = ema(lr.to(d.device)).float().cpu().clamp(0, 1)
+            sr = ema(lr.to(d.device), None if grain is None else grain.to(d.device)).float().cpu().clamp(0, 1)
         rows = torch.cat([wrap_upsample(lr, cfg.scale).clamp(0, 1), sr, hr])  # bicubic / model / truth
         write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(rows, 4))
 
@@ -283,8 +293,10 @@ def train(cfg: SrConfig) -> Path:
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
+        grain = make_noise(ucfg, lr.shape, g)
         with autocast(d, cfg.bf16):
-            sr = net(lr).float()  # one pass serves both steps: the D step only reads it, detached
+            # one pass serves both steps: the D step only reads it, detached
+            sr = net(lr, None if grain is None else grain.to(d.device)).float()
         if D is not None:  # D step: logistic loss, real HR vs the upscaler's output for the same LR; lazy R1
             lr_up = wrap_upsample(lr, cfg.scale)
             D.requires_grad_(True)
