@@ -33,7 +33,7 @@ from .request import GAN_SCALE, MAX_SIZE, MIN_SIZE, SIZE_STEP  # noqa: F401  (pu
 from .request import check_seed, check_size, parse_style  # noqa: F401  (public here too)
 from .pbr import maps_from_image  # noqa: F401  (public here too)
 from .tile import make_tileable  # noqa: F401  (public here too)
-from .upscaler import Upscaler, upscale_tiled
+from .upscaler import Upscaler, seed_noise, upscale_tiled
 
 GPU_BATCH_PIXELS = 16 * 1024**2  # output pixels per batch on a GPU by default
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -200,12 +200,9 @@ class Tessera:
         cpu = self.device.type == "cpu"
         x = x.contiguous(memory_format=torch.contiguous_format if cpu else torch.channels_last)
         tile = 256 if cpu else 512
-        grain = None
-        if model.cfg.noise and seeds is not None:
-            r = model.cfg.noise_scale
-            grain = torch.from_numpy(np.concatenate([noise.upscaler_noise(model.cfg.noise, (x.shape[2] * r,
-                                                                                            x.shape[3] * r), seed)
-                                                     for seed in seeds])).to(self.device)
+        grain = None if seeds is None else seed_noise(model.cfg, tuple(x.shape), seeds)
+        if grain is not None:
+            grain = grain.to(self.device)
         with nullcontext() if exact else self._autocast():
             y = upscale_tiled(model, x, tile=tile, tileable=tileable, progress=progress, noise=grain)
         return y.float().clamp(0, 1)

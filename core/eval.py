@@ -34,7 +34,7 @@ from . import metrics, pbr, realism, weights
 from .api import GAN_SCALE, SHIPPED_DIR, Tessera, load_generator
 from .files import cache_dir, write_text
 from .imageio import read_image, to_tensor, to_uint8
-from .upscaler import Upscaler, downscale, wrap_upsample
+from .upscaler import Upscaler, downscale, seed_noise, wrap_upsample
 
 CROP = 128
 SEAM_TARGET = (0.95, 1.05)  # seam ratio of outputs, final or upscaled (METRICS.md: 1.0 = like any interior pair)
@@ -197,6 +197,11 @@ def two_sample_test(gens: dict[str, Tessera], data: Path, seeds: int, size: int,
     return out
 
 
+def run_seeded(model: Upscaler, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """model(x) with the noise inputs `generate` would draw for `seed` (if the model has any), unclamped."""
+    return model(x, seed_noise(model.cfg, tuple(x.shape), [seed]))
+
+
 def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict:
     """PSNR-Y / SSIM-Y of the faithful ×`scale` model (`detail`: the ×4 detail one) and of bicubic on every
     validation texture (top-left ≤512² crop), LR consistency on a GAN output, seam ratio of upscaled GAN outputs."""
@@ -207,14 +212,14 @@ def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict
     model = loaded[0]
     p_sr, p_bi, s_sr, s_bi = [], [], [], []
     gain_by_style: dict[str, list[float]] = {}
-    for f in files:
+    for i, f in enumerate(files):
         hr = read_image(f)
         side = min(hr.shape[0], hr.shape[1], 512) // scale * scale
         hr = hr[:side, :side]
         x = to_tensor(hr)
         lr = downscale(x, scale).clamp(0, 1)
         with torch.inference_mode():
-            sr = to_uint8(model(lr).clamp(0, 1))
+            sr = to_uint8(run_seeded(model, lr, i).clamp(0, 1))
         bi = to_uint8(wrap_upsample(lr, scale).clamp(0, 1))
         p_sr.append(metrics.psnr_y(sr, hr, shave=scale))
         p_bi.append(metrics.psnr_y(bi, hr, shave=scale))
@@ -224,7 +229,7 @@ def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict
     # LR consistency on GAN outputs (no ground truth there).
     x = gen.generate_gan(gen.styles[0], seed=0, size=256)
     with torch.inference_mode():
-        back = to_uint8(downscale(model(x).clamp(0, 1), scale).clamp(0, 1))
+        back = to_uint8(downscale(run_seeded(model, x, 0).clamp(0, 1), scale).clamp(0, 1))
     return {"images": len(files), "psnr_y": float(np.mean(p_sr)), "psnr_y_bicubic": float(np.mean(p_bi)),
             "psnr_gain_db": float(np.mean(p_sr) - np.mean(p_bi)), "ssim_y": float(np.mean(s_sr)),
             "ssim_y_bicubic": float(np.mean(s_bi)), "lr_consistency_psnr": metrics.psnr_y(back, to_uint8(x), shave=0),
@@ -258,9 +263,9 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
         back_db, ratios = [], []
         for s, xs in lows.items():
             outs[s] = []
-            for x in xs:
+            for k, x in enumerate(xs):
                 with torch.inference_mode():
-                    y = (wrap_upsample(x, GAN_SCALE) if model is None else model(x)).clamp(0, 1)
+                    y = (wrap_upsample(x, GAN_SCALE) if model is None else run_seeded(model, x, 10_000 + k)).clamp(0, 1)
                 img = to_uint8(y)
                 outs[s].append([img])
                 back_db.append(metrics.psnr_y(to_uint8(downscale(y, GAN_SCALE).clamp(0, 1)), to_uint8(x), shave=0))
@@ -317,7 +322,7 @@ def upscaled_seams(gen: Tessera, scale: int, samples: int = 20, size: int = 256,
     for i in range(samples):
         x = gen.generate_gan(gen.styles[i % len(gen.styles)], seed=2000 + i, size=size)
         with torch.inference_mode():
-            sr.append(metrics.seam_ratio(to_uint8(model(x).clamp(0, 1))))
+            sr.append(metrics.seam_ratio(to_uint8(run_seeded(model, x, 2000 + i).clamp(0, 1))))
         bi.append(metrics.seam_ratio(to_uint8(wrap_upsample(x, scale).clamp(0, 1))))
     return {"seam_samples": samples, "seam_ratio": float(np.mean(sr)), "seam_ratio_std": float(np.std(sr)),
             "seam_ratio_bicubic": float(np.mean(bi))}

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import UpscalerConfig  # noqa: F401  (defined without torch; importable from here as before)
 from .generator import torus_conv, wrap_upsample
+from .noise import upscaler_noise
 
 
 LIGHT = UpscalerConfig(scale=4, channels=32, blocks=4)
@@ -80,6 +82,18 @@ class Upscaler(nn.Module):
         elif noise is not None:
             raise ValueError("this upscaler has no noise inputs")
         return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
+
+
+def seed_noise(cfg: UpscalerConfig, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor | None:
+    """The noise inputs `generate` gives an upscaler for images of `shape` (B, 3, H, W) drawn with `seeds`
+    (one per image; core.noise.upscaler_noise, as the ONNX runtime draws them): (B, cfg.noise, H·s, W·s)
+    float32 on the CPU, s = cfg.noise_scale; None for an upscaler without noise inputs."""
+    if not cfg.noise:
+        return None
+    assert len(seeds) == shape[0], f"one seed per image: {len(seeds)} seeds for {shape[0]} images"
+    s = cfg.noise_scale
+    return torch.from_numpy(np.concatenate([upscaler_noise(cfg.noise, (shape[2] * s, shape[3] * s), seed)
+                                            for seed in seeds]))
 
 
 def make_noise(cfg: UpscalerConfig, shape: tuple[int, int, int, int],

@@ -48,8 +48,13 @@ def test_upscaled_seams_equal_bicubic_for_a_silent_model_and_catch_a_block_grid(
 
     # Nearest neighbour is flat inside each 2×2 block, so every step, the wrap edge's included, sits
     # on a block boundary: the edge is about twice the mean interior difference.
-    nearest = (lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), *gen.upscalers[2][1:])
-    gen.upscalers[2] = nearest
+    class Nearest(torch.nn.Module):
+        cfg = model.cfg
+
+        def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+
+    gen.upscalers[2] = (Nearest(), *gen.upscalers[2][1:])
     blocky = ev.upscaled_seams(gen, 2, samples=4, size=64)
     assert blocky["seam_ratio"] > 1.5 > silent["seam_ratio"]
 

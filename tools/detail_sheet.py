@@ -27,7 +27,7 @@ from core import weights  # noqa: E402
 from core.api import GAN_SCALE, load_generator  # noqa: E402
 from core.files import cache_dir  # noqa: E402
 from core.imageio import read_image, to_uint8, write_png  # noqa: E402
-from core.upscaler import wrap_upsample  # noqa: E402
+from core.upscaler import seed_noise, wrap_upsample  # noqa: E402
 
 CROP = 192
 COLUMNS = ("bicubic", "faithful (PSNR)", "detail (adversarial)", "real, same scale")
@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     if detail is None:
         print("error: no detail upscaler loaded: pass --detail FILE", file=sys.stderr)
         return 2
-    upscalers = (lambda x: wrap_upsample(x, GAN_SCALE), gen.upscalers[GAN_SCALE][0], detail)
+    seed = 10_000  # as the realism test's first; an upscaler with noise inputs draws them from it, as generate does
+    upscalers = (lambda x: wrap_upsample(x, GAN_SCALE), gen.upscalers[GAN_SCALE][0],
+                 lambda x: detail(x, seed_noise(detail.cfg, tuple(x.shape), [seed])))
     rows = []
     for style in [s.strip() for s in args.styles.split(",") if s.strip()]:
-        x = gen.generate_gan(style, seed=10_000, size=1024 // GAN_SCALE)
+        x = gen.generate_gan(style, seed=seed, size=1024 // GAN_SCALE)
         y0 = x0 = 1024 // 3
         row = []
         for up in upscalers:
