@@ -244,8 +244,9 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     on the torus), then the realism test at the detail scale (core.realism, against detail/val textures,
     floor detail/train, as `two_sample_test`), the LR consistency PSNR-Y(downscale(SR(x)), x) in dB
     (mean over the outputs; how little the upscaler changes what the GAN drew) and the seam ratio of the
-    outputs. → {"realism": {name: {style: {acc, std, runs}, "mean": …}, "floor": …}, "lr_consistency_db":
-    {name: dB}, "seam_ratio": {name: ratio}, "seeds", "size", "repeats", "styles": those measured (≥ 2
+    outputs, and how much of their detail is locked to the ×4 grid (metrics.grid_pattern; for "floor", the
+    floor's real textures). → {"realism": {name: {style: {acc, std, runs}, "mean": …}, "floor": …},
+    "lr_consistency_db": {name: dB}, "seam_ratio": {name: ratio}, "grid_pattern": {name: ratio}, "seeds", "size", "repeats", "styles": those measured (≥ 2
     duplicate groups of real textures in both roles)}."""
     from tqdm import tqdm
 
@@ -258,9 +259,10 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     others["floor"] = {s: [g[i] for i in sorted(rng.permutation(len(g))[:seeds])]
                        for s, g in style_folders(data / "detail" / "train", groups).items() if s in styles}
     consistency, seams = {}, {}
+    grid = {"floor": float(np.mean([metrics.grid_pattern(g[0]) for gs in others["floor"].values() for g in gs]))}
     for name, model in tqdm(candidates.items(), desc="upscalers", unit="upscaler", leave=False):
         outs: dict[str, list[list[np.ndarray]]] = {}
-        back_db, ratios = [], []
+        back_db, ratios, grids = [], [], []
         for s, xs in lows.items():
             outs[s] = []
             for k, x in enumerate(xs):
@@ -270,12 +272,14 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
                 outs[s].append([img])
                 back_db.append(metrics.psnr_y(to_uint8(downscale(y, GAN_SCALE).clamp(0, 1)), to_uint8(x), shave=0))
                 ratios.append(metrics.seam_ratio(img))
+                grids.append(metrics.grid_pattern(img, GAN_SCALE))
         others[name] = outs
         consistency[name], seams[name] = float(np.mean(back_db)), float(np.mean(ratios))
+        grid[name] = float(np.mean(grids))
     result = classifier_tests(real, others, repeats, cfg, desc="realism, detail")
     measured = [s for s in styles if s in result["floor"]]  # ≥ 2 duplicate groups of real textures in both roles
     return {"seeds": seeds, "size": size, "repeats": repeats, "styles": measured, "realism": result,
-            "lr_consistency_db": consistency, "seam_ratio": seams}
+            "lr_consistency_db": consistency, "seam_ratio": seams, "grid_pattern": grid}
 
 
 def upscaler_candidates(gen: Tessera, files: list[Path]) -> dict[str, Upscaler | None]:
@@ -295,17 +299,19 @@ def upscaler_candidates(gen: Tessera, files: list[Path]) -> dict[str, Upscaler |
 
 
 def upscalers_table(r: dict) -> list[str]:
-    """The upscalers on the same GAN outputs: detail-scale realism per style, above the floor, LR consistency
-    and seam ratio; one row per upscaler."""
+    """The upscalers on the same GAN outputs: detail-scale realism per style, above the floor, LR consistency,
+    seam ratio and grid pattern (for the floor row, of its real textures); one row per upscaler."""
     names = [n for n in r["realism"] if n != "floor"]
     styles = r["styles"]
-    lines = [f"| upscaler | " + " | ".join(styles) + " | mean | above the floor | LR consistency | seam ratio |",
-             "|---|" + "---|" * (len(styles) + 4)]
+    grid = r.get("grid_pattern", {})  # results from before the column have none
+    lines = [f"| upscaler | " + " | ".join(styles) + " | mean | above the floor | LR consistency | seam ratio | "
+             "grid pattern |", "|---|" + "---|" * (len(styles) + 5)]
     for n in names + ["floor"]:
         rec = r["realism"][n]
         cells = [f"{rec[s]['acc']:.2f} ± {rec[s]['std']:.2f}" if s in rec else "—" for s in styles]
         extra = ["—", "—", "—"] if n == "floor" else [
             above_floor(r["realism"], n, set(styles)), f"{r['lr_consistency_db'][n]:.1f} dB", f"{r['seam_ratio'][n]:.3f}"]
+        extra.append(f"{grid[n]:.3f}" if n in grid else "—")
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {rec['mean']['acc']:.2f} | " + " | ".join(extra) + " |")
     return lines
 

@@ -237,6 +237,30 @@ def rgb_to_y(img01: np.ndarray) -> np.ndarray:
     return 16.0 + _to_float(img01, rgb=True) @ _Y_WEIGHTS
 
 
+def grid_pattern(img: np.ndarray, period: int = 4) -> float:
+    """How much of an image's detail is locked to a grid of `period` pixels (the sub-pixel grid of a ×period
+    upscaler): the RMS of the mean period×period block of the detail over the detail's standard deviation,
+    the detail being BT.601 luma minus its wrap-around Gaussian blur (σ = 1 px). `img` (H, W, 3) uint8 or
+    float in [0, 1], H and W ≥ 2·period (cropped to multiples of it). Measured 2026-12-01: 0.012 on average
+    over the 31 held-out real textures of ≥ 1024 px; on 128² crops of them 0.03 for the real crops and
+    0.26–0.38 upscaled ×4 by the adversarial models that draw a mesh (model card). Smaller images average
+    fewer blocks, so compare figures at one size.
+    Raises ValueError for another shape."""
+    y = rgb_to_y(img)
+    h, w = (y.shape[0] // period) * period, (y.shape[1] // period) * period
+    if min(h, w) < 2 * period:
+        raise ValueError(f"image of shape {img.shape} is smaller than two {period}-pixel blocks")
+    y = y[:h, :w]
+    taps = np.exp(-0.5 * np.arange(-3, 4) ** 2)
+    taps /= taps.sum()
+    blur = y
+    for axis in (0, 1):
+        blur = sum(t * np.roll(blur, k, axis=axis) for k, t in zip(range(-3, 4), taps))
+    detail = y - blur
+    block = detail.reshape(h // period, period, w // period, period).mean(axis=(0, 2))
+    return float(np.sqrt(np.mean(block**2)) / max(float(detail.std()), 1e-12))
+
+
 def psnr_y(sr: np.ndarray, hr: np.ndarray, *, shave: int) -> float:
     """PSNR in dB on Y with `shave` pixels cut from each border: 10*log10(255^2 / MSE); inf if equal."""
     ya, yb = _shaved_y(sr, hr, shave)

@@ -142,8 +142,10 @@ def test_upscalers_are_compared_on_the_same_gan_outputs(gen, curated: Path):
     assert r["styles"] == ["grass"] and set(r["realism"]) == {"floor", "bicubic", name}
     assert r["lr_consistency_db"][name] == pytest.approx(r["lr_consistency_db"]["bicubic"], abs=0.05)
     assert r["seam_ratio"][name] == pytest.approx(r["seam_ratio"]["bicubic"], abs=1e-3)
+    assert r["grid_pattern"][name] == pytest.approx(r["grid_pattern"]["bicubic"], abs=1e-3)
+    assert set(r["grid_pattern"]) == {"floor", "bicubic", name}
     lines = ev.upscalers_table(r)
-    assert lines[0] == "| upscaler | grass | mean | above the floor | LR consistency | seam ratio |"
+    assert lines[0] == "| upscaler | grass | mean | above the floor | LR consistency | seam ratio | grid pattern |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| bicubic", f"| {name}", "| floor"]
 
 

@@ -203,3 +203,15 @@ def test_ssim_y() -> None:
         M.ssim_y(hr[:12, :12], hr[:12, :12], shave=2)
     with pytest.raises(ValueError, match="same shape"):
         M.ssim_y(hr, hr[:40], shave=0)
+
+
+def test_grid_pattern_sees_a_mesh_on_the_grid_and_not_noise():
+    rng = np.random.default_rng(0)
+    noise = rng.random((256, 256, 3))
+    yy, xx = np.indices((256, 256))
+    mesh = np.clip(0.4 + 0.2 * noise + 0.2 * ((yy + xx) % 2)[..., None], 0, 1)  # a checker of period 2 on the grid
+    shifted_period = np.clip(0.4 + 0.2 * noise + 0.2 * ((xx % 5) == 0)[..., None], 0, 1)  # period 5: off the grid
+    assert M.grid_pattern(noise) < 0.05 < 0.5 < M.grid_pattern(mesh)
+    assert M.grid_pattern(shifted_period) < 0.1
+    with pytest.raises(ValueError, match="smaller than two 4-pixel blocks"):
+        M.grid_pattern(noise[:6, :6])
