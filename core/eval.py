@@ -246,8 +246,8 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
     (mean over the outputs; how little the upscaler changes what the GAN drew) and the seam ratio of the
     outputs, and how much of their detail is locked to the ×4 grid (metrics.grid_pattern; for "floor", the
     floor's real textures). → {"realism": {name: {style: {acc, std, runs}, "mean": …}, "floor": …},
-    "lr_consistency_db": {name: dB}, "seam_ratio": {name: ratio}, "grid_pattern": {name: ratio}, "seeds", "size", "repeats", "styles": those measured (≥ 2
-    duplicate groups of real textures in both roles)}."""
+    "lr_consistency_db": {name: dB}, "seam_ratio": {name: ratio}, "grid_pattern": {name: ratio}, "seeds",
+    "size", "repeats", "styles": those measured (≥ 2 duplicate groups of real textures in both roles)}."""
     from tqdm import tqdm
 
     groups = duplicate_groups(data)
