@@ -166,13 +166,15 @@ def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
     entry and repeat, its split, crops and initialisation seeded by `seed`, the repeat and the entry's
     name, so an entry's figures do not depend on which other entries are measured beside it. Returns {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]},
     "mean": the same over its styles}}; a style with < 2 groups in either role is left out of that entry.
-    `progress(done, total)` is told after each classifier (entries × repeats).
+    `progress(done, total)` is told at the start and after each classifier (entries × repeats).
     """
     styles = {name: [s for s in real if len(real[s]) >= 2 and len(other.get(s, ())) >= 2]
               for name, other in others.items()}
     runs: dict[str, dict[str, list[float]]] = {name: {s: [] for s in st} for name, st in styles.items()}
     means: dict[str, list[float]] = {name: [] for name in others}
     total, done = repeats * sum(1 for st in styles.values() if st), 0
+    if progress:
+        progress(0, total)  # the total, before the first classifier
     for r in range(repeats):
         rng = np.random.default_rng([seed, r])
         real_sets = {}

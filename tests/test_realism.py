@@ -76,7 +76,7 @@ def test_progress_counts_every_classifier_and_only_those():
     told: list[tuple[int, int]] = []
     others = {"x": {"a": noise_images(3, 4)}, "none": {"b": noise_images(4, 4)}, "y": {"a": noise_images(5, 4)}}
     realism.two_sample(real, others, repeats=2, cfg=TINY, progress=lambda d, t: told.append((d, t)))
-    assert told == [(1, 4), (2, 4), (3, 4), (4, 4)]  # x and y, twice; "none" shares no style with the real role
+    assert told == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # x and y, twice; "none" shares no style with the real role
 
 
 def test_halves_are_disjoint_and_cover_everything():
