@@ -200,9 +200,7 @@ class Tessera:
         cpu = self.device.type == "cpu"
         x = x.contiguous(memory_format=torch.contiguous_format if cpu else torch.channels_last)
         tile = 256 if cpu else 512
-        grain = None if seeds is None else seed_noise(model.cfg, tuple(x.shape), seeds)
-        if grain is not None:
-            grain = grain.to(self.device)
+        grain = None if seeds is None else seed_noise(model.cfg, tuple(x.shape), seeds, self.device)
         with nullcontext() if exact else self._autocast():
             y = upscale_tiled(model, x, tile=tile, tileable=tileable, progress=progress, noise=grain)
         return y.float().clamp(0, 1)

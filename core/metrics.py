@@ -36,12 +36,13 @@ def _to_float(img: np.ndarray, *, rgb: bool = False, name: str = "img") -> np.nd
     return img.astype(np.float64)
 
 
-def _correlate1d(x: np.ndarray, taps: np.ndarray, axis: int, *, reflect: bool) -> np.ndarray:
-    """Correlate along one axis; reflect=True keeps the size (mirror border), else 'valid'."""
+def _correlate1d(x: np.ndarray, taps: np.ndarray, axis: int, *, border: str) -> np.ndarray:
+    """Correlate along one axis; border "reflect" (mirror) or "wrap" (around the torus) keeps the size,
+    "valid" drops the pixels the taps do not cover."""
     x = np.moveaxis(x, axis, 0)
     r = len(taps) // 2
-    if reflect:
-        x = np.pad(x, [(r, r)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
+    if border != "valid":
+        x = np.pad(x, [(r, r)] + [(0, 0)] * (x.ndim - 1), mode=border)
     n = x.shape[0] - len(taps) + 1
     out = taps[0] * x[:n]
     for k in range(1, len(taps)):
@@ -52,7 +53,7 @@ def _correlate1d(x: np.ndarray, taps: np.ndarray, axis: int, *, reflect: bool) -
 def _blur(x: np.ndarray, gain: float = 1.0) -> np.ndarray:
     """5x5 binomial blur over the (H, W) axes of (..., H, W, C), mirror border."""
     k = _BINOMIAL * np.sqrt(gain)
-    return _correlate1d(_correlate1d(x, k, -3, reflect=True), k, -2, reflect=True)
+    return _correlate1d(_correlate1d(x, k, -3, border="reflect"), k, -2, border="reflect")
 
 
 def _down(x: np.ndarray) -> np.ndarray:
@@ -251,12 +252,8 @@ def grid_pattern(img: np.ndarray, period: int = 4) -> float:
     if min(h, w) < 2 * period:
         raise ValueError(f"image of shape {img.shape} is smaller than two {period}-pixel blocks")
     y = y[:h, :w]
-    taps = np.exp(-0.5 * np.arange(-3, 4) ** 2)
-    taps /= taps.sum()
-    blur = y
-    for axis in (0, 1):
-        blur = sum(t * np.roll(blur, k, axis=axis) for k, t in zip(range(-3, 4), taps))
-    detail = y - blur
+    taps = _gaussian_taps(7, 1.0)
+    detail = y - _correlate1d(_correlate1d(y, taps, 0, border="wrap"), taps, 1, border="wrap")
     block = detail.reshape(h // period, period, w // period, period).mean(axis=(0, 2))
     return float(np.sqrt(np.mean(block**2)) / max(float(detail.std()), 1e-12))
 
@@ -279,7 +276,7 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, *, shave: int) -> float:
     g = _gaussian_taps()
 
     def filt(z: np.ndarray) -> np.ndarray:
-        return _correlate1d(_correlate1d(z, g, 0, reflect=False), g, 1, reflect=False)
+        return _correlate1d(_correlate1d(z, g, 0, border="valid"), g, 1, border="valid")
 
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = filt(ya), filt(yb)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import GeneratorConfig
+from .config import GeneratorConfig, UpscalerConfig
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,17 @@ def upscaler_noise(channels: int, shape: tuple[int, int], seed: int) -> np.ndarr
     own child stream (spawn key UPSCALER_STREAM), so the GAN's noise and the member pick stay as they are."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(UPSCALER_STREAM,)))
     return rng.standard_normal((1, channels, *shape), dtype=np.float32)
+
+
+def upscaler_inputs(cfg: UpscalerConfig, shape: tuple[int, ...], seeds: list[int]) -> np.ndarray | None:
+    """The noise inputs `generate` gives an upscaler of config `cfg` for images of `shape` (B, 3, H, W), one
+    seed per image (`upscaler_noise`): (B, cfg.noise, H·s, W·s) float32, s = cfg.noise_scale; None for an
+    upscaler without noise inputs. Both the PyTorch path and the runtime take them from here."""
+    if not cfg.noise:
+        return None
+    assert len(seeds) == shape[0], f"one seed per image: {len(seeds)} seeds for {shape[0]} images"
+    s = cfg.noise_scale
+    return np.concatenate([upscaler_noise(cfg.noise, (shape[2] * s, shape[3] * s), seed) for seed in seeds])
 
 
 def pick_members(member_style: np.ndarray, styles: int, seed: int) -> np.ndarray:

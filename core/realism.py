@@ -164,8 +164,9 @@ def two_sample(real: Mapping[str, Sequence[Sequence[np.ndarray]]],
     half; the real role's halves and crops are drawn once per repeat and shared by every entry (a paired
     design: differences between entries are not blurred by different real samples). One classifier per
     entry and repeat, its split, crops and initialisation seeded by `seed`, the repeat and the entry's
-    name, so an entry's figures do not depend on which other entries are measured beside it. Returns {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]},
-    "mean": the same over its styles}}; a style with < 2 groups in either role is left out of that entry.
+    name, so an entry's figures do not depend on which other entries are measured beside it. Returns
+    {name: {style: {"acc": mean, "std": sample sd over repeats, "runs": [...]}, "mean": the same over its
+    styles}}; a style with < 2 groups in either role is left out of that entry.
     `progress(done, total)` is told at the start and after each classifier (entries × repeats).
     """
     styles = {name: [s for s in real if len(real[s]) >= 2 and len(other.get(s, ())) >= 2]

@@ -204,10 +204,9 @@ class Runtime:
             raise ValueError(f"image of shape {getattr(x, 'shape', None)} is not (B, 3, H, W) with B, H, W ≥ 1")
         s, m, r = scale, up.cfg.context, up.cfg.noise_scale
         b, _, h, w = x.shape
-        grain = None
-        if up.cfg.noise:
-            grain = (np.concatenate([noise.upscaler_noise(up.cfg.noise, (h * r, w * r), seed) for seed in seeds])
-                     if seeds is not None else np.zeros((b, up.cfg.noise, h * r, w * r), np.float32))
+        grain = None if seeds is None else noise.upscaler_inputs(up.cfg, x.shape, seeds)
+        if grain is None and up.cfg.noise:  # the graph takes noise: zeros read as the PyTorch path's none
+            grain = np.zeros((b, up.cfg.noise, h * r, w * r), np.float32)
 
         def run(a: np.ndarray, n: np.ndarray | None) -> np.ndarray:
             feed = {"image": np.ascontiguousarray(a, dtype=np.float32)}

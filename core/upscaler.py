@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import UpscalerConfig  # noqa: F401  (defined without torch; importable from here as before)
 from .generator import torus_conv, wrap_upsample
-from .noise import upscaler_noise
+from .noise import upscaler_inputs
 
 
 LIGHT = UpscalerConfig(scale=4, channels=32, blocks=4)
@@ -84,27 +83,25 @@ class Upscaler(nn.Module):
         return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
 
 
-def seed_noise(cfg: UpscalerConfig, shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor | None:
-    """The noise inputs `generate` gives an upscaler for images of `shape` (B, 3, H, W) drawn with `seeds`
-    (one per image; core.noise.upscaler_noise, as the ONNX runtime draws them): (B, cfg.noise, H·s, W·s)
-    float32 on the CPU, s = cfg.noise_scale; None for an upscaler without noise inputs."""
-    if not cfg.noise:
-        return None
-    assert len(seeds) == shape[0], f"one seed per image: {len(seeds)} seeds for {shape[0]} images"
-    s = cfg.noise_scale
-    return torch.from_numpy(np.concatenate([upscaler_noise(cfg.noise, (shape[2] * s, shape[3] * s), seed)
-                                            for seed in seeds]))
+def seed_noise(cfg: UpscalerConfig, shape: tuple[int, ...], seeds: list[int],
+               device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """The noise inputs `generate` gives an upscaler for images of `shape` (B, 3, H, W), one seed per image
+    (core.noise.upscaler_inputs, as the ONNX runtime draws them): (B, cfg.noise, H·s, W·s) float32 on
+    `device`, s = cfg.noise_scale; None for an upscaler without noise inputs."""
+    grain = upscaler_inputs(cfg, shape, seeds)
+    return None if grain is None else torch.from_numpy(grain).to(device)
 
 
-def make_noise(cfg: UpscalerConfig, shape: tuple[int, int, int, int],
-               generator: torch.Generator | None = None) -> torch.Tensor | None:
-    """Standard normal noise for an upscaler with noise inputs and input of `shape` (B, 3, H, W):
-    (B, cfg.noise, H·s, W·s) float32 with s = cfg.noise_scale; None for one without."""
+def make_noise(cfg: UpscalerConfig, shape: tuple[int, ...], generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Standard normal noise for an upscaler with noise inputs and input of `shape` (B, 3, H, W), drawn by
+    `generator` (on the CPU, as training draws): (B, cfg.noise, H·s, W·s) float32 on `device`, s =
+    cfg.noise_scale; None for one without."""
     if not cfg.noise:
         return None
     b, _, h, w = shape
     s = cfg.noise_scale
-    return torch.randn(b, cfg.noise, h * s, w * s, generator=generator)
+    return torch.randn(b, cfg.noise, h * s, w * s, generator=generator).to(device)
 
 
 def pad_context(x: torch.Tensor, m: int, tileable: bool) -> torch.Tensor:

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detail", type=Path, default=None, help="a ×4 upscaler file to show as the detail one")
     p.add_argument("--models", default=None, help="models folder (default: the shipped weights)")
     p.add_argument("--data", type=Path, default=cache_dir() / "curated", help="curated data (python -m training data)")
-    p.add_argument("--styles", default="grass,rock,sand,dirt,paving", help="comma-separated (default: the shipped styles with held-out textures ≥ 1024 px)")
+    p.add_argument("--styles", default="grass,rock,sand,dirt,paving",
+                   help="comma-separated (default: the shipped styles with held-out textures ≥ 1024 px)")
     args = p.parse_args(argv)
     gen = load_generator(device="cpu", models_dir=args.models)
     detail = weights.build(args.detail)[0].eval() if args.detail else (gen.detail[0] if gen.detail else None)

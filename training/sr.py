@@ -271,9 +271,9 @@ def train(cfg: SrConfig) -> Path:
             return
         hr, _ = data.sample(4, cfg.crop, torch.Generator().manual_seed(99), wrap=False)
         lr = downscale(hr, cfg.scale).clamp(0, 1)
-        grain = make_noise(ucfg, lr.shape, torch.Generator().manual_seed(98))
+        grain = make_noise(ucfg, lr.shape, torch.Generator().manual_seed(98), d.device)
         with torch.no_grad():
-            sr = ema(lr.to(d.device), None if grain is None else grain.to(d.device)).float().cpu().clamp(0, 1)
+            sr = ema(lr.to(d.device), grain).float().cpu().clamp(0, 1)
         rows = torch.cat([wrap_upsample(lr, cfg.scale).clamp(0, 1), sr, hr])  # bicubic / model / truth
         write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(rows, 4))
 
@@ -293,10 +293,9 @@ def train(cfg: SrConfig) -> Path:
         hr, _ = data.sample(cfg.batch, cfg.crop, g, wrap=False)
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
-        grain = make_noise(ucfg, lr.shape, g)
+        grain = make_noise(ucfg, lr.shape, g, d.device)
         with autocast(d, cfg.bf16):
-            # one pass serves both steps: the D step only reads it, detached
-            sr = net(lr, None if grain is None else grain.to(d.device)).float()
+            sr = net(lr, grain).float()  # one pass serves both steps: the D step only reads it, detached
         if D is not None:  # D step: logistic loss, real HR vs the upscaler's output for the same LR; lazy R1
             lr_up = wrap_upsample(lr, cfg.scale)
             D.requires_grad_(True)
