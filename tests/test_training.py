@@ -444,6 +444,22 @@ def test_detail_spectrum_loss_ignores_phase_and_sees_blur_and_mesh():
     assert detail_spectrum_loss(shuffled, hr) < 0.02
 
 
+def test_sub_pixel_mesh_sees_a_mesh_on_the_grid_but_not_texture_or_its_amount():
+    from training.sr import sub_pixel_mesh
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 64, 64, generator=g)
+    assert sub_pixel_mesh(hr, hr, 4) < 0.01  # texture detail has every phase: its block mean averages out
+    assert sub_pixel_mesh(torch.roll(hr, (1, 3), (2, 3)), hr, 4) < 0.01
+    phase = torch.arange(64) % 4
+    mesh = 0.2 * ((phase[:, None] < 2) ^ (phase[None, :] < 2)).float()  # a 4-px checker locked to the grid
+    assert sub_pixel_mesh(hr + mesh, hr, 4) > 10 * sub_pixel_mesh(hr, hr, 4)
+    assert sub_pixel_mesh(hr + mesh, 2 * hr, 4) < sub_pixel_mesh(hr + mesh, hr, 4)  # the target's detail is the yardstick
+    x = (hr + mesh).requires_grad_()
+    sub_pixel_mesh(x, hr, 4).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("over, flag", [
     (dict(steps=None), "--steps"),
     (dict(steps=0), "--steps"),
@@ -454,6 +470,7 @@ def test_detail_spectrum_loss_ignores_phase_and_sees_blur_and_mesh():
     (dict(channels=0), "--channels"),
     (dict(fourier=-1.0), "--fourier"),
     (dict(fourier=float("nan")), "--fourier"),
+    (dict(mesh=-1.0), "--mesh"),
     (dict(lowpass=float("inf")), "--lowpass"),
 ])
 def test_sr_config_errors_name_the_flag(tmp_path, over, flag):
