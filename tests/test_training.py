@@ -1018,3 +1018,25 @@ def test_a_wider_d_grows_from_a_narrower_one_as_the_same_function(data, tmp_path
     run = gan(data, tmp_path / "narrow", d_width=8, d_norm="none").parent
     gan(data, tmp_path / "wide", init=run, d_width=16, d_norm="none", steps=5)
     assert read_checkpoint(tmp_path / "wide")[1]["D.features.0.weight"].shape[0] == 16
+
+
+@pytest.mark.parametrize("command, kwargs, arch", [("gan", gan_kwargs, dict(widths=(16, 8, 8), d_width=8, crop=16)),
+                                                   ("sr", sr_kwargs, dict(channels=8, blocks=1, noise=2))])
+def test_resume_alone_continues_a_run_with_its_recorded_flags(data, tmp_path, command, kwargs, arch, capsys):
+    out = tmp_path / "run"
+    assert cli_main([command, *cli_flags(kwargs(data, out, **arch))]) == 0
+    # Only where the run is and a longer budget: the architecture, data and crop come from the checkpoint.
+    assert cli_main([command, "--out", str(out), "--resume", "--steps", "5"]) == 0, capsys.readouterr().err
+    meta = read_checkpoint(out)[0]
+    assert meta["step"] == 5
+    assert {k: meta["train"][k] for k in arch} == {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}
+    assert meta["train"]["data"] == str(data)
+    # A flag given still wins over the record.
+    assert cli_main([command, "--out", str(out), "--resume", "--steps", "6", "--ckpt-every", "1"]) == 0
+    assert read_checkpoint(out)[0]["train"]["ckpt_every"] == 1
+
+
+def test_a_missing_data_flag_is_one_line_naming_it(tmp_path, capsys):
+    assert cli_main(["gan", "--out", str(tmp_path / "run"), "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --data is required") and err.count("\n") == 1, err

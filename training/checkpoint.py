@@ -17,6 +17,7 @@ from core.files import atomic_path
 from core.weights import clean_state_dict
 
 LAST = "last.safetensors"
+_EXPECTED = "expected a checkpoint from `python -m training gan` or `sr`"
 
 
 def save(folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
@@ -42,28 +43,39 @@ def save(folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str
     return folder / LAST
 
 
-def load(folder: Path, hint: str = "train first, or drop --resume"
-         ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
-    """→ (meta, tensors, raw header). No checkpoint is a FileNotFoundError naming it, followed by `hint`
-    (what the command needs instead; the default fits --resume); a file that is not a checkpoint is a
-    ValueError naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+def read_meta(folder: Path, hint: str = "train first, or drop --resume") -> tuple[dict[str, Any], dict[str, str]]:
+    """FOLDER/last.safetensors's header alone → (meta, raw header), without reading its tensors. No checkpoint
+    is a FileNotFoundError naming it, followed by `hint` (what the command needs instead; the default fits
+    --resume); a file that is not a checkpoint is a ValueError naming it."""
+    from safetensors import SafetensorError, safe_open
 
     path = folder / LAST
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint {path}: {hint}")
-    expected = "expected a checkpoint from `python -m training gan` or `sr`"
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-        tensors = load_file(str(path))
     except SafetensorError as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); {expected}") from None
+        raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); {_EXPECTED}") from None
     try:
         meta = json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"{path}: not a training checkpoint (its header has no readable meta); {expected}") from None
+        raise ValueError(f"{path}: not a training checkpoint (its header has no readable meta); {_EXPECTED}") from None
+    return meta, header
+
+
+def load(folder: Path, hint: str = "train first, or drop --resume"
+         ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, str]]:
+    """→ (meta, tensors, raw header); raises as read_meta."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta, header = read_meta(folder, hint)
+    try:
+        tensors = load_file(str(folder / LAST))
+    except SafetensorError as e:
+        raise ValueError(f"{folder / LAST}: not a readable safetensors file ({str(e).splitlines()[0]}); "
+                         f"{_EXPECTED}") from None
     return meta, tensors, header
 
 

@@ -38,7 +38,8 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 
 def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One --flag per config field, help from the field's docstring in the source."""
+    """One --flag per config field, help from the field's docstring in the source. Flags not given stay out
+    of the parsed namespace (_config fills them), so a resumed run can tell them from the defaults."""
     import dataclasses
 
     docs = _field_docs(cls)
@@ -48,32 +49,57 @@ def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
         doc = docs.get(f.name, "")
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
+        shown = (" (required)" if f.default is dataclasses.MISSING else
+                 "" if default is None else f" (default {default})")
         if f.type in ("bool", bool):
-            p.add_argument(flag, action="store_true", help=doc)
+            p.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=doc)
         elif "tuple" in str(f.type):
-            p.add_argument(flag, type=lambda v: tuple(int(x) for x in v.split(",")), default=default,
+            p.add_argument(flag, type=lambda v: tuple(int(x) for x in v.split(",")), default=argparse.SUPPRESS,
                            help=f"{doc} (comma-separated, default {','.join(map(str, default))})")
         else:
             kind = {"int": int, "float": float, "Path": Path, "str": str}
             base = str(f.type).split("|")[0].strip()
-            p.add_argument(flag, type=kind.get(base, str), default=default,
-                           required=f.default is dataclasses.MISSING,
-                           help=f"{doc} (default {default})" if default is not None else doc)
+            p.add_argument(flag, type=kind.get(base, str), default=argparse.SUPPRESS,
+                           help=doc + shown)
+
+
+# What a resumed run takes from the command line only: where it is, that it resumes, and the machine.
+_NOT_RECORDED = ("out", "resume", "init", "device")
+
+
+def _config(cls: type, args: argparse.Namespace):  # noqa: ANN202 (a GanConfig or SrConfig)
+    """The run's config from the flags given. With --resume, every flag not given takes the value the run
+    was started with (its checkpoint's record), so `--out DIR --resume` alone continues a run as it was;
+    flags given override it (a longer --minutes, a larger --crop). Raises ValueError naming a missing flag,
+    FileNotFoundError for --resume without a checkpoint."""
+    import dataclasses
+
+    from . import checkpoint
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if given.get("resume") and "out" in given:
+        recorded = checkpoint.read_meta(Path(given["out"]))[0].get("train", {})
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()
+                 if k in fields and k not in _NOT_RECORDED} | given
+    missing = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name not in given]
+    if missing:
+        raise ValueError(f"--{missing[0].replace('_', '-')} is required"
+                         + (" (or --resume with the --out of a run, which records it)" if missing[0] == "data" else ""))
+    return cls(**given)
 
 
 def cmd_gan(args: argparse.Namespace) -> int:
     from .gan import GanConfig, train
 
-    cfg = GanConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "func")})
-    print(f"checkpoint: {train(cfg)}")
+    print(f"checkpoint: {train(_config(GanConfig, args))}")
     return 0
 
 
 def cmd_sr(args: argparse.Namespace) -> int:
     from .sr import SrConfig, train
 
-    cfg = SrConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "func")})
-    print(f"checkpoint: {train(cfg)}")
+    print(f"checkpoint: {train(_config(SrConfig, args))}")
     return 0
 
 
