@@ -55,7 +55,7 @@ def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
             p.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=doc)
         elif "tuple" in str(f.type):
             p.add_argument(flag, type=lambda v: tuple(int(x) for x in v.split(",")), default=argparse.SUPPRESS,
-                           help=f"{doc} (comma-separated, default {','.join(map(str, default))})")
+                           help=f"{doc} (comma-separated, default {','.join(map(str, default or ()))})")
         else:
             kind = {"int": int, "float": float, "Path": Path, "str": str}
             base = str(f.type).split("|")[0].strip()
