@@ -89,17 +89,13 @@ def _config(cls: type, args: argparse.Namespace):  # noqa: ANN202 (a GanConfig o
     return cls(**given)
 
 
-def cmd_gan(args: argparse.Namespace) -> int:
-    from .gan import GanConfig, train
+def cmd_train(args: argparse.Namespace) -> int:
+    """`gan` or `sr`: one training run."""
+    import importlib
 
-    print(f"checkpoint: {train(_config(GanConfig, args))}")
-    return 0
-
-
-def cmd_sr(args: argparse.Namespace) -> int:
-    from .sr import SrConfig, train
-
-    print(f"checkpoint: {train(_config(SrConfig, args))}")
+    module = importlib.import_module(f".{args.command}", __package__)
+    config = module.GanConfig if args.command == "gan" else module.SrConfig
+    print(f"checkpoint: {module.train(_config(config, args))}")
     return 0
 
 
@@ -131,13 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gan", help="train the style-conditional texture generator")
     _config_args(g, GanConfig)
-    g.set_defaults(func=cmd_gan)
+    g.set_defaults(func=cmd_train)
 
     from .sr import SrConfig
 
     s = sub.add_parser("sr", help="train the tileable upscaler")
     _config_args(s, SrConfig)
-    s.set_defaults(func=cmd_sr)
+    s.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="write a weights file from a checkpoint folder")
     e.add_argument("ckpt_dir", type=Path)
