@@ -731,6 +731,9 @@ def test_gan_init_matches_styles_by_name_from_a_run_or_an_exported_generator(dat
     seeded = tmp_path / "seeded"
     gan(other, seeded, init=a, style_init="moss=noise")  # moss starts as noise did, not at the mean
     assert torch.equal(read_checkpoint(seeded)[1]["G_ema.style.weight"][0], ta["G_ema.style.weight"][0])
+    # what only starts a run is not carried into a resume of it: `--out DIR --resume` alone continues it
+    assert cli_main(["gan", "--out", str(seeded), "--resume", "--steps", "4"]) == 0
+    assert read_checkpoint(seeded)[0]["step"] == 4
     with pytest.raises(ValueError, match="--style-init stripes=noise: name a new style \\(moss\\)"):
         gan(other, tmp_path / "y", init=a, style_init="stripes=noise")
     with pytest.raises(ValueError, match="--style-init names styles of the --init start: give --init too"):

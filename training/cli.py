@@ -63,8 +63,9 @@ def _config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
                            help=doc + shown)
 
 
-# What a resumed run takes from the command line only: where it is, that it resumes, and the machine.
-_NOT_RECORDED = ("out", "resume", "init", "device")
+# What a resumed run takes from the command line only: where it is, that it resumes, the machine, and what
+# only starts a run (its start and where the start's new styles begin).
+_NOT_RECORDED = ("out", "resume", "device", "init", "style_init")
 
 
 def _config(cls: type, args: argparse.Namespace):  # noqa: ANN202 (a GanConfig or SrConfig)
