@@ -73,18 +73,21 @@ class UpscalerConfig:
     channels: int = 32   # SRResNet uses 64
     blocks: int = 4      # SRResNet uses 16
     noise: int = 0       # channels of per-pixel noise the last stage reads (core.upscaler; 0: none)
+    grain: bool = False  # the noise (4 channels) is grain added to the output, not read by the last stage
 
     def __post_init__(self) -> None:
         assert self.scale in (2, 4), f"scale must be 2 or 4, got {self.scale}"
         assert self.channels >= 2 and self.channels % 2 == 0, f"channels must be even, got {self.channels}"
         assert self.noise >= 0, f"noise channels must be ≥ 0, got {self.noise}"
+        assert not self.grain or self.noise == 4, f"grain takes 4 noise channels, got {self.noise}"
 
     def to_dict(self) -> dict:
-        """The fields as a dict; `noise` only when it is not 0, so an upscaler without noise inputs writes
-        the config (and has the graph name and file header) it had before the field."""
+        """The fields as a dict; `noise` and `grain` only when set, so an upscaler without them writes the
+        config (and has the graph name and file header) it had before the fields."""
         d = asdict(self)
-        if not self.noise:
-            del d["noise"]
+        for key in ("noise", "grain"):
+            if not d[key]:
+                del d[key]
         return d
 
     @property

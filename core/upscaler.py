@@ -64,10 +64,17 @@ class Upscaler(nn.Module):
         nn.init.zeros_(self.tail.bias)
         # Noise inputs for stochastic detail (StyleGAN's, Karras et al. 2019): a 1×1 map of cfg.noise
         # channels of per-pixel noise into the last stage, from zero, so a model grown from one without
-        # them starts as the same function.
-        self.noise_in = nn.Conv2d(cfg.noise, c, 1, bias=False) if cfg.noise else None
+        # them starts as the same function. With cfg.grain the noise is instead grain on the output: its 4
+        # channels at the last stage's resolution, pixel-shuffled, are one channel of i.i.d. noise at full
+        # resolution, which a gain map (RGB, per 2×2 output pixels, from the last stage's features) scales:
+        # stochastic detail that no convolution filters, so it cannot form a mesh on the sub-pixel grid.
+        self.noise_in = nn.Conv2d(cfg.noise, c, 1, bias=False) if cfg.noise and not cfg.grain else None
         if self.noise_in is not None:
             nn.init.zeros_(self.noise_in.weight)
+        self.grain = torus_conv(c, 3) if cfg.grain else None
+        if self.grain is not None:
+            nn.init.zeros_(self.grain.weight)
+            nn.init.zeros_(self.grain.bias)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] → (B, 3, H·scale, W·scale), not clamped. `noise`: for a model with noise
@@ -76,11 +83,15 @@ class Upscaler(nn.Module):
         f = self.head(x)
         f = f + self.body(f)
         f = self.up(f)
+        if noise is not None and not self.cfg.noise:
+            raise ValueError("this upscaler has no noise inputs")
         if self.noise_in is not None and noise is not None:
             f = f + self.noise_in(noise.to(f.dtype))
-        elif noise is not None:
-            raise ValueError("this upscaler has no noise inputs")
-        return wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
+        y = wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
+        if self.grain is not None and noise is not None:
+            gain = F.interpolate(self.grain(f), scale_factor=2, mode="nearest")
+            y = y + gain * self.shuffle(noise.to(f.dtype))
+        return y
 
 
 def seed_noise(cfg: UpscalerConfig, shape: tuple[int, ...], seeds: list[int],

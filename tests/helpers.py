@@ -43,11 +43,11 @@ def tiny_generator(seed: int = 0) -> TextureGenerator:
     return model.eval().requires_grad_(False)
 
 
-def tiny_upscaler(scale: int, seed: int = 0, noise: int = 0) -> Upscaler:
+def tiny_upscaler(scale: int, seed: int = 0, noise: int = 0, grain: bool = False) -> Upscaler:
     """Random-init upscaler with a non-zero tail (zero at init), so its output is more than bicubic; with
-    `noise` channels of noise inputs, also non-zero."""
+    `noise` channels of noise inputs (as grain with `grain`), also non-zero."""
     torch.manual_seed(seed)
-    model = Upscaler(UpscalerConfig(scale=scale, channels=8, blocks=1, noise=noise))
+    model = Upscaler(UpscalerConfig(scale=scale, channels=8, blocks=1, noise=noise, grain=grain))
     with torch.no_grad():
         for m in model.modules():  # unit gain per layer, so every pixel of context visibly matters
             if isinstance(m, torch.nn.Conv2d):

@@ -446,7 +446,8 @@ def test_generate_uses_the_detail_upscaler_and_upscale_the_faithful_one(tmp_path
         2, 0, 1)[None] / 255).clamp(0, 1)))
 
 
-def test_a_detail_upscaler_with_noise_inputs_draws_them_from_the_seed_on_both_paths(tmp_path):
+@pytest.mark.parametrize("channels, grain", [(2, False), (4, True)])
+def test_a_detail_upscaler_with_noise_inputs_draws_them_from_the_seed_on_both_paths(tmp_path, channels, grain):
     from core import api
     from core.export_onnx import export_folder
     from core.imageio import to_uint8
@@ -454,14 +455,14 @@ def test_a_detail_upscaler_with_noise_inputs_draws_them_from_the_seed_on_both_pa
     from helpers import save_upscaler
 
     folder = make_models_folder(tmp_path / "models")
-    model = tiny_upscaler(4, seed=7, noise=2)
+    model = tiny_upscaler(4, seed=7, noise=channels, grain=grain)
     save_upscaler(folder / "sr-x4-detail.safetensors", model, role="detail")
     export_folder(folder)
     gen, rt = api.load_generator(device="cpu", models_dir=folder), runtime.load(models_dir=folder)
-    assert gen.detail[0].cfg.noise == rt.detail.cfg.noise == 2
+    assert gen.detail[0].cfg == rt.detail.cfg == model.cfg
 
     x = gen.generate_gan("grass", seed=1, size=64)
-    grain = torch.from_numpy(noise.upscaler_noise(2, (128, 128), 1))  # the last stage's resolution: ×2
+    grain = torch.from_numpy(noise.upscaler_noise(channels, (128, 128), 1))  # the last stage's resolution: ×2
     with torch.inference_mode():
         want = to_uint8(model(x, grain).clamp(0, 1))
         mean = to_uint8(model(x).clamp(0, 1))
@@ -478,25 +479,29 @@ def test_a_detail_upscaler_with_noise_inputs_draws_them_from_the_seed_on_both_pa
                                                                                         faithful=True))
 
 
-def test_noise_inputs_start_silent_and_keep_the_torus():
+@pytest.mark.parametrize("channels, grain, new", [(3, False, ["noise_in.weight"]),
+                                                  (4, True, ["grain.weight", "grain.bias"])])
+def test_noise_inputs_start_silent_and_keep_the_torus(channels, grain, new):
     from core.upscaler import Upscaler, UpscalerConfig, make_noise
 
     plain = tiny_upscaler(4, seed=3)
-    grown = Upscaler(UpscalerConfig(scale=4, channels=8, blocks=1, noise=3)).eval()
+    grown = Upscaler(UpscalerConfig(scale=4, channels=8, blocks=1, noise=channels, grain=grain)).eval()
     missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["noise_in.weight"] and not unexpected
+    assert missing == new and not unexpected
     x = torch.rand(1, 3, 12, 16)
-    grain = make_noise(grown.cfg, tuple(x.shape), torch.Generator().manual_seed(0))
-    assert grain is not None and grain.shape == (1, 3, 24, 32)
+    z = make_noise(grown.cfg, tuple(x.shape), torch.Generator().manual_seed(0))
+    assert z is not None and z.shape == (1, channels, 24, 32)
     with torch.inference_mode():
-        assert torch.equal(grown(x, grain), plain(x))  # zero weights: the same function as the start
-        model = tiny_upscaler(4, seed=4, noise=3)
-        y = model(x, grain)
-        rolled = model(torch.roll(x, (3, 5), (2, 3)), torch.roll(grain, (6, 10), (2, 3)))
+        assert torch.equal(grown(x, z), plain(x))  # zero weights: the same function as the start
+        model = tiny_upscaler(4, seed=4, noise=channels, grain=grain)
+        y = model(x, z)
+        assert not torch.equal(y, model(x))  # the noise matters
+        rolled = model(torch.roll(x, (3, 5), (2, 3)), torch.roll(z, (6, 10), (2, 3)))
     assert torch.allclose(rolled, torch.roll(y, (12, 20), (2, 3)), atol=1e-5)
     assert UpscalerConfig(noise=0).to_dict() == {"scale": 4, "channels": 32, "blocks": 4}  # headers as before
+    assert model.cfg.to_dict().get("grain", False) is grain
     with pytest.raises(ValueError, match="no noise inputs"):
-        plain(x, grain)
+        plain(x, z)
 
 
 def test_the_shipped_detail_upscaler_stands_in_only_where_a_folder_has_no_x4(tmp_path):

@@ -374,6 +374,13 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     assert model.cfg.noise == 2
     with pytest.raises(ValueError, match="--noise 0"):
         sr(data, tmp_path / "denoise", init=noisy, steps=1)
+    # --grain: the noise as grain on the output, its gain grown onto the start from zero and taught by --energy
+    grainy = tmp_path / "grainy"
+    sr(data, grainy, init=shipped, grain=True, energy=1.0, lowpass=1.0, steps=3)
+    meta, tensors = read_checkpoint(grainy)
+    assert meta["upscaler"]["grain"] is True and meta["upscaler"]["noise"] == 4
+    assert tensors["model.grain.weight"].abs().sum() > 0
+    assert weights.build(export(grainy, tmp_path / "grainy.safetensors", average=False))[0].cfg.grain
     with pytest.raises(ValueError, match="--scale 2 must be 4"):
         sr(data, tmp_path / "x2", scale=2, adversarial=0.01, steps=1)
     with pytest.raises(ValueError, match="trained without --adversarial"):
@@ -444,6 +451,18 @@ def test_detail_spectrum_loss_ignores_phase_and_sees_blur_and_mesh():
     assert detail_spectrum_loss(shuffled, hr) < 0.02
 
 
+def test_detail_energy_loss_asks_for_the_amount_of_detail_not_its_phase():
+    from training.sr import detail_energy_loss
+
+    g = torch.Generator().manual_seed(0)
+    hr = 0.5 + 0.1 * torch.randn(2, 3, 64, 64, generator=g)
+    other = 0.5 + 0.1 * torch.randn(2, 3, 64, 64, generator=g)  # other grain of the same strength
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(hr, (1, 1, 1, 1), mode="circular"), 3, stride=1)
+    assert detail_energy_loss(hr, hr) == 0
+    assert detail_energy_loss(other, hr) < 0.35 < 0.9 < detail_energy_loss(blurred, hr)
+    assert torch.nn.functional.l1_loss(other, hr) > torch.nn.functional.l1_loss(blurred, hr)  # the pixel loss: the reverse
+
+
 def test_sub_pixel_mesh_sees_a_mesh_on_the_grid_but_not_texture_or_its_amount():
     from training.sr import sub_pixel_mesh
 
@@ -471,6 +490,8 @@ def test_sub_pixel_mesh_sees_a_mesh_on_the_grid_but_not_texture_or_its_amount():
     (dict(fourier=-1.0), "--fourier"),
     (dict(fourier=float("nan")), "--fourier"),
     (dict(mesh=-1.0), "--mesh"),
+    (dict(energy=-1.0), "--energy"),
+    (dict(grain=True, noise=2), "--grain"),
     (dict(lowpass=float("inf")), "--lowpass"),
 ])
 def test_sr_config_errors_name_the_flag(tmp_path, over, flag):

@@ -80,6 +80,15 @@ class SrConfig(RunConfig):
     """channels of per-pixel noise inputs into the upscaler's last stage (StyleGAN's noise inputs, for
     stochastic grain rather than a detail fixed by the input; core.upscaler); with --init from an upscaler
     without them they start at zero weight, so the model starts as the same function; 0 = none"""
+    grain: bool = False
+    """grain instead of noise inputs (sets 4 noise channels): i.i.d. noise at full resolution added to the
+    output, scaled by a gain map the model computes from its last stage (core.upscaler), starting at zero;
+    train it with --energy, which asks for the target's local detail energy"""
+    energy: float = 0.0
+    """weight of an L1 loss between the local energy of the output's and the target's detail (the square
+    of each image minus its σ = 1 px blur, blurred with σ = 2 px), over the target's mean detail energy:
+    it asks for as much detail in each place as the target has and leaves its phase free, so noise can
+    supply it; 0 = off"""
     d_width: int = 32
     """discriminator channels at full resolution (with --adversarial)"""
     r1: float = 1.0
@@ -90,11 +99,13 @@ class SrConfig(RunConfig):
         self.init = None if self.init is None else Path(self.init)
         if self.init is not None and self.resume:
             raise ValueError("--init starts a new run from another one; --resume continues this one: pick one")
-        for name in ("adversarial", "lowpass", "fourier", "mesh"):
+        for name in ("adversarial", "lowpass", "fourier", "mesh", "energy"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"--{name} {getattr(self, name)} must be finite and ≥ 0")
         if self.noise < 0:
             raise ValueError(f"--noise {self.noise} must be ≥ 0")
+        if self.grain and self.noise not in (0, 4):
+            raise ValueError(f"--grain takes 4 noise channels: drop --noise {self.noise}")
         if self.d_width < 1:
             raise ValueError(f"--d-width {self.d_width} must be ≥ 1")
         if self.scale not in (2, 4):
@@ -172,6 +183,17 @@ def detail_spectrum_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return (amp_sr - amp_hr).abs().mean()
 
 
+def detail_energy_loss(sr: torch.Tensor, hr: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """Mean |blur(high_pass(sr)²) − blur(high_pass(hr)²)| over the target's mean detail energy, the blur a
+    circular Gaussian of `sigma` px: (B, C, H, W) → a scalar ≥ 0. A moment-matching loss (as in texture
+    synthesis by matched statistics, Portilla & Simoncelli 2000, here only the local variance of the finest
+    band): it is 0 for any detail of the target's local energy, whatever its phase, so unlike the pixel
+    loss it does not pull the detail to the blurred mean."""
+    s = torch.full((sr.shape[0],), sigma, device=sr.device, dtype=torch.float32)
+    e_sr, e_hr = (gaussian_blur(high_pass(x.float()).pow(2), s) for x in (sr, hr))
+    return (e_sr - e_hr).abs().mean() / e_hr.mean().clamp_min(1e-8)
+
+
 def sub_pixel_mesh(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Tensor:
     """How much of the output's detail is a mesh on the sub-pixel grid, the mean of
     ‖mean scale×scale block of high_pass(sr)‖² / ‖high_pass(hr)‖² (per pixel) over images: (B, C, H, W) with
@@ -232,11 +254,12 @@ def train(cfg: SrConfig) -> Path:
                              f"{8 * cfg.scale}")
     if cfg.adversarial and cfg.scale != 4:
         raise ValueError(f"--adversarial trains generate's ×4 detail upscaler: --scale {cfg.scale} must be 4")
-    ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks, noise=cfg.noise)
+    ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks,
+                          noise=4 if cfg.grain else cfg.noise, grain=cfg.grain)
     model = Upscaler(ucfg).to(d.device)
     if start is not None:
         missing, unexpected = model.load_state_dict(start[1], strict=False)
-        if unexpected or any(not k.startswith("noise_in.") for k in missing):
+        if unexpected or any(not k.startswith(("noise_in.", "grain.")) for k in missing):
             raise ValueError(f"--init {cfg.init}: its noise inputs ({unexpected or missing}) do not fit --noise "
                              f"{cfg.noise}")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -340,6 +363,9 @@ def train(cfg: SrConfig) -> Path:
             if cfg.mesh:
                 mesh = sub_pixel_mesh(sr, hr, cfg.scale)
                 loss = loss + cfg.mesh * mesh
+            if cfg.energy:
+                energy = detail_energy_loss(sr, hr)
+                loss = loss + cfg.energy * energy
             if D is not None:
                 loss = loss + cfg.adversarial * F.softplus(-D(sr, lr_up).float()).mean()
         opt.zero_grad(set_to_none=True)
@@ -352,6 +378,8 @@ def train(cfg: SrConfig) -> Path:
             losses["spectrum"] = spectrum.detach()
         if cfg.mesh:
             losses["mesh"] = mesh.detach()
+        if cfg.energy:
+            losses["energy"] = energy.detach()
         if D is not None:
             losses |= {"loss_d": loss_d.detach(), "r1": r1}
         end_step(cfg, d, clock, bar, cfg.batch * d.world, save=save, sample=sample, losses=losses)
