@@ -76,10 +76,12 @@ class Upscaler(nn.Module):
             nn.init.zeros_(self.grain.weight)
             nn.init.zeros_(self.grain.bias)
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None,
+                parts: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] → (B, 3, H·scale, W·scale), not clamped. `noise`: for a model with noise
         inputs, (B, cfg.noise, H·s, W·s) with s = cfg.noise_scale, standard normal (make_noise); None reads
-        zeros (the detail's mean, deterministic). A model without them takes no noise."""
+        zeros (the detail's mean, deterministic). A model without them takes no noise. `parts` (training a
+        grain model): (the output without its grain, the grain), which sum to the output."""
         f = self.head(x)
         f = f + self.body(f)
         f = self.up(f)
@@ -88,10 +90,11 @@ class Upscaler(nn.Module):
         if self.noise_in is not None and noise is not None:
             f = f + self.noise_in(noise.to(f.dtype))
         y = wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
+        grain = torch.zeros_like(y)
         if self.grain is not None and noise is not None:
             gain = F.interpolate(self.grain(f), scale_factor=2, mode="nearest")
-            y = y + gain * self.shuffle(noise.to(f.dtype))
-        return y
+            grain = gain * self.shuffle(noise.to(f.dtype))
+        return (y, grain) if parts else y + grain
 
 
 def seed_noise(cfg: UpscalerConfig, shape: tuple[int, ...], seeds: list[int],

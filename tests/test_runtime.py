@@ -496,6 +496,8 @@ def test_noise_inputs_start_silent_and_keep_the_torus(channels, grain, new):
         model = tiny_upscaler(4, seed=4, noise=channels, grain=grain)
         y = model(x, z)
         assert not torch.equal(y, model(x))  # the noise matters
+        mean, grain_part = model(x, z, parts=True)  # training's view: the output without its grain, and the grain
+        assert torch.allclose(mean + grain_part, y) and torch.equal(mean, model(x)) == grain
         rolled = model(torch.roll(x, (3, 5), (2, 3)), torch.roll(z, (6, 10), (2, 3)))
     assert torch.allclose(rolled, torch.roll(y, (12, 20), (2, 3)), atol=1e-5)
     assert UpscalerConfig(noise=0).to_dict() == {"scale": 4, "channels": 32, "blocks": 4}  # headers as before

@@ -82,8 +82,10 @@ class SrConfig(RunConfig):
     without them they start at zero weight, so the model starts as the same function; 0 = none"""
     grain: bool = False
     """grain instead of noise inputs (sets 4 noise channels): i.i.d. noise at full resolution added to the
-    output, scaled by a gain map the model computes from its last stage (core.upscaler), starting at zero;
-    train it with --energy, which asks for the target's local detail energy"""
+    output, scaled by a gain map the model computes from its last stage (core.upscaler), starting at zero.
+    The pixel loss then judges the output without its grain (the grain's expectation is zero) and --energy
+    trains the gain alone: the grain supplies the detail the mean lacks, and the mean stays as sharp as the
+    pixel loss makes it instead of being pushed to amplify its input"""
     energy: float = 0.0
     """weight of an L1 loss between the local energy of the output's and the target's detail (the square
     of each image minus its σ = 1 px blur, blurred with σ = 2 px), over the target's mean detail energy:
@@ -335,8 +337,9 @@ def train(cfg: SrConfig) -> Path:
         hr = hr.to(d.device)
         lr = degrade(hr, cfg, g)
         grain = make_noise(ucfg, lr.shape, g, d.device)
-        with autocast(d, cfg.bf16):
-            sr = net(lr, grain).float()  # one pass serves both steps: the D step only reads it, detached
+        with autocast(d, cfg.bf16):  # one pass serves both steps: the D step only reads it, detached
+            mean, grain_out = (p.float() for p in net(lr, grain, parts=True))
+            sr = mean + grain_out
         if D is not None:  # D step: logistic loss, real HR vs the upscaler's output for the same LR; lazy R1
             lr_up = wrap_upsample(lr, cfg.scale)
             D.requires_grad_(True)
@@ -355,7 +358,9 @@ def train(cfg: SrConfig) -> Path:
             optimizers["opt_d"].step()
             D.requires_grad_(False)
         with autocast(d, cfg.bf16):
-            pixel = pixel_loss(sr, hr)
+            # The grain's expectation is zero: the pixel loss judges the rest (the mean), and the grain is
+            # judged by how much detail it adds to that mean, which the energy loss sees without moving the mean.
+            pixel = pixel_loss(mean, hr)
             loss = pixel + cfg.grid * block_grid(sr, cfg.scale) if cfg.grid else pixel
             if cfg.fourier:
                 spectrum = detail_spectrum_loss(sr, hr)
@@ -364,7 +369,7 @@ def train(cfg: SrConfig) -> Path:
                 mesh = sub_pixel_mesh(sr, hr, cfg.scale)
                 loss = loss + cfg.mesh * mesh
             if cfg.energy:
-                energy = detail_energy_loss(sr, hr)
+                energy = detail_energy_loss(mean.detach() + grain_out if ucfg.grain else sr, hr)
                 loss = loss + cfg.energy * energy
             if D is not None:
                 loss = loss + cfg.adversarial * F.softplus(-D(sr, lr_up).float()).mean()
