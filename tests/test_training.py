@@ -461,6 +461,9 @@ def test_detail_energy_loss_asks_for_the_amount_of_detail_not_its_phase():
     assert detail_energy_loss(hr, hr) == 0
     assert detail_energy_loss(other, hr) < 0.35 < 0.9 < detail_energy_loss(blurred, hr)
     assert torch.nn.functional.l1_loss(other, hr) > torch.nn.functional.l1_loss(blurred, hr)  # the pixel loss: the reverse
+    grey = 0.5 + 0.1 * torch.randn(2, 1, 64, 64, generator=g).expand(2, 3, 64, 64)  # detail in all colours at once
+    chroma = grey * torch.tensor([1.0, -1.0, 1.0])[:, None, None] + torch.tensor([0.0, 1.0, 0.0])[:, None, None]
+    assert detail_energy_loss(chroma, grey) > 2 * detail_energy_loss(grey + 0.0, grey) + 0.2  # same energy per channel
 
 
 def test_sub_pixel_mesh_sees_a_mesh_on_the_grid_but_not_texture_or_its_amount():

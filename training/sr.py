@@ -187,12 +187,15 @@ def detail_spectrum_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
 
 def detail_energy_loss(sr: torch.Tensor, hr: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
     """Mean |blur(high_pass(sr)²) − blur(high_pass(hr)²)| over the target's mean detail energy, the blur a
-    circular Gaussian of `sigma` px: (B, C, H, W) → a scalar ≥ 0. A moment-matching loss (as in texture
-    synthesis by matched statistics, Portilla & Simoncelli 2000, here only the local variance of the finest
-    band): it is 0 for any detail of the target's local energy, whatever its phase, so unlike the pixel
-    loss it does not pull the detail to the blurred mean."""
+    circular Gaussian of `sigma` px, on each channel and on their mean (so that detail whose colours move
+    together, as in real textures, is asked for, not chroma speckle of the right energy per channel):
+    (B, C, H, W) → a scalar ≥ 0. A moment-matching loss (as in texture synthesis by matched statistics,
+    Portilla & Simoncelli 2000, here only the local variance of the finest band): it is 0 for any detail
+    of the target's local energy, whatever its phase, so unlike the pixel loss it does not pull the detail
+    to the blurred mean."""
     s = torch.full((sr.shape[0],), sigma, device=sr.device, dtype=torch.float32)
-    e_sr, e_hr = (gaussian_blur(high_pass(x.float()).pow(2), s) for x in (sr, hr))
+    e_sr, e_hr = (gaussian_blur(high_pass(torch.cat([x, x.mean(1, keepdim=True)], 1).float()).pow(2), s)
+                  for x in (sr, hr))
     return (e_sr - e_hr).abs().mean() / e_hr.mean().clamp_min(1e-8)
 
 
