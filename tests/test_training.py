@@ -380,7 +380,10 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     meta, tensors = read_checkpoint(grainy)
     assert meta["upscaler"]["grain"] is True and meta["upscaler"]["noise"] == 4
     assert tensors["model.grain.weight"].abs().sum() > 0
-    assert weights.build(export(grainy, tmp_path / "grainy.safetensors", average=False))[0].cfg.grain
+    model, meta = weights.build(export(grainy, tmp_path / "grainy.safetensors", average=False))
+    assert model.cfg.grain and meta["role"] == "detail"  # a grain model is generate's detail upscaler too
+    with pytest.raises(ValueError, match="--grain trains generate's ×4 detail upscaler: --scale 2 must be 4"):
+        sr(data, tmp_path / "g2", scale=2, grain=True, energy=1.0, steps=1)
     with pytest.raises(ValueError, match="--scale 2 must be 4"):
         sr(data, tmp_path / "x2", scale=2, adversarial=0.01, steps=1)
     with pytest.raises(ValueError, match="trained without --adversarial"):

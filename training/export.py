@@ -42,12 +42,12 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None, average: bool
         model = Upscaler(UpscalerConfig(**meta["upscaler"]))
         checkpoint.restore_module(model, "ema" if average else "model", tensors)
         kind, config, extra = "upscaler", model.cfg.to_dict(), {}
-        if meta["train"].get("adversarial"):  # trained to add detail: generate's ×4 detail slot
+        if meta["train"].get("adversarial") or model.cfg.grain:  # trained to add detail: generate's ×4 detail slot
             extra = {"role": "detail"}
             try:
                 upscaler_slot(extra, model.cfg.scale)
             except ValueError as e:
-                raise ValueError(f"{ckpt_dir}: trained with --adversarial: {e}") from None
+                raise ValueError(f"{ckpt_dir}: trained for detail (--adversarial or --grain): {e}") from None
     else:
         raise ValueError(f"{ckpt_dir}: unknown checkpoint kind {meta['kind']!r}")
     if out.suffix != ".safetensors":

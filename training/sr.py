@@ -257,8 +257,9 @@ def train(cfg: SrConfig) -> Path:
         if cfg.crop % cfg.scale or cfg.crop < 8 * cfg.scale:
             raise ValueError(f"--crop {cfg.crop} must be a multiple of {cfg.init}'s scale {cfg.scale} and at least "
                              f"{8 * cfg.scale}")
-    if cfg.adversarial and cfg.scale != 4:
-        raise ValueError(f"--adversarial trains generate's ×4 detail upscaler: --scale {cfg.scale} must be 4")
+    for flag, on in (("--adversarial", cfg.adversarial), ("--grain", cfg.grain)):
+        if on and cfg.scale != 4:
+            raise ValueError(f"{flag} trains generate's ×4 detail upscaler: --scale {cfg.scale} must be 4")
     ucfg = UpscalerConfig(scale=cfg.scale, channels=cfg.channels, blocks=cfg.blocks,
                           noise=4 if cfg.grain else cfg.noise, grain=cfg.grain)
     model = Upscaler(ucfg).to(d.device)
