@@ -90,10 +90,10 @@ class Upscaler(nn.Module):
         if self.noise_in is not None and noise is not None:
             f = f + self.noise_in(noise.to(f.dtype))
         y = wrap_upsample(x, self.cfg.scale) + self.shuffle(self.tail(f))
-        grain = torch.zeros_like(y)
-        if self.grain is not None and noise is not None:
-            gain = F.interpolate(self.grain(f), scale_factor=2, mode="nearest")
-            grain = gain * self.shuffle(noise.to(f.dtype))
+        if self.grain is None or noise is None:  # no grain: no full-size zeros to add on generate's path
+            return (y, torch.zeros_like(y)) if parts else y
+        gain = F.interpolate(self.grain(f), scale_factor=2, mode="nearest")
+        grain = gain * self.shuffle(noise.to(f.dtype))
         return (y, grain) if parts else y + grain
 
 

@@ -463,7 +463,8 @@ def test_detail_energy_loss_asks_for_the_amount_of_detail_not_its_phase():
     blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(hr, (1, 1, 1, 1), mode="circular"), 3, stride=1)
     assert detail_energy_loss(hr, hr) == 0
     assert detail_energy_loss(other, hr) < 0.35 < 0.9 < detail_energy_loss(blurred, hr)
-    assert torch.nn.functional.l1_loss(other, hr) > torch.nn.functional.l1_loss(blurred, hr)  # the pixel loss: the reverse
+    l1 = torch.nn.functional.l1_loss
+    assert l1(other, hr) > l1(blurred, hr)  # the pixel loss: the reverse
     grey = 0.5 + 0.1 * torch.randn(2, 1, 64, 64, generator=g).expand(2, 3, 64, 64)  # detail in all colours at once
     chroma = grey * torch.tensor([1.0, -1.0, 1.0])[:, None, None] + torch.tensor([0.0, 1.0, 0.0])[:, None, None]
     assert detail_energy_loss(chroma, grey) > 2 * detail_energy_loss(grey + 0.0, grey) + 0.2  # same energy per channel
@@ -479,7 +480,8 @@ def test_sub_pixel_mesh_sees_a_mesh_on_the_grid_but_not_texture_or_its_amount():
     phase = torch.arange(64) % 4
     mesh = 0.2 * ((phase[:, None] < 2) ^ (phase[None, :] < 2)).float()  # a 4-px checker locked to the grid
     assert sub_pixel_mesh(hr + mesh, hr, 4) > 10 * sub_pixel_mesh(hr, hr, 4)
-    assert sub_pixel_mesh(hr + mesh, 2 * hr, 4) < sub_pixel_mesh(hr + mesh, hr, 4)  # the target's detail is the yardstick
+    # the target's detail is the yardstick
+    assert sub_pixel_mesh(hr + mesh, 2 * hr, 4) < sub_pixel_mesh(hr + mesh, hr, 4)
     x = (hr + mesh).requires_grad_()
     sub_pixel_mesh(x, hr, 4).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0

@@ -5,8 +5,8 @@
 One row per style: a crop of one 1024² texture (the same GAN output, seed 10 000 as the realism test's first)
 upscaled ×4 by bicubic on the torus, by the faithful upscaler (trained for PSNR) and by the detail upscaler
 (trained adversarially or with grain), each pixel shown as one pixel; beside them a crop of a held-out real
-texture of the style at the same scale (≥ 1024 px resized to 1024: the realism test's detail/val set, else detail/train)
-for reference.
+texture of the style at the same scale (≥ 1024 px resized to 1024: the realism test's detail/val set, else
+detail/train) for reference.
 `--detail` takes an upscaler file to show instead of the loaded detail one (to look before shipping it; its
 column then says "not shipped").
 """

@@ -56,7 +56,7 @@ def read_meta(folder: Path, hint: str = "train first, or drop --resume") -> tupl
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
     except SafetensorError as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); {_EXPECTED}") from None
+        raise _unreadable(path, e) from None
     try:
         meta = json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError):
@@ -74,9 +74,12 @@ def load(folder: Path, hint: str = "train first, or drop --resume"
     try:
         tensors = load_file(str(folder / LAST))
     except SafetensorError as e:
-        raise ValueError(f"{folder / LAST}: not a readable safetensors file ({str(e).splitlines()[0]}); "
-                         f"{_EXPECTED}") from None
+        raise _unreadable(folder / LAST, e) from None
     return meta, tensors, header
+
+
+def _unreadable(path: Path, e: Exception) -> ValueError:
+    return ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); {_EXPECTED}")
 
 
 def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.Tensor],
