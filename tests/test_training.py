@@ -372,8 +372,11 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     sr(data, noisy, adversarial=0.01, noise=2, steps=4, resume=True)
     model, _ = weights.build(export(noisy, tmp_path / "noisy.safetensors", average=False))
     assert model.cfg.noise == 2
-    with pytest.raises(ValueError, match="--noise 0"):
+    # a start with noise inputs keeps them as they are: one line naming the flags it was trained with
+    with pytest.raises(ValueError, match="was trained with --noise 2: pass --noise 2 to start from it"):
         sr(data, tmp_path / "denoise", init=noisy, steps=1)
+    with pytest.raises(ValueError, match="was trained with --noise 2: pass --noise 2 to start from it"):
+        sr(data, tmp_path / "renoise", init=noisy, noise=3, steps=1)
     # --grain: the noise as grain on the output, its gain grown onto the start from zero and taught by --energy
     grainy = tmp_path / "grainy"
     sr(data, grainy, init=shipped, grain=True, energy=1.0, lowpass=1.0, steps=3)
@@ -382,6 +385,9 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     assert tensors["model.grain.weight"].abs().sum() > 0
     model, meta = weights.build(export(grainy, tmp_path / "grainy.safetensors", average=False))
     assert model.cfg.grain and meta["role"] == "detail"  # a grain model is generate's detail upscaler too
+    for over in ({}, {"noise": 4}):
+        with pytest.raises(ValueError, match="was trained with --grain: pass --grain to start from it"):
+            sr(data, tmp_path / "degrain", init=grainy, steps=1, **over)
     with pytest.raises(ValueError, match="--grain trains generate's ×4 detail upscaler: --scale 2 must be 4"):
         sr(data, tmp_path / "g2", scale=2, grain=True, energy=1.0, steps=1)
     with pytest.raises(ValueError, match="--scale 2 must be 4"):

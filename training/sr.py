@@ -244,6 +244,11 @@ def start_from(path: Path) -> tuple[dict, dict[str, torch.Tensor], int, float]:
     return meta["upscaler"], state, meta["step"], meta["wall_time_s"]
 
 
+def noise_flags(noise: int, grain: bool) -> str:
+    """The sr flags that give an upscaler `noise` noise channels (as `grain`, or not): '' for none."""
+    return "--grain" if grain else f"--noise {noise}" if noise else ""
+
+
 def train(cfg: SrConfig) -> Path:
     check_can_write(cfg.out, cfg.out)  # a read-only or impossible --out fails now, not at step 10
     d = setup(cfg.device)
@@ -264,10 +269,13 @@ def train(cfg: SrConfig) -> Path:
                           noise=4 if cfg.grain else cfg.noise, grain=cfg.grain)
     model = Upscaler(ucfg).to(d.device)
     if start is not None:
+        # a start without noise inputs grows them (silent at first); one with them must keep them as they are
+        had = noise_flags(start[0].get("noise", 0), bool(start[0].get("grain", False)))
+        if had and had != noise_flags(ucfg.noise, ucfg.grain):
+            raise ValueError(f"--init {cfg.init} was trained with {had}: pass {had} to start from it")
         missing, unexpected = model.load_state_dict(start[1], strict=False)
         if unexpected or any(not k.startswith(("noise_in.", "grain.")) for k in missing):
-            raise ValueError(f"--init {cfg.init}: its noise inputs ({unexpected or missing}) do not fit --noise "
-                             f"{cfg.noise}")
+            raise ValueError(f"--init {cfg.init}: its weights ({unexpected or missing}) do not fit this upscaler")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     modules: dict[str, nn.Module] = {"model": model, "ema": ema}
