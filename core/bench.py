@@ -452,8 +452,10 @@ def report(r: dict, base: dict | None, out: Path) -> str:
     plot_time(r, base, stem.parent / f"{stem.name}_time.png")
     plot_upscalers(r, stem.parent / f"{stem.name}_upscalers.png")
     fl = r["flops"]
+    since = "; ".join(f"{name} {date}" for name, date in r.get("remeasured", {}).items())
     lines = ["# Benchmarks", "", f"Measured {r['date']} by `python -m core.bench` on **{r['machine']}** "
-             f"(device {r['device']}){' — quick mode, not for reading' if r['quick'] else ''}.",
+             f"(device {r['device']}){' — quick mode, not for reading' if r['quick'] else ''}"
+             f"{f'; sections measured again since with `--only`: {since}' if since else ''}.",
              "", "## Targets", "", "Baseline: the run saved with `--label baseline`"
              f"{' (' + base['date'] + ')' if base else ' (none saved)'}. Timings here vary by about ±10 % from run to "
              "run; medians of many runs are shown, and smaller differences are noise.", "",
@@ -571,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r, indent=1))
             print(f"no saved {r['device']} run in {saved_path}: printed only, wrote nothing", file=sys.stderr)
             return 0
-        r = saved | {k: v for k, v in r.items() if k in only or k == "flops"}
+        remeasured = saved.get("remeasured", {}) | {k: r["date"] for k in only}  # the header says which, when
+        r = saved | {k: v for k, v in r.items() if k in only or k == "flops"} | {"remeasured": remeasured}
     write_text(saved_path, json.dumps(r, indent=1))
     base_path = raw.parent / f"{raw.name}_baseline.json"
     base = json.loads(base_path.read_text()) if base_path.is_file() and args.label != "baseline" else None

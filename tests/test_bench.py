@@ -50,9 +50,11 @@ def test_quick_bench_writes_report_plots_and_json(tiny_models, tmp_path):
                          capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)
     assert res.returncode == 0, res.stderr
     merged = json.loads((tmp_path / "B_latest.json").read_text())
-    assert {k: v for k, v in merged.items() if k != "onnx"} == r
+    assert {k: v for k, v in merged.items() if k not in ("onnx", "remeasured")} == r
     check_onnx_section(merged["onnx"])
+    assert list(merged["remeasured"]) == ["onnx"]
     text = out.read_text()
+    assert f"sections measured again since with `--only`: onnx {merged['remeasured']['onnx']}." in text.splitlines()[2]
     assert "## Pipeline" in text and "## Bundled path: ONNX Runtime vs PyTorch" in text
 
 
