@@ -383,6 +383,9 @@ def test_adversarial_sr_starts_from_an_exported_upscaler_and_resumes_with_its_di
     meta, tensors = read_checkpoint(grainy)
     assert meta["upscaler"]["grain"] is True and meta["upscaler"]["noise"] == 4
     assert tensors["model.grain.weight"].abs().sum() > 0
+    # resumed as another architecture: the flags named are ones sr takes (--grain, not "--noise 4 --grain True")
+    with pytest.raises(ValueError, match="pass --scale 4 --channels 8 --blocks 1 --grain, or start"):
+        sr(data, grainy, grain=False, steps=4, resume=True)
     model, meta = weights.build(export(grainy, tmp_path / "grainy.safetensors", average=False))
     assert model.cfg.grain and meta["role"] == "detail"  # a grain model is generate's detail upscaler too
     for over in ({}, {"noise": 4}):

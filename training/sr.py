@@ -290,7 +290,9 @@ def train(cfg: SrConfig) -> Path:
     if cfg.resume:
         meta, tensors, header = checkpoint.load(cfg.out)
         if meta["upscaler"] != ucfg.to_dict():
-            want = " ".join(f"--{k} {v}" for k, v in meta["upscaler"].items())
+            had = UpscalerConfig(**meta["upscaler"])
+            want = " ".join(f"--{k} {getattr(had, k)}" for k in ("scale", "channels", "blocks"))
+            want += f" {noise_flags(had.noise, had.grain)}".rstrip()
             raise ValueError(f"--resume: checkpoint upscaler {meta['upscaler']} differs from {ucfg.to_dict()}: "
                              f"pass {want}, or start a new run from it with --init")
         if D is not None and not any(k.startswith("D.") for k in tensors):
