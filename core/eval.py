@@ -212,6 +212,7 @@ def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict
     model = loaded[0]
     p_sr, p_bi, s_sr, s_bi = [], [], [], []
     gain_by_style: dict[str, list[float]] = {}
+    ssim_by_style: dict[str, list[float]] = {}
     for i, f in enumerate(files):
         hr = read_image(f)
         side = min(hr.shape[0], hr.shape[1], 512) // scale * scale
@@ -226,6 +227,7 @@ def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict
         s_sr.append(metrics.ssim_y(sr, hr, shave=scale))
         s_bi.append(metrics.ssim_y(bi, hr, shave=scale))
         gain_by_style.setdefault(f.parent.name, []).append(p_sr[-1] - p_bi[-1])
+        ssim_by_style.setdefault(f.parent.name, []).append(s_sr[-1] - s_bi[-1])
     # LR consistency on GAN outputs (no ground truth there).
     x = gen.generate_gan(gen.styles[0], seed=0, size=256)
     with torch.inference_mode():
@@ -234,6 +236,7 @@ def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict
             "psnr_gain_db": float(np.mean(p_sr) - np.mean(p_bi)), "ssim_y": float(np.mean(s_sr)),
             "ssim_y_bicubic": float(np.mean(s_bi)), "lr_consistency_psnr": metrics.psnr_y(back, to_uint8(x), shave=0),
             "gain_db_by_style": {k: float(np.mean(v)) for k, v in sorted(gain_by_style.items())},
+            "ssim_gain_by_style": {k: float(np.mean(v)) for k, v in sorted(ssim_by_style.items())},
             **upscaled_seams(gen, scale, model=model)}
 
 
@@ -427,7 +430,9 @@ def above_floor(scale: dict, name: str, styles: set[str]) -> str:
 
 def card_table(m: dict) -> str:
     t, sp = m["tileability"], m["speed"]
-    lines = [f"Measured {m['date']} by `python -m core.eval` on {sp['machine']}.", ""]
+    since = "; ".join(f"{name} {date}" for name, date in m.get("remeasured", {}).items())
+    lines = [f"Measured {m['date']} by `python -m core.eval` on {sp['machine']}"
+             f"{f'; sections measured again since with `--only … --update`: {since}' if since else ''}.", ""]
     if "realism" in m:
         lines += realism_table(m["realism"]) + [""]
     if "upscalers" in m:
@@ -462,6 +467,9 @@ def card_table(m: dict) -> str:
             row(f"{name} SSIM-Y", f"{u['ssim_y']:.4f} (bicubic {u['ssim_y_bicubic']:.4f})", "—", None)
             by_style = ", ".join(f"{k} {v:+.2f}" for k, v in u["gain_db_by_style"].items())
             row(f"{name} gain per style (dB)", by_style, "—", None)
+            if "ssim_gain_by_style" in u:  # measured since 2026-12-01
+                by_style = ", ".join(f"{k} {v:+.3f}" for k, v in u["ssim_gain_by_style"].items())
+                row(f"{name} SSIM-Y gain per style", by_style, "—", None)
             if "seam_ratio" in u:
                 seam_row(f"{name} seam ratio, {u['seam_samples']} GAN outputs upscaled",
                          f"{u['seam_ratio']:.3f} ± {u['seam_ratio_std']:.3f} (bicubic {u['seam_ratio_bicubic']:.3f})",
@@ -583,9 +591,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=SHIPPED_DIR / "metrics.json")
     p.add_argument("--card", type=Path, default=SHIPPED_DIR / "MODEL_CARD.md")
     p.add_argument("--no-write", action="store_true", help="print only; touch no card and no weights")
+    p.add_argument("--update", action="store_true",
+                   help="with --only: put the sections measured into --json in place of theirs (the rest stays as "
+                        "measured, the card's header says which were measured again and when) and rewrite the card")
     p.add_argument("--card-only", action="store_true",
                    help="measure nothing: rewrite the card's tables from --json (after a change to how they read)")
     args = p.parse_args(argv)
+    if args.update and not args.only:
+        print("error: --update replaces the sections of --only in --json: give --only too", file=sys.stderr)
+        return 2
+    if args.update and not args.json.is_file():
+        print(f"error: --update: no measurements in {args.json} to update: run `python -m core.eval` in full first",
+              file=sys.stderr)
+        return 2
     if args.card_only:
         gen = load_generator(device="cpu", models_dir=args.models)
         m = json.loads(args.json.read_text())
@@ -619,6 +637,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --only {','.join(unknown)}: sections are {', '.join(n for n, _ in steps)}", file=sys.stderr)
             return 2
         m.update(run_sections([st for st in steps if st[0] in wanted], "eval"))
+        if args.update and not args.no_write:
+            saved = json.loads(args.json.read_text())
+            remeasured = saved.get("remeasured", {}) | {k: m["date"] for k in wanted}
+            m = saved | {k: m[k] for k in wanted} | {"remeasured": remeasured}
+            write_text(args.json, json.dumps(m, indent=1))
+            update_card(args.card, card_text(m, gen))
+            store_in_weights(gen, m)
+            print(f"updated {args.json} and {args.card}: {', '.join(wanted)}")
+            return 0
         print(json.dumps(m, indent=1))
         if "realism" in m:
             print("\n".join(realism_table(m["realism"])))

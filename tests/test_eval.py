@@ -6,6 +6,7 @@ checked for marking each target from the numbers they are given.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,38 @@ def test_measurements_fill_the_card_and_mark_each_target(gen, curated: Path, tmp
     text = card.read_text()
     assert "old numbers" not in text and table in text
     assert text.startswith("# Card\n\nkept above\n") and text.endswith("\nkept below\n")
+
+
+def test_only_update_replaces_its_sections_and_keeps_the_rest(gen, tiny_models: Path, curated: Path,
+                                                               tmp_path: Path, capsys):
+    """`--only S --update` measures S again into --json (the rest kept as measured, dated per section) and
+    rewrites the card's tables, whose header names what was measured again; without --only, or without a
+    full run to update, one line and exit 2, before any measuring."""
+    saved = {"date": "2026-01-01",
+             "speed": {"size": 256, "runs": 1, "median_s": 0.5, "threads": 1, "device": "cpu", "machine": "test"},
+             "tileability": ev.tileability(gen, samples=2, size=256),
+             "upscaler_x2": {"skipped": "old"}}
+    js, card = tmp_path / "metrics.json", tmp_path / "MODEL_CARD.md"
+    js.write_text(json.dumps(saved))
+    card.write_text(f"# Card\n\n{ev.CARD_START}\nold numbers\n{ev.CARD_END}\n")
+    args = ["--data", str(curated), "--models", str(tiny_models), "--json", str(js), "--card", str(card)]
+    assert ev.main(args + ["--only", "upscaler_x2", "--update"]) == 0
+    m = json.loads(js.read_text())
+    assert m["date"] == "2026-01-01" and m["tileability"] == saved["tileability"]
+    assert m["upscaler_x2"]["images"] == 2 and set(m["upscaler_x2"]["ssim_gain_by_style"]) == {"grass"}
+    assert list(m["remeasured"]) == ["upscaler_x2"]
+    text = card.read_text()
+    assert "old numbers" not in text and "measured again since with `--only … --update`: upscaler_x2 " in text
+    assert "| upscaler ×2 SSIM-Y gain per style | grass " in text
+    from core.catalog import peek
+    stored = json.loads(peek(tiny_models / "sr-x2-tiny.safetensors")["metrics"])  # the weights' headers too
+    assert stored["upscaler_x2"] == m["upscaler_x2"]
+    capsys.readouterr()
+    assert ev.main(args + ["--update"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --update replaces the sections of --only in --json: give --only too"
+    js.unlink()
+    assert ev.main(args + ["--only", "upscaler_x2", "--update"]) == 2
+    assert "no measurements in" in capsys.readouterr().err
 
 
 def test_run_sections_returns_each_result_and_logs_its_time(capsys):

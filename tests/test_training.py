@@ -934,6 +934,30 @@ def test_d_has_its_own_learning_rate_kept_across_resume(data, tmp_path):
         gan(data, tmp_path / "x", d_lr=2.0)
 
 
+def test_style_embeddings_have_their_own_learning_rate_kept_across_resume(data, tmp_path):
+    """--style-lr: the style table moves at its own rate (Adam's first step moves an entry by about its
+    learning rate), the rest of G exactly as without it; a resume keeps the grouping or says so in one line."""
+    def lrs(folder: Path) -> list[float]:
+        return [g["lr"] for g in json.loads(checkpoint.load(folder)[2]["opt_g.param_groups"])]
+
+    plain, fast = tmp_path / "plain", tmp_path / "fast"
+    gan(data, plain, steps=1)
+    gan(data, fast, steps=1, style_lr=2e-2)
+    a, b = checkpoint.load(plain)[1], checkpoint.load(fast)[1]
+    moved = (b["G.style.weight"] - a["G.style.weight"]).abs().max()
+    assert 1e-2 < moved < 4e-2  # plain moved its rows by ~2e-4, fast by ~2e-2
+    torch.testing.assert_close(b["G.head.weight"], a["G.head.weight"])
+    assert lrs(plain) == [2e-4] and lrs(fast) == [2e-4, 2e-2]
+    gan(data, fast, steps=2, resume=True, style_lr=1e-2)  # a new rate on resume replaces the saved one
+    assert lrs(fast) == [2e-4, 1e-2]
+    with pytest.raises(ValueError, match="trained without --style-lr: pass it the same way"):
+        gan(data, plain, steps=2, resume=True, style_lr=1e-2)
+    with pytest.raises(ValueError, match="trained with --style-lr: pass it the same way"):
+        gan(data, fast, steps=3, resume=True)
+    with pytest.raises(ValueError, match="--style-lr 5.0 must be between 0 and 1"):
+        gan(data, tmp_path / "x", style_lr=5.0)
+
+
 def test_photos_are_cropped_inside_their_borders(data, tmp_path, monkeypatch):
     from training.common import StyleImages
 

@@ -100,8 +100,9 @@ def restore_module(module: torch.nn.Module, name: str, tensors: dict[str, torch.
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],
-                      header: dict[str, str], lr: float | None = None) -> None:
-    """Load an optimizer's state; `lr` (the run's --lr) replaces the saved one, so it can change on resume."""
+                      header: dict[str, str], lr: float | list[float] | None = None) -> None:
+    """Load an optimizer's state; `lr` (the run's --lr, or one per parameter group) replaces the saved
+    one, so it can change on resume."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     prefix = f"{name}.state."
     for k, v in tensors.items():
@@ -110,8 +111,9 @@ def restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, 
             state.setdefault(int(idx), {})[key] = v
     opt.load_state_dict({"state": state, "param_groups": json.loads(header[f"{name}.param_groups"])})
     if lr is not None:
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lrs = lr if isinstance(lr, list) else [lr] * len(opt.param_groups)
+        for group, value in zip(opt.param_groups, lrs, strict=True):
+            group["lr"] = value
 
 
 def extra(tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:

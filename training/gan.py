@@ -11,6 +11,7 @@ every fake is paired with a real crop: the same style and the same image's descr
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,12 @@ class GanConfig(RunConfig):
     spectral norm, so D starts as the same function, free to grow its gain"""
     lr: float = 2e-4
     """Adam learning rate of G (and of D unless --d-lr is given)"""
+    style_lr: float | None = None
+    """Adam learning rate of G's style embeddings (default: --lr). Adam moves a parameter about its learning
+    rate per step it gets a gradient, and a style's row gets one only in the steps whose batch draws that
+    style (about a third of them with 18 styles and batch 8), so new styles started from another style's
+    embedding (--style-init) stay near it for thousands of steps at 2e-4; 10× that lets them find their
+    own look"""
     d_lr: float | None = None
     """Adam learning rate of D (default: --lr); a larger one is the two time-scale update rule (TTUR,
     Heusel et al. 2017), for a D whose loss sits near chance"""
@@ -120,7 +127,7 @@ class GanConfig(RunConfig):
         unknown = sorted(set(filter(None, self.augment.split(","))) - set(AUGMENTS))
         if unknown:
             raise ValueError(f"--augment {','.join(unknown)}: choose from {','.join(AUGMENTS)}")
-        for name, value in (("--lr", self.lr), ("--d-lr", self.d_lr)):
+        for name, value in (("--lr", self.lr), ("--style-lr", self.style_lr), ("--d-lr", self.d_lr)):
             if value is not None and not 0 < value < 1:
                 raise ValueError(f"{name} {value} must be between 0 and 1 (e.g. 2e-4)")
         if self.batch < 1:
@@ -403,6 +410,15 @@ def wrap_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     return torch.stack([xi.roll((dy % h, dx % w), dims=(1, 2))[:, :size, :size] for xi, (dy, dx) in zip(x, shifts)])
 
 
+def g_param_groups(G: TextureGenerator, cfg: GanConfig) -> list[dict]:
+    """G's parameters for Adam: one group at --lr, or with --style-lr the style embeddings in a group of
+    their own at that rate (the rest in G's order, so a run without it keeps one group as before)."""
+    if cfg.style_lr is None:
+        return [{"params": list(G.parameters())}]
+    rest = [p for p in G.parameters() if p is not G.style.weight]
+    return [{"params": rest}, {"params": [G.style.weight], "lr": cfg.style_lr}]
+
+
 def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Path:
     """Train as `cfg` says → the last checkpoint. `on_step(clock)` after each step (a host's progress):
     returning False stops the run there, checkpointed as at its end."""
@@ -422,7 +438,7 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
     D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool,
                       k).to(d.device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_g = torch.optim.Adam(g_param_groups(G, cfg), lr=cfg.lr, betas=(0.0, 0.99))
     d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
     opt_d = torch.optim.Adam(D.parameters(), lr=d_lr, betas=(0.0, 0.99))
 
@@ -437,7 +453,12 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
                              f"pass its --widths, --fine-waves and --per-image, or start a new run from it with --init")
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
-        checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header, cfg.lr)
+        saved = len(json.loads(header["opt_g.param_groups"]))
+        if saved != len(opt_g.param_groups):
+            given = "without --style-lr" if saved == 1 else "with --style-lr"
+            raise ValueError(f"--resume: this run was trained {given}: pass it the same way, or start a new run "
+                             f"from it with --init")
+        checkpoint.restore_optimizer(opt_g, "opt_g", tensors, header, [g["lr"] for g in opt_g.param_groups])
         checkpoint.restore_optimizer(opt_d, "opt_d", tensors, header, d_lr)
         for name, gen in (("g_data", g_data), ("g_noise", g_noise)):
             if f"extra.{name}{d.rank}" in tensors:  # rank 0's streams; other ranks keep their fresh seeds
