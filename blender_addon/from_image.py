@@ -128,9 +128,10 @@ class TESSERA_OT_material_from_image(_Submit):
 
 
 class TESSERA_OT_style_from_image(_Submit):
-    """Learn a new seamless style from one or more photos (or a folder of them) of one material, in the
-    background: progress in the panel, Cancel keeps the run, and the same name again continues it. Needs a
-    Worker Python with PyTorch (Preferences)"""
+    """Make a new seamless style from one or more photos (or a folder of them) of one material, in the
+    background: from the photos themselves (quilted, in seconds, on any Worker), or by training (minutes;
+    progress in the panel, Cancel keeps the run and the same name again continues it; needs a Worker Python
+    with PyTorch, Preferences)"""
 
     bl_idname = "tessera.style_from_image"
     bl_label = "New Style from Image…"
@@ -148,6 +149,12 @@ class TESSERA_OT_style_from_image(_Submit):
     style: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Name", description="The new style's name: lower-case letters, digits, _ and - (empty: from the "
         "first image's name). An unfinished run of this name continues", options={"SKIP_SAVE"})
+    method: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Method", default="QUILT", items=[
+            ("QUILT", "From the Photos", "New textures quilted from the photos themselves, at their scale: "
+             "seconds, on any Worker"),
+            ("GAN", "Train", "Adapt Tessera's generator to the photos: minutes, needs a Worker Python with "
+             "PyTorch")])
     minutes: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Minutes", description="Training time, counted across a cancel and continue (more: closer to the "
         "photos)", default=DEFAULT_MINUTES, min=0.1, soft_max=60.0)
@@ -175,8 +182,10 @@ class TESSERA_OT_style_from_image(_Submit):
         layout = self.layout
         assert layout is not None
         layout.prop(self, "style")
-        layout.prop(self, "minutes")
-        if unfinished_run(self.style):
+        layout.prop(self, "method")
+        if self.method == "GAN":
+            layout.prop(self, "minutes")
+        if self.method == "GAN" and unfinished_run(self.style):
             layout.label(text=f"An unfinished run of {self.style} continues", icon="INFO")
             layout.prop(self, "restart")
         layout.prop(self, "replace")
@@ -206,6 +215,7 @@ class TESSERA_OT_style_from_image(_Submit):
             return self.fail(e)
         name = self.style or style_name(inputs[0].name)
         scene = context.scene.name if context.scene is not None else ""
+        quilted = self.method == "QUILT"  # the operator may be gone when the job ends
 
         def done(result: dict) -> str:
             s = getattr(bpy.data.scenes[scene], "tessera")
@@ -213,12 +223,15 @@ class TESSERA_OT_style_from_image(_Submit):
                 s.style = result["style"]  # offered at once: the list reads the models folder again
             except TypeError:  # a models folder the panel does not search
                 return f"New style {result['style']} written to {result['file']}"
+            if quilted:
+                return f"New style {result['style']} made from the photos: it is the panel's style now"
             return f"New style {result['style']} learned ({result['seconds'] / 60:.1f} min): it is the panel's style now"
 
         job = jobs.Job("learn", f"learning {name}", done)
         job.kept = f"the run of {name} is kept; New Style from Image with the name {name} continues it"
         try:
-            job = jobs.submit(context, job, inputs=[str(p) for p in inputs], name=name, minutes=self.minutes,
+            job = jobs.submit(context, job, inputs=[str(p) for p in inputs], name=name, method=self.method.lower(),
+                              minutes=self.minutes,
                               steps=self.steps or None, restart=self.restart, replace=self.replace,
                               resume=False if self.restart else "auto", start=self.start or None)
         except client.WorkerError as e:

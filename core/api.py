@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import imageio, noise, pbr, request, weights
+from . import imageio, noise, pbr, photostyle, request, weights
 from .catalog import (SHIPPED_DIR, chosen_models_dir, model_files, search_path,  # noqa: F401  (public here too)
                       user_models_dir)
 from .catalog import DETAIL, pick_upscaler, shipped_upscalers, upscaler_slot
@@ -32,6 +32,7 @@ from .generator import TextureGenerator
 from .request import GAN_SCALE, MAX_SIZE, MIN_SIZE, SIZE_STEP  # noqa: F401  (public here too)
 from .request import check_seed, check_size, parse_style  # noqa: F401  (public here too)
 from .pbr import maps_from_image  # noqa: F401  (public here too)
+from .photostyle import PhotoStyle
 from .tile import make_tileable  # noqa: F401  (public here too)
 from .upscaler import Upscaler, seed_noise, upscale_tiled
 
@@ -72,10 +73,12 @@ class Tessera:
     upscalers: dict[int, tuple[Upscaler, dict, Path]]  # scale → faithful model (`upscale`)
     errors: list[str] = field(default_factory=list)   # files that could not be loaded, one line each
     detail: tuple[Upscaler, dict, Path] | None = None  # the ×4 detail upscaler `generate` uses, if loaded
+    photos: dict[str, PhotoStyle] = field(default_factory=dict)  # photo styles (core.photostyle), by name
 
     @property
     def styles(self) -> list[str]:
-        return list(self.generators)
+        """The GAN's styles, then the photo styles."""
+        return [*self.generators, *self.photos]
 
     def all_upscalers(self) -> list[tuple[Upscaler, dict, Path]]:
         """The faithful upscalers and the detail one, if loaded: (model, meta, path) each."""
@@ -83,12 +86,24 @@ class Tessera:
 
     # style names and mixes
 
-    def style_weights(self, style: str | dict[str, float]) -> tuple[_GanEntry, torch.Tensor]:
+    def style_weights(self, style: str | dict[str, float]) -> tuple[_GanEntry | PhotoStyle, torch.Tensor]:
         """'grass', 'grass+rock' (equal parts), 'grass:0.7+rock:0.3' or {'grass': 0.7, ...}. A string that
-        is exactly a style's name means that style, even when the name holds ':' or '+'. → (the entry, (1,
-        styles) float32 weights summing to 1). Raises ValueError as core.request.style_weights."""
-        entry, w = request.style_weights(style, self.generators)
+        is exactly a style's name means that style, even when the name holds ':' or '+'. → (the entry: a GAN
+        file's, or a PhotoStyle, (1, styles) float32 weights summing to 1). Raises ValueError as
+        core.request.style_weights (a photo style mixed with any other: they are different files)."""
+        entry, w = request.style_weights(style, {**self.generators, **self.photos})
         return entry, torch.from_numpy(w)
+
+    def photo_style(self, style: str | dict[str, float]) -> PhotoStyle | None:
+        """The photo style `style` names, None for a GAN style or mix. Raises ValueError as `style_weights`."""
+        entry = self.style_weights(style)[0]
+        return entry if isinstance(entry, PhotoStyle) else None
+
+    def _gan_entry(self, style: str | dict[str, float]) -> tuple[_GanEntry, torch.Tensor]:
+        entry, w = self.style_weights(style)
+        if isinstance(entry, PhotoStyle):
+            raise ValueError(f"{entry.name} is a photo style: it has no GAN output (generate draws it)")
+        return entry, w
 
     def compile(self, mode: str = "default") -> None:
         """torch.compile every model in place (`mode` as torch.compile takes it; "reduce-overhead" adds
@@ -116,7 +131,7 @@ class Tessera:
     def _gan(self, style: str | dict[str, float], seeds: Sequence[int], size: int) -> torch.Tensor:
         """(len(seeds), 3, size, size): each seed's noise drawn on its own with numpy (core.noise), so a seed
         gives the same texture whatever batch it is in, and on the torch-free runtime (up to float rounding)."""
-        entry, w = self.style_weights(style)
+        entry, w = self._gan_entry(style)
         model, stride = entry.model, entry.model.cfg.stride
         if size % stride:  # only reachable with a user's generator of a larger stride
             step = stride * GAN_SCALE
@@ -143,6 +158,12 @@ class Tessera:
         `progress(done, total)` is told after the GAN and after each upscaling tile; it may raise to stop.
         """
         size = check_size(size)
+        photo = self.photo_style(style)
+        if photo is not None:  # quilted from its photos: no GAN, no upscaler (core.photostyle)
+            out = photo.generate(seed, size)
+            if progress:
+                progress(1, 1)
+            return out
         x = self._gan(style, [check_seed(seed)], size // GAN_SCALE)
         if progress:
             progress(0, 1)
@@ -163,7 +184,11 @@ class Tessera:
             batch = 1 if self.device.type == "cpu" else max(1, GPU_BATCH_PIXELS // size**2)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch {batch!r} must be a whole number ≥ 1")
-        self.style_weights(style)  # a bad style fails before the first texture
+        photo = self.photo_style(style)  # a bad style fails before the first texture
+        if photo is not None:
+            for seed in seeds:
+                yield seed, photo.generate(seed, size)
+            return
         for i in range(0, len(seeds), batch):
             part = seeds[i:i + batch]
             with torch.inference_mode():
@@ -184,7 +209,8 @@ class Tessera:
         return pbr.derive(albedo, maps, roughness=self.roughness(style), normal_strength=normal_strength)
 
     def roughness(self, style: str | dict[str, float]) -> float:
-        """Base roughness of a style (or the weighted mean over a mix), from the weights' metadata."""
+        """Base roughness of a style (or the weighted mean over a mix), from the weights' metadata; a photo
+        style's is the default (core.pbr.DEFAULT_ROUGHNESS) unless its header says "pbr": {"roughness": …}."""
         entry, w = self.style_weights(style)
         table = entry.meta.get("pbr", {}).get("roughness", {})
         bases = [table.get(n, pbr.STYLE_ROUGHNESS.get(n, pbr.DEFAULT_ROUGHNESS)) for n in entry.meta["styles"]]
@@ -238,9 +264,19 @@ class Tessera:
 
 
 def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
-               ups: dict[int | str, tuple[Upscaler, dict, Path]], errors: list[str]) -> None:
-    """Build one weights file onto `dev` and file it under its styles or its upscaler slot (catalog.
-    upscaler_slot; earlier files win)."""
+               ups: dict[int | str, tuple[Upscaler, dict, Path]], errors: list[str],
+               photos: dict[str, PhotoStyle]) -> None:
+    """Build one weights file onto `dev` and file it under its styles, its upscaler slot (catalog.
+    upscaler_slot) or, a photo style, under its name in `photos` (earlier files win)."""
+    if photostyle.is_photo_style(path):
+        try:
+            ps = photostyle.read(path)
+        except (weights.ModelFileError, FileNotFoundError) as e:
+            errors.append(str(e))
+            return
+        if ps.name not in gens:
+            photos.setdefault(ps.name, ps)
+        return
     try:
         model, meta = weights.build(path)
         slot = upscaler_slot(meta, model.cfg.scale) if isinstance(model, Upscaler) else None
@@ -256,15 +292,17 @@ def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
     if isinstance(model, TextureGenerator):
         entry = _GanEntry(model, meta, path, meta.pop("members", None))
         for name in meta["styles"]:
-            gens.setdefault(name, entry)  # earlier folders on the path win
+            if name not in photos:
+                gens.setdefault(name, entry)  # earlier folders on the path win
     else:
         ups.setdefault(slot, (model, meta, path))  # type: ignore[arg-type]
 
 
 def load_generator(device: str = "auto", models_dir: str | Path | None = None) -> Tessera:
-    """Load every weights file on the search path; an upscale factor none of them has comes from the shipped
-    weights. Bad files are reported by name (warnings and `.errors`) while good ones still load; with no
-    usable generator at all, raise FileNotFoundError."""
+    """Load every weights file on the search path (generators, upscalers and photo styles, core.photostyle);
+    an upscale factor none of them has comes from the shipped weights. Bad files are reported by name
+    (warnings and `.errors`) while good ones still load; with no usable generator or photo style at all,
+    raise FileNotFoundError."""
     folders = search_path(models_dir)
     chosen = chosen_models_dir(models_dir)
     if chosen is not None:
@@ -277,17 +315,18 @@ def load_generator(device: str = "auto", models_dir: str | Path | None = None) -
     gens: dict[str, _GanEntry] = {}
     ups: dict[int | str, tuple[Upscaler, dict, Path]] = {}
     errors: list[str] = []
+    photos: dict[str, PhotoStyle] = {}
     for path in model_files(models_dir):
-        _load_into(path, dev, gens, ups, errors)
+        _load_into(path, dev, gens, ups, errors, photos)
     # The upscalers do not depend on the style: a folder holding only a generator (a style someone trained)
     # still gets the shipped ones.
     for path in shipped_upscalers(set(ups), SHIPPED_DIR):
-        _load_into(path, dev, gens, ups, errors)
-    if not gens:
+        _load_into(path, dev, gens, ups, errors, photos)
+    if not gens and not photos:
         where = ", ".join(str(f) for f in folders)
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise FileNotFoundError(f"no usable generator weights in {where}{detail}")
     for e in errors:  # only now: when nothing loads, the error above already names every bad file
         warnings.warn(e, stacklevel=2)
     detail = ups.pop(DETAIL, None)
-    return Tessera(dev, gens, ups, errors, detail)  # type: ignore[arg-type]
+    return Tessera(dev, gens, ups, errors, detail, photos)  # type: ignore[arg-type]

@@ -180,7 +180,8 @@ def read_manifest(out: Path) -> list[dict]:
 
 def training_data(gen, styles: list[str]) -> dict[str, str]:
     """{source: licence} of the images the generators of `styles` (names or mixes) were trained on, from their weights'
-    `data` metadata (the Debian package of each image and its licence; a learned style names its folder)."""
+    `data` metadata (the Debian package of each image and its licence; a learned style names its folder, a
+    photo style its photos)."""
     found: dict[str, str] = {}
     for style in styles:
         try:
@@ -273,7 +274,8 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
 
     def write_manifest() -> Path:
         data = {"tool": "tessera", "size": size, "device": str(gen.device),
-                "models": sorted({str(e.path) for e in gen.generators.values()}),
+                "models": sorted({str(e.path) for e in gen.generators.values()}
+                                 | {str(p.path) for p in gen.photos.values()}),
                 "training_data": training_data(gen, sorted({e["style"] for e in images})), "images": images}
         return write_text(out / "manifest.json", json.dumps(data, indent=1), sweep=False)
 

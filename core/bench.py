@@ -70,7 +70,7 @@ def _median_time(fn, runs: int, device: torch.device) -> float:
 
 def pipeline(gen: Tessera, size: int, runs: int) -> dict:
     """Warm times: the whole texture, then its GAN and upscaler parts separately."""
-    style = gen.styles[0]
+    style = list(gen.generators)[0]
     gen.generate(style, seed=0, size=size)  # warm-up
     total = _median_time(lambda: gen.generate(style, seed=1, size=size), runs, gen.device)
     gan = _median_time(lambda: gen.generate_gan(style, seed=1, size=size // GAN_SCALE), runs, gen.device)
@@ -100,7 +100,7 @@ def child_generate(size: int, models: str | None, device: str) -> dict:
     gen = load_generator(device=device, models_dir=models)
     loaded = time.perf_counter() - t0
     t1 = time.perf_counter()
-    gen.generate(gen.styles[0], seed=0, size=size)
+    gen.generate(list(gen.generators)[0], seed=0, size=size)
     _sync(gen.device)
     r = {"size": size, "load_s": loaded, "generate_s": time.perf_counter() - t1, "peak_rss_mib": peak_rss_mib()}
     if gen.device.type == "cuda":  # the host's memory says little there: the GPU's own peak too
@@ -136,7 +136,7 @@ def throughput(gen: Tessera, size: int, count: int, batch: int) -> dict:
     """Textures per second through `generate_many`, `batch` seeds at a time, styles taking turns."""
     def run() -> None:
         for i in range(0, count, batch):
-            for _ in gen.generate_many(gen.styles[i // batch % len(gen.styles)], range(i, i + batch), size, batch):
+            for _ in gen.generate_many(list(gen.generators)[i // batch % len(gen.generators)], range(i, i + batch), size, batch):
                 pass
 
     run()  # warm-up: every shape once
@@ -150,7 +150,7 @@ def compiled(device: str, models: str | None, size: int, runs: int, modes: tuple
     rows = []
     for mode in modes:
         gen = load_generator(device=device, models_dir=models)
-        style = gen.styles[0]
+        style = list(gen.generators)[0]
         eager = gen.generate(style, seed=0, size=size)
         eager_s = _median_time(lambda: gen.generate(style, seed=1, size=size), runs, gen.device)
         row: dict = {"mode": mode, "size": size, "eager_s": eager_s}
@@ -172,7 +172,7 @@ def flops(gen: Tessera, size: int, warm_total_s: float) -> dict:
     """Model FLOPs of one texture, and the machine's peak on a large 3×3 convolution (same dtype/device)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    style = gen.styles[0]
+    style = list(gen.generators)[0]
     with FlopCounterMode(display=False) as counter_gan:
         x = gen.generate_gan(style, seed=0, size=size // GAN_SCALE)
     with FlopCounterMode(display=False) as counter_up, torch.inference_mode():
@@ -238,7 +238,7 @@ def onnx_vs_torch(gen: Tessera, models: str | None, sizes: tuple[int, ...], runs
             rt = runtime.load(models, providers=["CPUExecutionProvider"], threads=threads)
     except (ImportError, FileNotFoundError, ValueError) as e:
         return r | {"error": f"{e.__class__.__name__}: {str(e).splitlines()[0][:200]}"}
-    style = gen.styles[0]
+    style = list(gen.generators)[0]
     if rt.errors or style not in rt.generators or rt.upscalers.keys() != gen.upscalers.keys():
         why = "; ".join(rt.errors) or f"it loads styles {rt.styles} and ×{sorted(rt.upscalers)}"
         return r | {"error": f"the bundled path does not load the same models: {why[:200]}"}

@@ -121,7 +121,7 @@ def list_styles(models_dir: str | Path | None = None) -> tuple[list[str], list[s
     for path in model_files(models_dir):
         try:
             meta = peek(path)
-            if meta.get("kind") == "generator":
+            if meta.get("kind") in ("generator", "exemplar"):  # a GAN's styles, or a photo style (core.photostyle)
                 styles += [s for s in json.loads(meta["styles"]) if s not in styles]
         except (ValueError, KeyError) as e:
             errors.append(str(e) if isinstance(e, ValueError) else f"{path}: no style names")

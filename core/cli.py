@@ -55,7 +55,7 @@ def parse_seeds(spec: str) -> list[int]:
 def cmd_styles(args: argparse.Namespace) -> int:
     gen = _load(args)
     if args.json:
-        print(json.dumps([{"name": s, "weights": str(gen.generators[s].path)} for s in gen.styles]))
+        print(json.dumps([{"name": s, "weights": str(gen.style_weights(s)[0].path)} for s in gen.styles]))
     else:
         print("\n".join(gen.styles))
     return 0
@@ -185,7 +185,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     from training.learn import LearnConfig, learn
 
-    cfg = LearnConfig(inputs=[Path(p) for p in args.inputs], name=args.name, minutes=args.minutes,
+    cfg = LearnConfig(inputs=[Path(p) for p in args.inputs], name=args.name, method=args.method,
+                      minutes=args.minutes,
                       steps=args.steps, like=args.like, resume=args.resume, restart=args.restart,
                       replace=args.replace, models=args.models, device=args.device,
                       **({"start": Path(args.start)} if args.start else {}))
@@ -215,7 +216,8 @@ COMMANDS = {
     "batch": (cmd_batch, "make many textures (styles × seeds) with a manifest; reruns resume"),
     "maps": (cmd_maps, "PBR maps (albedo, normal, height, roughness, AO) from any image"),
     "tile": (cmd_tile, "make a photo seamless (tileable), keeping its look"),
-    "learn": (cmd_learn, "a new seamless style from your photos, adapted from the shipped one in minutes"),
+    "learn": (cmd_learn, "a new seamless style from your photos: quilted from them (seconds) or a GAN adapted "
+                         "to them (minutes)"),
     "worker": (cmd_worker, "serve requests as JSON lines on stdin/stdout (used by the Blender add-on)"),
 }
 
@@ -286,12 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     le = parsers["learn"]
     le.add_argument("inputs", nargs="+", metavar="PHOTO", help="photos, or folders of photos, of one material")
     le.add_argument("--name", required=True, help="the new style's name (lower-case letters, digits, _ and -)")
-    le.add_argument("--minutes", type=float, default=15.0, help="training time, counted across --resume "
-                                                                 "(default 15)")
-    le.add_argument("--steps", type=int, default=None, help="stop after this many steps instead, if sooner")
-    le.add_argument("--like", metavar="STYLE", help="start from this shipped style (default: the nearest)")
-    le.add_argument("--resume", action="store_true", help="continue an interrupted run of this --name")
-    le.add_argument("--restart", action="store_true", help="throw away an unfinished run of this --name")
+    le.add_argument("--method", choices=("quilt", "gan"), default="quilt",
+                    help="quilt: a photo style, made in seconds, whose textures are quilted from the photos at "
+                         "their own scale; gan: adapt the shipped generator in --minutes of training (default quilt)")
+    le.add_argument("--minutes", type=float, default=15.0, help="--method gan: training time, counted across "
+                                                                 "--resume (default 15)")
+    le.add_argument("--steps", type=int, default=None, help="--method gan: stop after this many steps instead, "
+                                                            "if sooner")
+    le.add_argument("--like", metavar="STYLE", help="--method gan: start from this shipped style (default: the "
+                                                    "nearest)")
+    le.add_argument("--resume", action="store_true", help="--method gan: continue an interrupted run of this --name")
+    le.add_argument("--restart", action="store_true", help="--method gan: throw away an unfinished run of this --name")
     le.add_argument("--replace", action="store_true", help="replace a style of this name you learned before")
     le.add_argument("--start", metavar="FILE", help="the generator file to adapt (default: the shipped one)")
 

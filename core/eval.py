@@ -67,7 +67,7 @@ def tileability(gen: Tessera, samples: int, size: int) -> dict:
     sits on a periodic grid in the image, not on a seam), and the GAN's own output before upscaling."""
     ratios, pcts, off_ratios, off_pcts, gan_ratios = [], [], [], [], []
     for i in range(samples):
-        style, seed = gen.styles[i % len(gen.styles)], 1000 + i
+        style, seed = list(gen.generators)[i % len(gen.generators)], 1000 + i
         gan_ratios.append(metrics.seam_ratio(to_uint8(gen.generate_gan(style, seed=seed, size=size // GAN_SCALE))))
         img = gen.generate(style, seed=seed, size=size)
         ratios.append(metrics.seam_ratio(img))
@@ -85,7 +85,7 @@ def swd(gen: Tessera, data: Path, seeds: int, n_crops: int) -> dict:
     """Diagnostic: SWD of the GAN's output against validation crops over the real-vs-real floor, and
     diversity (SWD between two seeds over SWD between two real textures), per style."""
     out = {}
-    for style in gen.styles:
+    for style in gen.generators:
         val_dir, train_dir = data / "gan" / "val" / style, data / "gan" / "train" / style
         if not val_dir.is_dir():
             out[style] = {"skipped": f"no validation folder {val_dir}"}
@@ -143,7 +143,7 @@ def final_outputs(gen: Tessera, styles: list[str], seeds: int, size: int,
     from tqdm import tqdm
 
     return {s: [gen.generate(s, seed=10_000 + k, size=size) for k in range(seeds)]
-            for s in tqdm([s for s in styles if s in gen.styles], desc=desc, unit="style", leave=False,
+            for s in tqdm([s for s in styles if s in gen.generators], desc=desc, unit="style", leave=False,
                           file=sys.stderr, dynamic_ncols=True)}
 
 
@@ -229,7 +229,7 @@ def upscaler(gen: Tessera, data: Path, scale: int, detail: bool = False) -> dict
         gain_by_style.setdefault(f.parent.name, []).append(p_sr[-1] - p_bi[-1])
         ssim_by_style.setdefault(f.parent.name, []).append(s_sr[-1] - s_bi[-1])
     # LR consistency on GAN outputs (no ground truth there).
-    x = gen.generate_gan(gen.styles[0], seed=0, size=256)
+    x = gen.generate_gan(list(gen.generators)[0], seed=0, size=256)
     with torch.inference_mode():
         back = to_uint8(downscale(run_seeded(model, x, 0).clamp(0, 1), scale).clamp(0, 1))
     return {"images": len(files), "psnr_y": float(np.mean(p_sr)), "psnr_y_bicubic": float(np.mean(p_bi)),
@@ -255,7 +255,7 @@ def detail_upscalers(gen: Tessera, candidates: dict[str, Upscaler | None], data:
 
     groups = duplicate_groups(data)
     real = style_folders(data / "detail" / "val", groups)
-    styles = [s for s in sorted(real) if s in gen.styles]
+    styles = [s for s in sorted(real) if s in gen.generators]
     lows = {s: [gen.generate_gan(s, seed=10_000 + k, size=size // GAN_SCALE) for k in range(seeds)] for s in styles}
     others: dict[str, dict] = {}
     rng = np.random.default_rng(0)
@@ -329,7 +329,7 @@ def upscaled_seams(gen: Tessera, scale: int, samples: int = 20, size: int = 256,
     model = gen.upscalers[scale][0] if model is None else model
     sr, bi = [], []
     for i in range(samples):
-        x = gen.generate_gan(gen.styles[i % len(gen.styles)], seed=2000 + i, size=size)
+        x = gen.generate_gan(list(gen.generators)[i % len(gen.generators)], seed=2000 + i, size=size)
         with torch.inference_mode():
             sr.append(metrics.seam_ratio(to_uint8(run_seeded(model, x, 2000 + i).clamp(0, 1))))
         bi.append(metrics.seam_ratio(to_uint8(wrap_upsample(x, scale).clamp(0, 1))))
@@ -342,7 +342,7 @@ def pbr_maps(gen: Tessera, size: int) -> dict:
     decoded normals' mean length, and the time to derive the four maps from an albedo."""
     seams: dict[str, list[float]] = {m: [] for m in pbr.MAPS}
     lengths, times = [], []
-    for i, style in enumerate(gen.styles):
+    for i, style in enumerate(gen.generators):
         albedo = gen.generate(style, seed=2000 + i, size=size)
         t0 = time.perf_counter()
         maps = pbr.derive(albedo, roughness=gen.roughness(style))

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import weights
+from . import photostyle, weights
 from .catalog import SHIPPED_DIR
 from .files import atomic_path
 
@@ -128,7 +128,8 @@ def export(model: nn.Module, kind: str, config: dict[str, Any], out_dir: Path | 
 
 
 def export_folder(models: Path | str, out_dir: Path | str | None = None, force: bool = False) -> list[Path]:
-    """Export a graph for every architecture among the weights files in `models` (once each) into
+    """Export a graph for every architecture among the weights files in `models` (once each; photo styles
+    have none) into
     `out_dir` (default `models`/graphs), skipping graphs already there unless `force`. Returns the graphs
     written. Raises FileNotFoundError for a missing folder, ModelFileError for a bad weights file."""
     models = Path(models)
@@ -138,6 +139,8 @@ def export_folder(models: Path | str, out_dir: Path | str | None = None, force: 
     written: list[Path] = []
     done: set[str] = set()
     for path in sorted(models.glob("*.safetensors")):
+        if photostyle.is_photo_style(path):  # photos, drawn by numpy: no graph
+            continue
         model, meta = weights.build(path)
         name = weights.graph_name(meta["kind"], meta["config"])
         if name in done or (not force and (out / f"{name}.onnx").is_file()):

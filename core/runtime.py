@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from . import noise, weights
+from . import noise, photostyle, weights
 from .catalog import (DETAIL, SHIPPED_DIR, chosen_models_dir, model_files, pick_upscaler, shipped_upscalers,
                       upscaler_slot)
 from .config import GeneratorConfig, UpscalerConfig
+from .photostyle import PhotoStyle
 from .request import GAN_SCALE, check_seed, check_size, style_weights
 
 GRAPHS = "graphs"  # as core.export_onnx writes them
@@ -101,9 +102,18 @@ class _Up:
 
 
 def _load_into(path: Path, providers: Sequence[str], threads: int, gens: dict[str, _Gen],
-               ups: dict[int | str, _Up], errors: list[str]) -> None:
-    """Open one weights file and file it under its styles or its upscaler slot (catalog.upscaler_slot;
-    earlier files win)."""
+               ups: dict[int | str, _Up], errors: list[str], photos: dict[str, PhotoStyle]) -> None:
+    """Open one weights file and file it under its styles, its upscaler slot (catalog.upscaler_slot) or, a
+    photo style, under its name in `photos` (earlier files win)."""
+    if photostyle.is_photo_style(path):
+        try:
+            ps = photostyle.read(path)
+        except (weights.ModelFileError, FileNotFoundError) as e:
+            errors.append(str(e))
+            return
+        if ps.name not in gens:
+            photos.setdefault(ps.name, ps)
+        return
     try:
         meta, tensors = weights.read(path, "np")
         session, values = open_session(path, meta, tensors, providers, threads)
@@ -115,7 +125,8 @@ def _load_into(path: Path, providers: Sequence[str], threads: int, gens: dict[st
             table = {k: v for k, v in tensors.items() if k.split(".")[0] in ("style", "wave", "fine_wave")}
             entry = _Gen(session, values, meta, path, cfg, table, weights.read_members(path, cfg, tensors))
             for name in styles:
-                gens.setdefault(name, entry)
+                if name not in photos:
+                    gens.setdefault(name, entry)
         else:
             up = _Up(session, values, meta, path, UpscalerConfig(**meta["config"]))
             ups.setdefault(upscaler_slot(meta, up.cfg.scale), up)
@@ -145,16 +156,30 @@ class Runtime:
     upscalers: dict[int, _Up]         # scale → faithful upscaler
     errors: list[str] = field(default_factory=list)  # files that could not be loaded, one line each
     detail: _Up | None = None         # the ×4 detail upscaler `generate` uses, if loaded
+    photos: dict[str, PhotoStyle] = field(default_factory=dict)  # photo styles (core.photostyle), by name
 
     @property
     def styles(self) -> list[str]:
-        return list(self.generators)
+        """The GAN's styles, then the photo styles."""
+        return [*self.generators, *self.photos]
+
+    def style_weights(self, style: str | dict[str, float]) -> tuple[_Gen | PhotoStyle, np.ndarray]:
+        """As core.api.Tessera.style_weights: (the entry, a GAN file's or a PhotoStyle, its (1, styles)
+        weights). Raises ValueError as core.request.style_weights."""
+        return style_weights(style, {**self.generators, **self.photos})
+
+    def photo_style(self, style: str | dict[str, float]) -> PhotoStyle | None:
+        """The photo style `style` names, None for a GAN style or mix. Raises ValueError as `style_weights`."""
+        entry = self.style_weights(style)[0]
+        return entry if isinstance(entry, PhotoStyle) else None
 
     def generate_gan(self, style: str | dict[str, float], seed: int = 0, size: int = 256) -> np.ndarray:
         """The GAN's own output: (1, 3, size, size) float32 in [0, 1], size a multiple of its stride (16
         for the shipped generator) of at least two cells. As core.api.Tessera.generate_gan. Raises ValueError
         for a bad style or seed, or a size that does not fit."""
-        entry, w = style_weights(style, self.generators)
+        entry, w = self.style_weights(style)
+        if isinstance(entry, PhotoStyle):
+            raise ValueError(f"{entry.name} is a photo style: it has no GAN output (generate draws it)")
         seed, cfg = check_seed(seed), entry.cfg
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2 * cfg.stride \
                 or size % cfg.stride:
@@ -183,6 +208,12 @@ class Runtime:
         after each upscaling tile, as there; it may raise to stop. Raises ValueError for a bad style, seed or
         size."""
         size = check_size(size)
+        photo = self.photo_style(style)
+        if photo is not None:  # quilted from its photos, as core.api draws it
+            out = photo.generate(seed, size)
+            if progress:
+                progress(1, 1)
+            return out
         x = self.generate_gan(style, seed, size // GAN_SCALE)
         if progress:
             progress(0, 1)
@@ -267,15 +298,16 @@ def load(models_dir: str | Path | None = None, providers: Sequence[str] = ("CPUE
     gens: dict[str, _Gen] = {}
     ups: dict[int | str, _Up] = {}
     errors: list[str] = []
+    photos: dict[str, PhotoStyle] = {}
     files = model_files(models_dir)
     for path in files:
-        _load_into(path, providers, threads, gens, ups, errors)
+        _load_into(path, providers, threads, gens, ups, errors, photos)
     for path in shipped_upscalers(set(ups), SHIPPED_DIR):
-        _load_into(path, providers, threads, gens, ups, errors)
-    if not gens:
+        _load_into(path, providers, threads, gens, ups, errors, photos)
+    if not gens and not photos:
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise FileNotFoundError(f"no usable generator weights among {len(files)} file(s){detail}")
     for e in errors:
         warnings.warn(e, stacklevel=2)
     detail = ups.pop(DETAIL, None)
-    return Runtime(list(providers), gens, ups, errors, detail)  # type: ignore[arg-type]
+    return Runtime(list(providers), gens, ups, errors, detail, photos)  # type: ignore[arg-type]

@@ -158,9 +158,9 @@ class _Search:
     correlations with the source, products of spectra computed once per source. Sources larger than
     SEARCH_SIDE are searched at 1/`factor` of their size and the pick refined at full size."""
 
-    def __init__(self, feats: np.ndarray, detail: float):
+    def __init__(self, feats: np.ndarray, detail: float, side: int = SEARCH_SIDE):
         self.feats, self.detail = feats, detail
-        self.factor = max(1, math.ceil(max(feats.shape[:2]) / SEARCH_SIDE))
+        self.factor = max(1, math.ceil(max(feats.shape[:2]) / side))
         small = _shrink(feats, self.factor)
         self.shape = small.shape[:2]
         self.spec = np.fft.rfft2(small, axes=(0, 1))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 FORMAT = "tessera-weights"
 FORMAT_VERSION = 1
-KINDS = ("generator", "upscaler")
+KINDS = ("generator", "upscaler", "exemplar")  # exemplar: a photo style's photos (core.photostyle), no graph
 GRAPH_VERSION = 1  # bump when an exported graph's inputs, outputs or ops change: every graph is re-exported
 MEMBER_TENSORS = ("members.embedding", "members.style", "descriptors.mean", "descriptors.std")
 
@@ -111,13 +111,21 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save(path: Path | str, kind: str, config: dict, state: dict[str, torch.Tensor], **meta: Any) -> Path:
-    """Write a weights file atomically (temp file + rename). Extra `meta` values are stored as JSON."""
-    from safetensors.torch import save_file
-
+def save(path: Path | str, kind: str, config: dict, state: dict[str, torch.Tensor] | dict[str, np.ndarray],
+         **meta: Any) -> Path:
+    """Write a weights file atomically (temp file + rename): torch tensors, or numpy arrays (written without
+    importing torch). Extra `meta` values are stored as JSON."""
     assert kind in KINDS, f"kind must be one of {KINDS}"
     path = Path(path)
-    tensors = clean_state_dict(state)
+    tensors: dict[str, Any]
+    if state and all(isinstance(v, np.ndarray) for v in state.values()):
+        from safetensors.numpy import save_file
+
+        tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    else:
+        from safetensors.torch import save_file  # type: ignore[assignment]
+
+        tensors = clean_state_dict(state)  # type: ignore[arg-type]
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
               "config": json.dumps(config), "tensor_sha256": tensor_digest(tensors)}
     header.update({k: json.dumps(v) for k, v in meta.items()})
@@ -190,6 +198,8 @@ def graph_name(kind: str, config: dict[str, Any]) -> str:
             arch.pop("descriptor_dim", None)  # so does image_code: a per-image generator runs the same graph
         elif kind == "upscaler":
             arch = UpscalerConfig(**config).to_dict()
+        elif kind == "exemplar":
+            raise ValueError("a photo style runs no graph: core.photostyle draws it")
         else:
             raise ValueError(f"unknown model kind {kind!r}, expected one of {KINDS}")
     except (TypeError, AssertionError) as e:
@@ -208,6 +218,8 @@ def build(path: Path | str) -> tuple[torch.nn.Module, dict[str, Any]]:
     from .upscaler import Upscaler
 
     meta, tensors = read(path)
+    if meta["kind"] == "exemplar":
+        raise ModelFileError(path, "a photo style holds photos, not a model: core.photostyle.read loads it")
     members = None
     try:
         if meta["kind"] == "generator":

@@ -12,7 +12,8 @@ Requests (stdin):
   {"id": 4, "cmd": "maps", "input": "/photos/wall.jpg", "out": "/dir", "maps": ["albedo", "normal"], "tile": true,
    "normal_strength": 1.0, "roughness": 0.75}   a photo's PBR set as `tessera tile` + `tessera maps --tile`
                                                write it: /dir/wall_<map>.png (all but input and out optional)
-  {"id": 5, "cmd": "learn", "inputs": ["/photos/wall.jpg"], "name": "my_wall", "minutes": 15}   `tessera learn`
+  {"id": 5, "cmd": "learn", "inputs": ["/photos/wall.jpg"], "name": "my_wall"}   `tessera learn` (a photo style;
+                                                                    "method": "gan", "minutes": 15 trains one)
    (also steps, like, resume, restart, replace, start: as its LearnConfig, and "resume": "auto" to continue
    an unfinished run of the name if there is one; needs PyTorch and training/); the
    result goes into the worker's --models folder, else the user models folder, and the models reload
@@ -76,18 +77,18 @@ class Cancelled(Exception):
 class OnnxModels:
     """core.runtime.Runtime behind the methods of core.api.Tessera that this worker and core.batch call
     (generate, generate_maps, generate_many, generate_gan, roughness, style_weights, styles, generators,
-    upscalers, errors, device). Progress is told after the GAN and after each upscaling tile, so a cancel
+    photos, upscalers, errors, device). Progress is told after the GAN and after each upscaling tile, so a cancel
     acts at the next tile, as on PyTorch."""
 
     def __init__(self, rt: Any, device: str):
         self.rt, self.device = rt, device
         self.styles, self.generators, self.upscalers, self.errors = rt.styles, rt.generators, rt.upscalers, rt.errors
+        self.photos = rt.photos
 
     def style_weights(self, style: str | dict[str, float]) -> tuple[Any, np.ndarray]:
-        """→ (the generator entry, (1, styles) float32 weights). Raises ValueError for a bad style or mix."""
-        from .request import style_weights
-
-        return style_weights(style, self.generators)
+        """→ (the entry: a generator's or a photo style, (1, styles) float32 weights). Raises ValueError for a
+        bad style or mix."""
+        return self.rt.style_weights(style)
 
     def roughness(self, style: str | dict[str, float]) -> float:
         from .pbr import style_roughness
@@ -241,17 +242,21 @@ class Worker:
         return {"manifest": str(manifest), "skipped": skipped}
 
     def thumbnails(self, rid: Any, req: dict) -> dict:
-        """One small GAN sample per style, cached per weights file (by its tensor digest)."""
+        """One small GAN sample per style (a photo style: its first photo), cached per weights file (by its
+        tensor digest)."""
         from .imageio import write_png
+        from .photostyle import PhotoStyle
 
         size = int(req.get("size", 128))
         files = {}
         for i, style in enumerate(self.gen.styles):
-            entry = self.gen.generators[style]
+            entry = self.gen.style_weights(style)[0]
             key = str(entry.meta.get("tensor_sha256", entry.path.stem))[:12]
             path = Path(out_path(req)) / key / f"{style}.png"
             if not path.is_file():
-                write_png(path, to_rgb8(self.gen.generate_gan(style, seed=0, size=size)))
+                photo = entry if isinstance(entry, PhotoStyle) else None
+                write_png(path, photo.thumbnail(size) if photo else
+                          to_rgb8(self.gen.generate_gan(style, seed=0, size=size)))
             files[style] = str(path)
             self.progress(rid, i + 1, len(self.gen.styles))
         return {"files": files}
@@ -282,7 +287,24 @@ class Worker:
         return {"files": {m: str(p) for m, p in write_maps(paths, images).items()}, "size": [w, h]}
 
     def learn(self, rid: Any, req: dict) -> dict:
-        """`tessera learn` with progress (steps, time left) and cancel (the run is kept: resume continues)."""
+        """`tessera learn` with progress (steps, time left) and cancel (the run is kept: resume continues).
+        "method": "quilt" (the default) writes a photo style in seconds, on either runtime (core.photostyle);
+        "gan" trains, which needs PyTorch and the training package."""
+        method = req.get("method", "quilt")
+        if method not in ("quilt", "gan"):
+            raise ValueError(f"method {method!r}: use 'quilt' or 'gan'")
+        if method == "quilt":
+            from .photostyle import learn as learn_photos
+
+            inputs = [Path(os.path.expanduser(str(p))) for p in req["inputs"]]
+            if not all(p.is_absolute() for p in inputs):
+                raise ValueError(f"inputs {[str(p) for p in inputs]} must be absolute paths")
+            self.progress(rid, 0, 1)
+            out = learn_photos(inputs, str(req["name"]), self.models, bool(req.get("replace", False)))
+            self.progress(rid, 1, 1)
+            if self.reload is not None:  # the new style, offered by this warm worker at once
+                self.gen = self.reload()
+            return {"file": str(out), "style": str(req["name"]), "styles": list(self.gen.styles)}
         if not torch_importable():
             raise ValueError(NEEDS_TORCH)
         try:
@@ -295,8 +317,9 @@ class Worker:
         if not all(os.path.isabs(p) for p in inputs):
             raise ValueError(f"inputs {inputs} must be absolute paths")
         fields = {k: req[k] for k in LEARN_FIELDS if req.get(k) is not None and k != "resume"}
-        cfg = LearnConfig(inputs=[Path(p) for p in inputs], name=str(req["name"]), models=self.models,
-                          device=str(self.gen.device), resume=req.get("resume") is True, **fields)
+        cfg = LearnConfig(inputs=[Path(p) for p in inputs], name=str(req["name"]), method="gan",
+                          models=self.models, device=str(self.gen.device), resume=req.get("resume") is True,
+                          **fields)
         if req.get("resume") == "auto" and not cfg.restart:  # an unfinished run of this name continues
             from training.checkpoint import LAST
 

@@ -720,8 +720,8 @@ def learn_steps(path: Path) -> int:
 def test_new_style_from_image_is_offered_at_once(bpy, addon, scene, learning, learn_models):
     for i in range(2):
         photo(learning["photos"] / f"wall{i}.png", seed=i)
-    assert bpy.ops.tessera.style_from_image(directory=str(learning["photos"]), style="my_wall", steps=2,
-                                           start=learning["start"]) == {"FINISHED"}
+    assert bpy.ops.tessera.style_from_image(directory=str(learning["photos"]), style="my_wall", method="GAN",
+                                           steps=2, start=learning["start"]) == {"FINISHED"}
     out = learn_models / "my_wall.safetensors"
     assert learn_steps(out) == learn_steps(learn_models / "start.safetensors") + 2
     assert "my_wall" in addon["styles"].names() and scene.style == "my_wall"  # in the list, and chosen
@@ -736,7 +736,7 @@ def test_cancelled_learn_keeps_its_run_and_the_same_name_continues_it(bpy, addon
     wall = photo(learning["photos"] / "wall.png")
     with monkeypatch.context() as m:  # as in the UI: the operator returns at once, a timer would follow
         m.setattr(jobs, "submit", functools.partial(jobs.submit, wait=False))
-        assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_bark", steps=10_000,
+        assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_bark", method="GAN", steps=10_000,
                                                start=learning["start"]) == {"FINISHED"}
         job = jobs.running()
         assert job is not None and job.cmd == "learn"
@@ -750,7 +750,7 @@ def test_cancelled_learn_keeps_its_run_and_the_same_name_continues_it(bpy, addon
                                    "my_bark continues it")
     assert from_image_module().unfinished_run("my_bark") and not (learn_models / "my_bark.safetensors").exists()
     kept = job.done
-    assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_bark", steps=kept + 1,
+    assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_bark", method="GAN", steps=kept + 1,
                                            start=learning["start"]) == {"FINISHED"}
     out = learn_models / "my_bark.safetensors"
     assert learn_steps(out) == learn_steps(learn_models / "start.safetensors") + kept + 1  # continued, not anew
@@ -769,15 +769,17 @@ def test_new_style_from_bad_input_is_learns_one_line(bpy, addon, scene, learning
     else:
         path, name, expected = photo(tmp_path / "wall.png"), "noise", "start.safetensors already has a style of this name"
     with pytest.raises(RuntimeError, match=expected) as info:
-        bpy.ops.tessera.style_from_image(filepath=str(path), style=name, steps=1, start=learning["start"])
+        bpy.ops.tessera.style_from_image(filepath=str(path), style=name, method="GAN", steps=1,
+                                         start=learning["start"])
     assert len(str(info.value).strip().splitlines()) == 1 and "Traceback" not in str(info.value)
     assert not (tmp_path / "cache" / "learn" / name / "run").exists()
 
 
 def test_from_image_on_the_bundled_runtime_without_torch(bpy, addon, scene, learning, tiny_models, tmp_path,
                                                          monkeypatch):
-    """Worker Python empty and no torch: Material from Image works; New Style from Image says in one line
-    that it needs a Worker Python with PyTorch."""
+    """Worker Python empty and no torch: Material from Image works, and so does New Style from Image from the
+    photos (a photo style, drawn by Generate); to train, it says in one line that it needs a Worker Python
+    with PyTorch."""
     from core.export_onnx import export_folder
 
     bpy.context.preferences.addons[ADDON].preferences.models_dir = str(tiny_models)
@@ -792,8 +794,13 @@ def test_from_image_on_the_bundled_runtime_without_torch(bpy, addon, scene, lear
     assert bpy.data.objects["Cube"].active_material.name == "Tessera wall"
     with pytest.raises(RuntimeError, match=r"Tessera: New Style from Image needs a Worker Python with PyTorch "
                                            r"\(set one in Preferences › Tessera") as info:
-        bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_wall", steps=1)
+        bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_wall", method="GAN", steps=1)
     assert len(str(info.value).strip().splitlines()) == 1
+    assert bpy.ops.tessera.style_from_image(filepath=str(wall), style="my_wall") == {"FINISHED"}
+    assert (tiny_models / "my_wall.safetensors").is_file() and scene.style == "my_wall"
+    assert "New style my_wall made from the photos" in addon["jobs"].STATE.message[1]
+    assert bpy.ops.tessera.generate() == {"FINISHED"}
+    assert bpy.data.objects["Cube"].active_material.name == "Tessera my_wall"
 
 
 def test_the_image_editor_menu_offers_both(bpy, addon):

@@ -44,16 +44,16 @@ def photos(folder: Path, n: int = 2, size: tuple[int, int] = (160, 200)) -> Path
 
 
 def config(env: Path, inputs: list[Path], **over) -> LearnConfig:
-    kw = dict(inputs=inputs, name="my_wall", steps=2, start=env / "gan-tiny.safetensors", device="cpu",
-              batch=2, crop=16, g_size=32)
+    kw = dict(inputs=inputs, name="my_wall", method="gan", steps=2, start=env / "gan-tiny.safetensors",
+              device="cpu", batch=2, crop=16, g_size=32)
     return LearnConfig(**{**kw, **over})
 
 
 def test_learn_adds_a_style_that_generate_offers(env, tmp_path, run_cli):
     folder = photos(tmp_path / "photos")
     xdg = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "TESSERA_CACHE": str(tmp_path / "cache")}
-    r = run_cli("learn", folder, "--name", "my_wall", "--steps", "2", "--start", env / "gan-tiny.safetensors",
-                "--device", "cpu", env=xdg, timeout=300)
+    r = run_cli("learn", folder, "--name", "my_wall", "--method", "gan", "--steps", "2", "--start",
+                env / "gan-tiny.safetensors", "--device", "cpu", env=xdg, timeout=300)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "xdg" / "tessera" / "models" / "my_wall.safetensors"
     assert r.stdout.strip() == str(out) and out.is_file()
@@ -74,9 +74,11 @@ def test_bad_input_is_one_line_and_trains_nothing(env, tmp_path, run_cli):
         (str(small),): "is too small to learn from: photos need at least 128×128 px",
         (str(tmp_path / "nothing"),): "no such file or folder",
     }
-    for args, message in cases.items():
-        r = run_cli("learn", *args, "--name", "w", "--steps", "1", env={"TESSERA_CACHE": str(tmp_path / "c")})
+    for (args, message), method in zip(cases.items(), ("gan", "quilt", "gan")):  # both methods check alike
+        r = run_cli("learn", *args, "--name", "w", "--method", method, "--steps", "1",
+                    env={"TESSERA_CACHE": str(tmp_path / "c"), "XDG_DATA_HOME": str(tmp_path / "xdg")})
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "xdg" / "tessera" / "models").exists()  # nothing written
     with pytest.raises(ValueError, match="lower-case letters"):
         config(env, [folder], name="My Wall")
     with pytest.raises(ValueError, match="tessera_gan.safetensors already has a style of this name"):

@@ -191,11 +191,31 @@ def test_maps_request_makes_a_photo_seamless_and_derives_its_maps(tiny_models, t
     assert not (out / "bad").exists()
 
 
-def test_learn_request_without_torch_says_what_it_needs(onnx_models, tmp_path):
-    events = run_worker([{"id": 1, "cmd": "learn", "inputs": [str(tmp_path / "a.png")], "name": "mine"}],
-                        "--models", str(onnx_models), torch=False)
+def test_learn_request_to_train_without_torch_says_what_it_needs(onnx_models, tmp_path):
+    events = run_worker([{"id": 1, "cmd": "learn", "inputs": [str(tmp_path / "a.png")], "name": "mine",
+                          "method": "gan"}], "--models", str(onnx_models), torch=False)
     (event,) = by_id(events, 1)
     assert event["event"] == "error" and "PyTorch" in event["message"] and "Worker Python" in event["message"]
+
+
+def test_a_photo_style_is_made_and_drawn_without_torch(onnx_models, tmp_path):
+    """learn's default method (a photo style) needs neither torch nor training/: the ONNX worker makes it,
+    offers it at once and draws it; a bad method is one line."""
+    from training_helpers import smooth_noise
+
+    photo = tmp_path / "wall.png"
+    Image.fromarray((smooth_noise(3, 160, 200) * 255).round().astype(np.uint8)).save(photo)
+    events = run_worker([{"id": 1, "cmd": "learn", "inputs": [str(photo)], "name": "my_wall"},
+                         {"id": 2, "cmd": "generate", "style": "my_wall", "size": 256, "seed": 4,
+                          "out": str(tmp_path / "t.png")},
+                         {"id": 3, "cmd": "learn", "inputs": [str(photo)], "name": "w2", "method": "paint"}],
+                        "--models", str(onnx_models), torch=False)
+    (result,) = [e for e in by_id(events, 1) if e["event"] == "result"]
+    assert result["style"] == "my_wall" and "my_wall" in result["styles"]
+    assert Path(result["file"]) == onnx_models / "my_wall.safetensors"
+    assert [e["event"] for e in by_id(events, 2)][-1] == "result"
+    assert np.asarray(Image.open(tmp_path / "t.png")).shape == (256, 256, 3)
+    assert by_id(events, 3)[-1] == {"id": 3, "event": "error", "message": "method 'paint': use 'quilt' or 'gan'"}
 
 
 def test_learn_request_refuses_relative_inputs(tiny_models):

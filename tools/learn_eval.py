@@ -1,7 +1,7 @@
 """How close `tessera learn` comes to a user's photo, against training from scratch for the same time.
 
     python tools/learn_eval.py train PHOTO --arm learn|scratch --out DIR [--minutes 5,15,30]
-    python tools/learn_eval.py measure DIR [DIR …] --sheet docs/learn_sheet.png [--json FILE]
+    python tools/learn_eval.py measure DIR|PHOTO [… ] --sheet docs/learn_sheet.png [--json FILE]
     python tools/learn_eval.py pick VAL_DIR [--per-style N] [--start FILE]
 
 `train` runs one arm on one photo and exports a generator after each budget in --minutes (CPU minutes of
@@ -13,8 +13,12 @@ DIR/<arm>/<minutes>min.safetensors are the results.
 `measure` scores every result in each DIR with the classifier two-sample test of core.realism at the GAN's
 scale: 64² crops of the photo (at the training scale, ≤ 256 px) against crops of 8 seeds drawn at 256²;
 the photo is cut into 8 tiles, four for the real role and four for the floor (the photo against itself),
-so the held-out crops always come from other tiles. 3 repeats. The sheet: per photo, the photo, three
-seeds of the learned style after the longest budget, and the photo after `tessera tile`, each tiled 2×2.
+so the held-out crops always come from other tiles. 3 repeats. It also scores `quilt`, the photo style
+`learn` makes by default (core.photostyle): 8 seeds quilted (core.quilt) from the floor's tiles only, so no
+crop of the real role is copied into it (at this scale the floor's tiles are strips a quarter of the photo
+wide, so the patches are at most half that: more cuts than a whole photo gives). A PHOTO instead of a DIR
+is scored for `quilt` alone. The sheet: per photo, the photo, three seeds of its photo style (quilted from
+the whole photo), and the photo after `tessera tile`, each tiled 2×2.
 
 `pick` measures the start `learn` chooses without --like (training.learn.nearest_style, as it runs): over
 labelled photos VAL_DIR/<style>/*.png of the shipped styles (e.g. the curated validation split), how often
@@ -51,8 +55,8 @@ def train(photo: Path, arm: str, out: Path, budgets: list[float]) -> None:
     name = "photo"
     for k, minutes in enumerate(budgets):
         if arm == "learn":
-            cfg = LearnConfig(inputs=[photo], name=name, minutes=minutes, resume=k > 0, restart=k == 0,
-                              replace=True, models=folder / "models", work=folder / "work")
+            cfg = LearnConfig(inputs=[photo], name=name, method="gan", minutes=minutes, resume=k > 0,
+                              restart=k == 0, replace=True, models=folder / "models", work=folder / "work")
             result = learn(cfg)
         else:
             data = folder / "photos" / name
@@ -96,6 +100,29 @@ def samples(path: Path, seeds: range) -> list[np.ndarray]:
             .round().astype(np.uint8) for s in seeds]
 
 
+def floor_strips(img: np.ndarray) -> list[np.ndarray]:
+    """The floor's tiles of `tiles(img)` (the odd ones) as the whole strips they make up: two columns a
+    quarter of the width each for a wide image, the right half for a tall one."""
+    h, w = img.shape[:2]
+    if w >= h:
+        return [img[:, w // 4:2 * w // 4], img[:, 3 * w // 4:]]
+    return [img[:, w // 2:]]
+
+
+def quilted(exemplars: list[np.ndarray], seeds: range) -> list[np.ndarray]:
+    """GAN_SIDE² textures quilted from `exemplars` (seed s from exemplar s mod their number), patches a quarter
+    of the shorter side as a photo style has them, at most half of it."""
+    from core import quilt
+
+    out = []
+    for s in seeds:
+        ex = exemplars[s % len(exemplars)]
+        side = min(ex.shape[:2])
+        patch = min(quilt.default_patch(*ex.shape[:2]), side // 2) if side >= 64 else side // 2
+        out.append(quilt.synthesize(ex, GAN_SIDE, GAN_SIDE, patch=max(patch, quilt.MIN_PATCH), seed=s))
+    return out
+
+
 def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict:
     from core.demo import contact_sheet
     from core.realism import C2stConfig, two_sample
@@ -103,24 +130,25 @@ def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict
 
     results, rows = {}, []
     for d in dirs:
-        photo = read_image(next(p for p in (d / "photo").iterdir()))
+        photo = read_image(d if d.is_file() else next(p for p in (d / "photo").iterdir()))
+        name = d.stem if d.is_file() else d.name
         small = at_gan_scale(photo)
         parts = tiles(small)
         real = {"photo": [[t] for t in parts[0::2]]}
-        others = {"floor": {"photo": [[t] for t in parts[1::2]]}}
-        for arm in ("learn", "scratch"):
+        others = {"floor": {"photo": [[t] for t in parts[1::2]]},
+                  "quilt": {"photo": [[x] for x in quilted(floor_strips(small), range(SEEDS))]}}
+        for arm in ("learn", "scratch") if d.is_dir() else ():
             for f in sorted((d / arm).glob("*min.safetensors"), key=lambda p: float(p.name[:-len("min.safetensors")])):
                 others[f"{arm} {f.name[:-len('.safetensors')]}"] = {"photo": [[s] for s in samples(f, range(SEEDS))]}
         crops = min(96, 4 * min(min(t.shape[:2]) for t in parts))
         r = two_sample(real, others, repeats=3, cfg=C2stConfig(crops=crops))
-        results[d.name] = {k: {"acc": round(v["mean"]["acc"], 3), "std": round(v["mean"]["std"], 3)}
-                           for k, v in r.items() if "mean" in v}
-        print(d.name, json.dumps(results[d.name]), flush=True)
-        longest = max((d / "learn").glob("*min.safetensors"), key=lambda p: float(p.name[:-len("min.safetensors")]))
-        seeds = samples(longest, range(3))
+        results[name] = {k: {"acc": round(v["mean"]["acc"], 3), "std": round(v["mean"]["std"], 3)}
+                         for k, v in r.items() if "mean" in v}
+        print(name, json.dumps(results[name]), flush=True)
+        seeds = quilted([small], range(3))
         tiled = make_tileable(small)
-        rows.append({f"{d.name}: photo": small, **{f"{d.name}: learned, seed {i}": x for i, x in enumerate(seeds)},
-                     f"{d.name}: photo after tile": tiled})
+        rows.append({f"{name}: photo": small, **{f"{name}: photo style, seed {i}": x for i, x in enumerate(seeds)},
+                     f"{name}: photo after tile": tiled})
     if out_json:
         out_json.write_text(json.dumps(results, indent=1))
     if sheet:  # each cell tiled 2×2: the photo's seams show, the learned style's and tile's do not
@@ -155,7 +183,7 @@ def main() -> int:
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--minutes", default="5,15,30")
     m = sub.add_parser("measure")
-    m.add_argument("dirs", type=Path, nargs="+")
+    m.add_argument("dirs", type=Path, nargs="+", help="folders `train` wrote, or photos (scored for quilt only)")
     m.add_argument("--sheet", type=Path)
     m.add_argument("--json", type=Path)
     k = sub.add_parser("pick")

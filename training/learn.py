@@ -1,4 +1,8 @@
-"""`tessera learn PHOTO|FOLDER … --name NAME`: a new seamless style from a few photos, in minutes on a CPU.
+"""`tessera learn PHOTO|FOLDER … --name NAME`: a new seamless style from a few photos.
+
+Two methods. `--method quilt` (the default) writes a photo style in seconds: the photos themselves, which
+`generate` quilts into new seamless textures on a torus (core.photostyle, core.quilt; no training, no torch).
+`--method gan` adapts the generator, in minutes on a CPU, as follows.
 
 Training a style from scratch needs hours; adapting the shipped generator needs minutes. `learn` starts a
 GAN run (`training.gan`) from a generator file (the shipped one by default): the new style's embedding
@@ -19,7 +23,6 @@ A kill loses at most 25 steps: `--resume` continues the run, and `--minutes` cou
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,16 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.catalog import SHIPPED_DIR, model_files, peek, user_models_dir
-from core.files import cache_dir, check_name_length
+from core.catalog import SHIPPED_DIR, peek, user_models_dir
+from core.files import cache_dir
+from core.photostyle import NAME, SUFFIXES, check_name, photo_files  # noqa: F401  (shared by both methods)
 
 MIN_SIDE = 128  # px, the shorter side of a photo as given: the GAN sees 64² crops of it at ≤ 256 px
 MAX_ASPECT = 4  # longer / shorter side: a narrower strip holds too few crops at the training scale
 TRAIN_SIDE = 256  # photos are seen at ≤ this many px on the longer side (as the curated textures)
 KEEP_SIDE = 512  # the work folder keeps the photos at ≤ this (it is a cache, not an archive)
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 SHIPPED_GAN = SHIPPED_DIR / "tessera_gan.safetensors"
-SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".tga", ".exr"}
+METHODS = ("quilt", "gan")
 
 
 @dataclass
@@ -45,8 +48,11 @@ class LearnConfig:
     """photos, or folders of photos (their images, not sub-folders)"""
     name: str
     """the new style's name: lower-case letters, digits, _ and -, at most 40"""
+    method: str = "quilt"
+    """quilt: a photo style, made in seconds, whose textures are quilted from the photos at their own scale
+    (core.photostyle); gan: adapt the generator to the photos in --minutes of training"""
     minutes: float = 15.0
-    """CPU (or GPU) minutes of training, counted across --resume"""
+    """--method gan: CPU (or GPU) minutes of training, counted across --resume"""
     steps: int | None = None
     """stop after this many training steps instead (counted across --resume), if sooner"""
     like: str | None = None
@@ -84,29 +90,14 @@ class LearnConfig:
             raise ValueError(f"--steps {self.steps} must be ≥ 1")
         if self.resume and self.restart:
             raise ValueError("--resume continues the earlier run, --restart throws it away: pick one")
+        if self.method not in METHODS:
+            raise ValueError(f"--method {self.method}: choose from {', '.join(METHODS)}")
+        if self.method == "quilt" and (self.resume or self.restart):
+            flag = "--resume" if self.resume else "--restart"
+            raise ValueError(f"{flag} is for --method gan: a photo style (--method quilt) is made in seconds")
 
 
 # inputs
-
-def photo_files(inputs: list[Path]) -> list[Path]:
-    """The image files named by `inputs` (files as given; a folder's images by suffix, sorted). Raises
-    FileNotFoundError for a path that is not there, ValueError when no image is named at all."""
-    files: list[Path] = []
-    for p in inputs:
-        check_name_length(p)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
-            if not found:
-                raise ValueError(f"{p}: no images in this folder (looked for {', '.join(sorted(SUFFIXES))})")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    if not files:
-        raise ValueError("no photos given: name one or more images or folders of images")
-    return files
-
 
 def read_photos(files: list[Path]) -> list[np.ndarray]:
     """Each file read upright as (H, W, 3) uint8 and shrunk to ≤ KEEP_SIDE px. Raises ValueError naming the
@@ -128,28 +119,6 @@ def read_photos(files: list[Path]) -> list[np.ndarray]:
             raise ValueError(f"{f}: {w}×{h} px is a strip; crop it to at most {MAX_ASPECT}:1")
         photos.append(np.asarray(_resize(Image.fromarray(img), KEEP_SIDE)))
     return photos
-
-
-def check_name(name: str, models: Path | None, replace: bool) -> None:
-    """ValueError when `name` is already a style on the search path of `models` (None: the user models
-    folder, then the shipped weights): of a file learned earlier, <models>/<name>.safetensors (unless
-    `replace`), or of any other weights file (those are not ours to replace)."""
-    mine = (models or user_models_dir()) / f"{name}.safetensors"
-    for path in model_files(models):
-        try:
-            styles = json.loads(peek(path).get("styles", "[]"))
-        except ValueError:
-            continue  # a broken file is reported by whatever loads it
-        if name not in styles:
-            continue
-        if path == mine and replace:
-            continue
-        if path == mine:
-            raise ValueError(f"--name {name}: you learned a style of this name before ({path}); pass --replace "
-                             "to replace it, or choose another name")
-        raise ValueError(f"--name {name}: {path.name} already has a style of this name; choose another name")
-    if mine.exists() and not replace:
-        raise ValueError(f"--name {name}: {mine} exists; pass --replace to replace it, or choose another name")
 
 
 # the start
@@ -206,7 +175,7 @@ def style_descriptors(start: Path, device: str = "cpu") -> dict[str, np.ndarray]
         table, idx = np.asarray(ref["descriptors"], np.float32), np.asarray(ref["style"])
         return {name: table[idx == i] for i, name in enumerate(json.loads(header["styles"])) if (idx == i).any()}
     gen = load_generator(device, models_dir=start.parent)
-    styles = [s for s in gen.styles if gen.generators[s].path.resolve() == start.resolve()]
+    styles = [s for s, e in gen.generators.items() if e.path.resolve() == start.resolve()]
     return {style: np.mean([describe(gen.generate_gan(style, seed=s, size=TRAIN_SIDE)[0].permute(1, 2, 0).float()
                                      .cpu().numpy()) for s in (0, 1)], axis=0)[None] for style in styles}
 
@@ -241,6 +210,12 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
     training. `progress(done, total, seconds_left)` after each step (steps of this style, counted across
     resumes; the total follows the step rate under a time budget): returning False stops the run,
     checkpointed, and raises Stopped."""
+    if cfg.method == "quilt":
+        from core import photostyle
+
+        out = photostyle.learn(cfg.inputs, cfg.name, cfg.models, cfg.replace)
+        log(f"learn: photo style {cfg.name!r} from {len(photostyle.photo_files(cfg.inputs))} photo(s) → {out}")
+        return out
     from . import checkpoint, export
     from .common import Clock
     from .gan import GanConfig, train
