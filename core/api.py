@@ -268,14 +268,7 @@ def _load_into(path: Path, dev: torch.device, gens: dict[str, _GanEntry],
                photos: dict[str, PhotoStyle]) -> None:
     """Build one weights file onto `dev` and file it under its styles, its upscaler slot (catalog.
     upscaler_slot) or, a photo style, under its name in `photos` (earlier files win)."""
-    if photostyle.is_photo_style(path):
-        try:
-            ps = photostyle.read(path)
-        except (weights.ModelFileError, FileNotFoundError) as e:
-            errors.append(str(e))
-            return
-        if ps.name not in gens:
-            photos.setdefault(ps.name, ps)
+    if photostyle.load_into(path, gens, photos, errors):
         return
     try:
         model, meta = weights.build(path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,22 @@ def is_photo_style(path: Path) -> bool:
         return peek(path).get("kind") == KIND
     except ValueError:
         return False
+
+
+def load_into(path: Path, taken: Mapping[str, Any], photos: dict[str, PhotoStyle], errors: list[str]) -> bool:
+    """For both runtimes' loaders: whether weights file `path` is a photo style; if so it is read and filed under
+    its name in `photos` unless `taken` (the generators' styles) or `photos` has that name already (earlier
+    files on the search path win), or, when it cannot be used, reported in `errors` (one line naming it)."""
+    if not is_photo_style(path):
+        return False
+    try:
+        ps = read(path)
+    except (weights.ModelFileError, FileNotFoundError) as e:
+        errors.append(str(e))
+        return True
+    if ps.name not in taken:
+        photos.setdefault(ps.name, ps)
+    return True
 
 
 def read(path: Path | str) -> PhotoStyle:

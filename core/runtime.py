@@ -105,14 +105,7 @@ def _load_into(path: Path, providers: Sequence[str], threads: int, gens: dict[st
                ups: dict[int | str, _Up], errors: list[str], photos: dict[str, PhotoStyle]) -> None:
     """Open one weights file and file it under its styles, its upscaler slot (catalog.upscaler_slot) or, a
     photo style, under its name in `photos` (earlier files win)."""
-    if photostyle.is_photo_style(path):
-        try:
-            ps = photostyle.read(path)
-        except (weights.ModelFileError, FileNotFoundError) as e:
-            errors.append(str(e))
-            return
-        if ps.name not in gens:
-            photos.setdefault(ps.name, ps)
+    if photostyle.load_into(path, gens, photos, errors):
         return
     try:
         meta, tensors = weights.read(path, "np")
