@@ -185,8 +185,14 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     from training.learn import LearnConfig, learn
 
+    if args.method == "quilt":  # flags of the other method would be silently ignored
+        given = [flag for flag, value in (("--minutes", args.minutes), ("--steps", args.steps),
+                                          ("--like", args.like), ("--start", args.start)) if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} is for --method gan (training); the default method makes a photo style "
+                             "in seconds: add --method gan to train")
     cfg = LearnConfig(inputs=[Path(p) for p in args.inputs], name=args.name, method=args.method,
-                      minutes=args.minutes,
+                      minutes=15.0 if args.minutes is None else args.minutes,
                       steps=args.steps, like=args.like, resume=args.resume, restart=args.restart,
                       replace=args.replace, models=args.models, device=args.device,
                       **({"start": Path(args.start)} if args.start else {}))
@@ -291,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--method", choices=("quilt", "gan"), default="quilt",
                     help="quilt: a photo style, made in seconds, whose textures are quilted from the photos at "
                          "their own scale; gan: adapt the shipped generator in --minutes of training (default quilt)")
-    le.add_argument("--minutes", type=float, default=15.0, help="--method gan: training time, counted across "
+    le.add_argument("--minutes", type=float, default=None, help="--method gan: training time, counted across "
                                                                  "--resume (default 15)")
     le.add_argument("--steps", type=int, default=None, help="--method gan: stop after this many steps instead, "
                                                             "if sooner")
@@ -300,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--resume", action="store_true", help="--method gan: continue an interrupted run of this --name")
     le.add_argument("--restart", action="store_true", help="--method gan: throw away an unfinished run of this --name")
     le.add_argument("--replace", action="store_true", help="replace a style of this name you learned before")
-    le.add_argument("--start", metavar="FILE", help="the generator file to adapt (default: the shipped one)")
+    le.add_argument("--start", metavar="FILE", help="--method gan: the generator file to adapt (default: the "
+                                                    "shipped one)")
 
     b = parsers["batch"]
     b.add_argument("--styles", help="comma-separated styles (default: all)")

@@ -116,6 +116,19 @@ def is_photo_style(path: Path) -> bool:
         return False
 
 
+def check_alone(style: str | dict[str, float], photos: Mapping[str, Any]) -> None:
+    """ValueError when `style` (a name, a mix string or a {name: weight} dict, as core.request takes) mixes a
+    photo style in `photos` with other styles: a photo style is drawn from its photos, with nothing to blend."""
+    from .request import parse_style
+
+    if isinstance(style, str) and style in photos:
+        return
+    mix = parse_style(style) if isinstance(style, str) else dict(style)
+    mine = [name for name in mix if name in photos]
+    if mine and len(mix) > 1:
+        raise ValueError(f"{mine[0]} is a photo style: it cannot be mixed with other styles; use it alone")
+
+
 def load_into(path: Path, taken: Mapping[str, Any], photos: dict[str, PhotoStyle], errors: list[str]) -> bool:
     """For both runtimes' loaders: whether weights file `path` is a photo style; if so it is read and filed under
     its name in `photos` unless `taken` (the generators' styles) or `photos` has that name already (earlier

@@ -85,8 +85,10 @@ def test_a_photo_style_is_drawn_alike_by_both_runtimes(mine: Path):
     assert [s for s, _ in gen.generate_many("my_wall", [4, 5], size=256)] == [4, 5]
     maps = gen.generate_maps("my_wall", seed=4, size=256, maps=("albedo", "normal", "roughness"))
     assert np.array_equal(maps["albedo"], a) and maps["normal"].shape == (256, 256, 3)
-    with pytest.raises(ValueError, match="come from different weights files and cannot be mixed"):
-        gen.generate("my_wall+brick", size=256)
+    for mix in ("my_wall+brick", "brick:0.3+my_wall:0.7", {"my_wall": 1.0, "grass": 1.0}):
+        with pytest.raises(ValueError, match="my_wall is a photo style: it cannot be mixed with other styles"):
+            gen.generate(mix, size=256)
+    assert np.array_equal(gen.generate({"my_wall": 1.0}, seed=4, size=256), a)
     with pytest.raises(ValueError, match="my_wall is a photo style: it has no GAN output"):
         gen.generate_gan("my_wall")
     assert gen.generate("brick", seed=1, size=256).shape == (256, 256, 3)  # the GAN's styles as before
@@ -96,6 +98,8 @@ def test_a_photo_style_is_drawn_alike_by_both_runtimes(mine: Path):
     assert rt.styles == gen.styles and np.array_equal(rt.generate("my_wall", seed=4, size=256), a)
     with pytest.raises(ValueError, match="my_wall is a photo style"):
         rt.generate_gan("my_wall")
+    with pytest.raises(ValueError, match="my_wall is a photo style: it cannot be mixed"):
+        rt.generate("grass+my_wall", size=256)
 
 
 def test_a_style_file_holds_the_photos_and_a_tampered_one_is_refused(mine: Path):
@@ -147,6 +151,11 @@ def test_cli_learn_then_generate(tmp_path: Path, run_cli):
     r = run_cli("learn", photo, "--name", "my_wall", "--resume", env=env)
     assert r.returncode == 2 and r.stderr.strip() == ("error: --resume is for --method gan: a photo style "
                                                       "(--method quilt) is made in seconds")
+    r = run_cli("learn", photo, "--name", "other", "--minutes", "5", env=env)  # not silently ignored
+    assert r.returncode == 2 and r.stderr.strip() == ("error: --minutes is for --method gan (training); the "
+                                                      "default method makes a photo style in seconds: add "
+                                                      "--method gan to train")
+    assert not (tmp_path / "xdg" / "tessera" / "models" / "other.safetensors").exists()
 
 
 def test_batch_bakes_a_photo_style_and_names_its_photos(mine: Path, tmp_path: Path):

@@ -3,6 +3,7 @@
     python tools/learn_eval.py train PHOTO --arm learn|scratch --out DIR [--minutes 5,15,30]
     python tools/learn_eval.py measure DIR|PHOTO [… ] --sheet docs/learn_sheet.png [--json FILE]
     python tools/learn_eval.py pick VAL_DIR [--per-style N] [--start FILE]
+    python tools/learn_eval.py seams PHOTO [PHOTO …] [--size 1024] [--seeds 4]
 
 `train` runs one arm on one photo and exports a generator after each budget in --minutes (CPU minutes of
 training, counted across the stages): `learn` adapts the shipped generator (training.learn, as the CLI
@@ -12,13 +13,17 @@ DIR/<arm>/<minutes>min.safetensors are the results.
 
 `measure` scores every result in each DIR with the classifier two-sample test of core.realism at the GAN's
 scale: 64² crops of the photo (at the training scale, ≤ 256 px) against crops of 8 seeds drawn at 256²;
-the photo is cut into 8 tiles, four for the real role and four for the floor (the photo against itself),
-so the held-out crops always come from other tiles. 3 repeats. It also scores `quilt`, the photo style
-`learn` makes by default (core.photostyle): 8 seeds quilted (core.quilt) from the floor's tiles only, so no
-crop of the real role is copied into it (at this scale the floor's tiles are strips a quarter of the photo
-wide, so the patches are at most half that: more cuts than a whole photo gives). A PHOTO instead of a DIR
-is scored for `quilt` alone. The sheet: per photo, the photo, three seeds of its photo style (quilted from
+the photo is cut into 8 tiles, the four of one half (left, or top for a tall photo) for the real role and
+the four of the other for the floor (the photo against itself), so the held-out crops always come from
+other tiles. 3 repeats. It also scores `quilt`, the photo style `learn` makes by default (core.photostyle):
+8 seeds quilted (core.quilt) from the floor's half only, so no crop of the real role is copied into it,
+with the patch side a photo style uses for the whole photo (a quarter of its shorter side) where the half
+allows it. A PHOTO instead of a DIR is scored for `quilt` alone. The sheet: per photo, the photo, three seeds of its photo style (quilted from
 the whole photo), and the photo after `tessera tile`, each tiled 2×2.
+
+`seams` makes each photo a photo style (core.photostyle, as `learn` does) and draws --seeds textures of
+--size² from it, as `generate` does: their seam ratio (core.metrics; 1.0 = the wrap is like any step
+inside), against the photo's own, and the seconds per texture.
 
 `pick` measures the start `learn` chooses without --like (training.learn.nearest_style, as it runs): over
 labelled photos VAL_DIR/<style>/*.png of the shipped styles (e.g. the curated validation split), how often
@@ -100,30 +105,25 @@ def samples(path: Path, seeds: range) -> list[np.ndarray]:
             .round().astype(np.uint8) for s in seeds]
 
 
-def floor_strips(img: np.ndarray) -> list[np.ndarray]:
-    """The floor's tiles of `tiles(img)` (the odd ones) as the whole strips they make up: two columns a
-    quarter of the width each for a wide image, the right half for a tall one."""
+def halves(img: np.ndarray) -> tuple[list[int], list[int], np.ndarray]:
+    """The indices into `tiles(img)` of the real role's half and of the floor's (left and right, or top and
+    bottom for a tall image), and the floor's half itself."""
     h, w = img.shape[:2]
-    if w >= h:
-        return [img[:, w // 4:2 * w // 4], img[:, 3 * w // 4:]]
-    return [img[:, w // 2:]]
+    if w >= h:  # 2 rows × 4 columns
+        return [0, 1, 4, 5], [2, 3, 6, 7], img[:, w // 2:]
+    return [0, 1, 2, 3], [4, 5, 6, 7], img[h // 2:]  # 4 rows × 2 columns
 
 
-def quilted(exemplars: list[np.ndarray], seeds: range) -> list[np.ndarray]:
-    """GAN_SIDE² textures quilted from `exemplars` (seed s from exemplar s mod their number), patches a quarter
-    of the shorter side as a photo style has them, at most half of it."""
+def quilted(exemplar: np.ndarray, seeds: range, patch: int) -> list[np.ndarray]:
+    """GAN_SIDE² textures quilted from `exemplar` with patches of `patch` px (at most half its shorter side)."""
     from core import quilt
 
-    out = []
-    for s in seeds:
-        ex = exemplars[s % len(exemplars)]
-        side = min(ex.shape[:2])
-        patch = min(quilt.default_patch(*ex.shape[:2]), side // 2) if side >= 64 else side // 2
-        out.append(quilt.synthesize(ex, GAN_SIDE, GAN_SIDE, patch=max(patch, quilt.MIN_PATCH), seed=s))
-    return out
+    patch = max(quilt.MIN_PATCH, min(patch, min(exemplar.shape[:2]) // 2))
+    return [quilt.synthesize(exemplar, GAN_SIDE, GAN_SIDE, patch=patch, seed=s) for s in seeds]
 
 
 def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict:
+    from core import quilt
     from core.demo import contact_sheet
     from core.realism import C2stConfig, two_sample
     from core.tile import make_tileable
@@ -134,9 +134,11 @@ def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict
         name = d.stem if d.is_file() else d.name
         small = at_gan_scale(photo)
         parts = tiles(small)
-        real = {"photo": [[t] for t in parts[0::2]]}
-        others = {"floor": {"photo": [[t] for t in parts[1::2]]},
-                  "quilt": {"photo": [[x] for x in quilted(floor_strips(small), range(SEEDS))]}}
+        mine, theirs, exemplar = halves(small)
+        patch = quilt.default_patch(*small.shape[:2])  # what a photo style of the whole photo uses
+        real = {"photo": [[parts[i]] for i in mine]}
+        others = {"floor": {"photo": [[parts[i]] for i in theirs]},
+                  "quilt": {"photo": [[x] for x in quilted(exemplar, range(SEEDS), patch)]}}
         for arm in ("learn", "scratch") if d.is_dir() else ():
             for f in sorted((d / arm).glob("*min.safetensors"), key=lambda p: float(p.name[:-len("min.safetensors")])):
                 others[f"{arm} {f.name[:-len('.safetensors')]}"] = {"photo": [[s] for s in samples(f, range(SEEDS))]}
@@ -145,7 +147,7 @@ def measure(dirs: list[Path], sheet: Path | None, out_json: Path | None) -> dict
         results[name] = {k: {"acc": round(v["mean"]["acc"], 3), "std": round(v["mean"]["std"], 3)}
                          for k, v in r.items() if "mean" in v}
         print(name, json.dumps(results[name]), flush=True)
-        seeds = quilted([small], range(3))
+        seeds = quilted(small, range(3), patch)
         tiled = make_tileable(small)
         rows.append({f"{name}: photo": small, **{f"{name}: photo style, seed {i}": x for i, x in enumerate(seeds)},
                      f"{name}: photo after tile": tiled})
@@ -174,6 +176,34 @@ def pick(val: Path, per_style: int, start: Path = ROOT / "core" / "weights" / "t
     return result
 
 
+def seams(photos: list[Path], size: int, seeds: int) -> dict:
+    import tempfile
+    import time
+
+    from core import metrics, photostyle
+
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in photos:
+            style = photostyle.read(photostyle.save(Path(tmp) / "s.safetensors", "s", [read_image(f)], [str(f)]))
+            ratios, times = [], []
+            for seed in range(seeds):
+                t0 = time.perf_counter()
+                img = style.generate(seed, size)
+                times.append(time.perf_counter() - t0)
+                ratios.append(metrics.seam_ratio(img))
+            rows[f.stem] = {"photo": round(metrics.seam_ratio(style.photos[0]), 3),
+                            "ratio": round(float(np.mean(ratios)), 3), "s": round(float(np.median(times)), 2)}
+            print(f.stem, rows[f.stem], flush=True)
+    all_ratios = [r["ratio"] for r in rows.values()]
+    summary = {"photos": len(rows), "seeds": seeds, "size": size, "ratio": round(float(np.mean(all_ratios)), 3),
+               "ratio_sd": round(float(np.std(all_ratios)), 3),
+               "photo_ratio": round(float(np.mean([r["photo"] for r in rows.values()])), 3),
+               "median_s": round(float(np.median([r["s"] for r in rows.values()])), 2)}
+    print(json.dumps(summary))
+    return {"per_photo": rows, **summary}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -191,6 +221,10 @@ def main() -> int:
     k.add_argument("--per-style", type=int, default=1000)
     k.add_argument("--start", type=Path, default=ROOT / "core" / "weights" / "tessera_gan.safetensors",
                    help="the generator file learn starts from (default: the shipped one)")
+    e = sub.add_parser("seams")
+    e.add_argument("photos", type=Path, nargs="+")
+    e.add_argument("--size", type=int, default=1024)
+    e.add_argument("--seeds", type=int, default=4)
     a = p.parse_args()
     if a.cmd == "train":
         (a.out / "photo").mkdir(parents=True, exist_ok=True)
@@ -198,6 +232,8 @@ def main() -> int:
         train(a.photo, a.arm, a.out, [float(v) for v in a.minutes.split(",")])
     elif a.cmd == "pick":
         pick(a.val, a.per_style, a.start)
+    elif a.cmd == "seams":
+        seams(a.photos, a.size, a.seeds)
     else:
         measure(a.dirs, a.sheet, a.json)
     return 0
