@@ -116,14 +116,19 @@ def is_photo_style(path: Path) -> bool:
         return False
 
 
-def check_alone(style: str | dict[str, float], photos: Mapping[str, Any]) -> None:
+def check_alone(style: str | dict[str, float], photos: Mapping[str, Any], others: Mapping[str, Any]) -> None:
     """ValueError when `style` (a name, a mix string or a {name: weight} dict, as core.request takes) mixes a
-    photo style in `photos` with other styles: a photo style is drawn from its photos, with nothing to blend."""
+    photo style in `photos` with other styles: a photo style is drawn from its photos, with nothing to blend.
+    A string that is exactly the name of a style in `photos` or `others` is that style (names may hold ':'
+    and '+'); a mix string that does not parse is left to core.request.style_weights to refuse."""
     from .request import parse_style
 
-    if isinstance(style, str) and style in photos:
+    if not photos or isinstance(style, str) and (style in photos or style in others):
         return
-    mix = parse_style(style) if isinstance(style, str) else dict(style)
+    try:
+        mix = parse_style(style) if isinstance(style, str) else dict(style)
+    except ValueError:
+        return
     mine = [name for name in mix if name in photos]
     if mine and len(mix) > 1:
         raise ValueError(f"{mine[0]} is a photo style: it cannot be mixed with other styles; use it alone")
