@@ -90,8 +90,7 @@ class Tessera:
         """'grass', 'grass+rock' (equal parts), 'grass:0.7+rock:0.3' or {'grass': 0.7, ...}. A string that
         is exactly a style's name means that style, even when the name holds ':' or '+'. → (the entry: a GAN
         file's, or a PhotoStyle, (1, styles) float32 weights summing to 1). Raises ValueError as
-        core.request.style_weights (a photo style mixed with any other: they are different files)."""
-        photostyle.check_alone(style, self.photos, self.generators)
+        core.request.style_weights (a photo style mixed with any other style too)."""
         entry, w = request.style_weights(style, {**self.generators, **self.photos})
         return entry, torch.from_numpy(w)
 

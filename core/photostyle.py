@@ -109,30 +109,10 @@ def save(path: Path | str, name: str, photos: list[np.ndarray], sources: list[st
 def is_photo_style(path: Path) -> bool:
     """Whether weights file `path` is a photo style, from its header alone (core.catalog.peek). A file whose
     header cannot be read is not one: the loader that builds it reports why."""
-    from .catalog import peek
-
     try:
         return peek(path).get("kind") == KIND
     except ValueError:
         return False
-
-
-def check_alone(style: str | dict[str, float], photos: Mapping[str, Any], others: Mapping[str, Any]) -> None:
-    """ValueError when `style` (a name, a mix string or a {name: weight} dict, as core.request takes) mixes a
-    photo style in `photos` with other styles: a photo style is drawn from its photos, with nothing to blend.
-    A string that is exactly the name of a style in `photos` or `others` is that style (names may hold ':'
-    and '+'); a mix string that does not parse is left to core.request.style_weights to refuse."""
-    from .request import parse_style
-
-    if not photos or isinstance(style, str) and (style in photos or style in others):
-        return
-    try:
-        mix = parse_style(style) if isinstance(style, str) else dict(style)
-    except ValueError:
-        return
-    mine = [name for name in mix if name in photos]
-    if mine and len(mix) > 1:
-        raise ValueError(f"{mine[0]} is a photo style: it cannot be mixed with other styles; use it alone")
 
 
 def load_into(path: Path, taken: Mapping[str, Any], photos: dict[str, PhotoStyle], errors: list[str]) -> bool:

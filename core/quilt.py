@@ -84,8 +84,9 @@ def synthesize(exemplar: np.ndarray, height: int, width: int, *, patch: int | No
             ph, pw = ys[a + 1] - ys[a] + ov, xs[b + 1] - xs[b] + ov
             rr, cc = (ys[a] + np.arange(ph)) % height, (xs[b] + np.arange(pw)) % width
             done = filled[np.ix_(rr, cc)]
-            if not done.any():  # the first patch: anywhere
+            if not done.any():  # the first patch: anywhere, all of it new
                 sy, sx = int(rng.integers(h - ph + 1)), int(rng.integers(w - pw + 1))
+                new = ~done
             else:
                 old = feats[rows[np.ix_(rr, cc)], cols[np.ix_(rr, cc)]]
                 weight = done.astype(np.float32)
@@ -94,10 +95,7 @@ def synthesize(exemplar: np.ndarray, height: int, width: int, *, patch: int | No
                 cy, cx = np.nonzero(e <= best * (1 + TOLERANCE) + 1e-9 * (1 + best))
                 pick = int(rng.integers(len(cy)))
                 sy, sx = search.refine(int(cy[pick]), int(cx[pick]), old, weight)
-            new = ~done
-            if done.any():
-                err = ((feats[sy:sy + ph, sx:sx + pw] - feats[rows[np.ix_(rr, cc)], cols[np.ix_(rr, cc)]]) ** 2
-                       ).sum(axis=2) * done
+                err = ((feats[sy:sy + ph, sx:sx + pw] - old) ** 2).sum(axis=2) * done
                 keep = np.zeros((ph, pw), bool)  # old pixels that stay: on their side of some band's cut
                 if done[:, :ov].all():
                     keep[:, :ov] |= j[None, :] < min_cut(err[:, :ov])[:, None]

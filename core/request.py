@@ -64,7 +64,7 @@ def style_weights(style: str | dict[str, float], generators: Mapping[str, E]) ->
     'grass:0.7+rock:0.3' or {'grass': 0.7, ...}; a string that is exactly a style's name means that style,
     even when the name holds ':' or '+'. `generators` maps style names to entries with a `meta` dict; one
     entry object per weights file. Raises ValueError naming an unknown style, a bad weight, or styles of
-    different files."""
+    different files (a photo style, core.photostyle, by name: it mixes with nothing)."""
     if isinstance(style, str):
         mix = {style: 1.0} if style in generators else parse_style(style)
     else:
@@ -78,6 +78,11 @@ def style_weights(style: str | dict[str, float], generators: Mapping[str, E]) ->
             raise UnknownStyle(f"unknown style {name!r}: choose from {', '.join(generators)}")
     entries = {id(generators[n]): generators[n] for n in mix}
     if len(entries) > 1:
+        from .photostyle import KIND  # here: core.photostyle imports this module
+
+        photo = next((n for n in mix if generators[n].meta.get("kind") == KIND), None)  # type: ignore[attr-defined]
+        if photo is not None:  # drawn from its photos: there is nothing to blend it with
+            raise ValueError(f"{photo} is a photo style: it cannot be mixed with other styles; use it alone")
         raise ValueError(f"styles {', '.join(mix)} come from different weights files and cannot be mixed")
     entry = next(iter(entries.values()))
     names = entry.meta["styles"]  # type: ignore[attr-defined]

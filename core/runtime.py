@@ -159,7 +159,6 @@ class Runtime:
     def style_weights(self, style: str | dict[str, float]) -> tuple[_Gen | PhotoStyle, np.ndarray]:
         """As core.api.Tessera.style_weights: (the entry, a GAN file's or a PhotoStyle, its (1, styles)
         weights). Raises ValueError as core.request.style_weights."""
-        photostyle.check_alone(style, self.photos, self.generators)
         return style_weights(style, {**self.generators, **self.photos})
 
     def photo_style(self, style: str | dict[str, float]) -> PhotoStyle | None:

@@ -293,51 +293,48 @@ class Worker:
         method = req.get("method", "quilt")
         if method not in ("quilt", "gan"):
             raise ValueError(f"method {method!r}: use 'quilt' or 'gan'")
-        if method == "quilt":
-            from .photostyle import learn as learn_photos
-
-            inputs = [Path(os.path.expanduser(str(p))) for p in req["inputs"]]
-            if not all(p.is_absolute() for p in inputs):
-                raise ValueError(f"inputs {[str(p) for p in inputs]} must be absolute paths")
-            self.progress(rid, 0, 1)
-            out = learn_photos(inputs, str(req["name"]), self.models, bool(req.get("replace", False)))
-            self.progress(rid, 1, 1)
-            if self.reload is not None:  # the new style, offered by this warm worker at once
-                self.gen = self.reload()
-            return {"file": str(out), "style": str(req["name"]), "styles": list(self.gen.styles)}
-        if not torch_importable():
-            raise ValueError(NEEDS_TORCH)
-        try:
-            from training.learn import LearnConfig, Stopped, learn
-        except ImportError as e:
-            raise ValueError(f"New Style from Image needs Tessera's training package in the Worker Python "
-                             f"({e}): use a checkout's .venv/bin/python (Preferences › Tessera)") from None
+        if method == "gan":
+            if not torch_importable():
+                raise ValueError(NEEDS_TORCH)
+            try:
+                from training.learn import LearnConfig, Stopped, learn
+            except ImportError as e:
+                raise ValueError(f"New Style from Image needs Tessera's training package in the Worker Python "
+                                 f"({e}): use a checkout's .venv/bin/python (Preferences › Tessera)") from None
 
         inputs = [os.path.expanduser(str(p)) for p in req["inputs"]]
         if not all(os.path.isabs(p) for p in inputs):
             raise ValueError(f"inputs {inputs} must be absolute paths")
-        fields = {k: req[k] for k in LEARN_FIELDS if req.get(k) is not None and k != "resume"}
-        cfg = LearnConfig(inputs=[Path(p) for p in inputs], name=str(req["name"]), method="gan",
-                          models=self.models, device=str(self.gen.device), resume=req.get("resume") is True,
-                          **fields)
-        if req.get("resume") == "auto" and not cfg.restart:  # an unfinished run of this name continues
-            from training.checkpoint import LAST
+        if method == "quilt":
+            from .photostyle import learn as learn_photos
 
-            cfg.resume = (cfg.work / cfg.name / "run" / LAST).is_file()
+            self.progress(rid, 0, 1)
+            out = learn_photos([Path(p) for p in inputs], str(req["name"]), self.models,
+                               bool(req.get("replace", False)))
+            self.progress(rid, 1, 1)
+        else:
+            fields = {k: req[k] for k in LEARN_FIELDS if req.get(k) is not None and k != "resume"}
+            cfg = LearnConfig(inputs=[Path(p) for p in inputs], name=str(req["name"]), method="gan",
+                              models=self.models, device=str(self.gen.device), resume=req.get("resume") is True,
+                              **fields)
+            if req.get("resume") == "auto" and not cfg.restart:  # an unfinished run of this name continues
+                from training.checkpoint import LAST
 
-        def progress(done: int, total: int, seconds_left: float) -> bool:
-            if self.cancel.is_set():
-                return False
-            self.send(id=rid, event="progress", done=done, total=total, seconds_left=round(seconds_left, 1))
-            return True
+                cfg.resume = (cfg.work / cfg.name / "run" / LAST).is_file()
 
-        try:
-            out = learn(cfg, log=lambda *a: print(*a, file=sys.stderr), progress=progress)
-        except Stopped as e:
-            raise Cancelled(str(e)) from None
+            def progress(done: int, total: int, seconds_left: float) -> bool:
+                if self.cancel.is_set():
+                    return False
+                self.send(id=rid, event="progress", done=done, total=total, seconds_left=round(seconds_left, 1))
+                return True
+
+            try:
+                out = learn(cfg, log=lambda *a: print(*a, file=sys.stderr), progress=progress)
+            except Stopped as e:
+                raise Cancelled(str(e)) from None
         if self.reload is not None:  # the new style, offered by this warm worker at once
             self.gen = self.reload()
-        return {"file": str(out), "style": cfg.name, "styles": list(self.gen.styles)}
+        return {"file": str(out), "style": str(req["name"]), "styles": list(self.gen.styles)}
 
     def handle(self, req: dict) -> None:
         from .request import UnknownStyle  # here: importing core.request imports numpy (see `fatal`)

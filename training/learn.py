@@ -213,8 +213,9 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
     if cfg.method == "quilt":
         from core import photostyle
 
-        out = photostyle.learn(cfg.inputs, cfg.name, cfg.models, cfg.replace)
-        log(f"learn: photo style {cfg.name!r} from {len(photostyle.photo_files(cfg.inputs))} photo(s) → {out}")
+        files = photo_files(cfg.inputs)  # listed once: photostyle.learn takes the files as given
+        out = photostyle.learn(files, cfg.name, cfg.models, cfg.replace)
+        log(f"learn: photo style {cfg.name!r} from {len(files)} photo(s) → {out}")
         return out
     from . import checkpoint, export
     from .common import Clock
