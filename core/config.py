@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
+LATTICE_KINDS = 3    # layout lattices core.noise knows: running bond, stack bond, planks
+LAYOUT_CHANNELS = 3  # per lattice: cos 2π(row coordinate), cos 2π(unit coordinate), a value per unit
+
+
 @dataclass
 class GeneratorConfig:
     styles: int = 8            # number of style embeddings
@@ -23,6 +27,7 @@ class GeneratorConfig:
     fine_periodic_dim: int = 0  # waves added at `fine_level` (0 in files before 0.3)
     fine_level: int = -1        # the ×2 level they join (1 … len(widths) - 1); -1: the one before the last
     descriptor_dim: int = 0     # per-image conditioning: width of the image descriptors (core.descriptors); 0: none
+    layouts: int = 0            # layout lattices added at `fine_level` (core.noise.LATTICES; 0: none)
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
@@ -32,6 +37,7 @@ class GeneratorConfig:
             self.fine_level = max(1, len(self.widths) - 2)
         assert 1 <= self.fine_level < len(self.widths), f"fine_level {self.fine_level} is not a ×2 level"
         assert self.descriptor_dim >= 0, f"descriptor_dim {self.descriptor_dim} must be ≥ 0"
+        assert 0 <= self.layouts <= LATTICE_KINDS, f"layouts {self.layouts} is not 0 … {LATTICE_KINDS}"
 
     @classmethod
     def from_meta(cls, config: dict[str, Any]) -> GeneratorConfig:
@@ -51,19 +57,25 @@ class GeneratorConfig:
     def noise_dim(self) -> int:
         """Channels of the noise grid: the head's, then one per-pixel detail map for every ×2 level,
         stored pixel-unshuffled (4**level channels per cell), so rolling or tiling the grid rolls or
-        tiles every level's map with it; then the fine waves, stored the same way."""
-        return self.head_noise_dim + self.detail_dim + self.fine_periodic_dim * 4 ** self.fine_level
+        tiles every level's map with it; then the fine waves and the layout channels, stored the same way."""
+        return self.head_noise_dim + self.detail_dim + (self.fine_periodic_dim + self.layout_dim) * 4 ** self.fine_level
+
+    @property
+    def layout_dim(self) -> int:
+        """Channels of the layout (LAYOUT_CHANNELS per lattice), at `fine_level`."""
+        return LAYOUT_CHANNELS * self.layouts
 
     @property
     def detail_dim(self) -> int:
         return sum(4 ** level for level in range(1, len(self.widths)))
 
     def to_dict(self) -> dict:
-        """The fields as a dict; `descriptor_dim` only when it is not 0, so a generator without per-image
-        conditioning writes the config (and has the graph name and file header) it had before the field."""
+        """The fields as a dict; `descriptor_dim` and `layouts` only when they are not 0, so a generator
+        without them writes the config (and has the graph name and file header) it had before those fields."""
         d = asdict(self)
-        if not self.descriptor_dim:
-            del d["descriptor_dim"]
+        for optional in ("descriptor_dim", "layouts"):
+            if not d[optional]:
+                del d[optional]
         return d
 
 

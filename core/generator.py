@@ -20,6 +20,11 @@ learned per-style amplitude (zero at the start, so a network extended with them 
 drew before).
 Per-pixel detail noise is added at every resolution with a learned strength per channel (as in
 StyleGAN), which is what stochastic textures — sand, grass, gravel — are mostly made of.
+Structured materials need more than waves: brick is courses of units whose joints shift from row to row,
+each unit with its own colour. With layouts (`layouts` > 0) the generator also takes masonry-like lattices
+drawn per seed (core.noise.layout: running bond, stack bond, planks; for each, the row and unit joints and a
+value per unit), added at `fine_level` as the fine waves are, with a learned per-style amplitude that starts
+at zero. A layout only offers a place for joints; whether and how a style draws them is learned.
 With per-image conditioning (`descriptor_dim` > 0) a style is a set of members, one per training image:
 image i of style c is embedded as style[c] + image_code(φ_i), φ_i its standardised descriptors
 (core.descriptors), so one seed draws one coherent material instead of a blend of the style's images.
@@ -162,6 +167,11 @@ class TextureGenerator(nn.Module):
             nn.init.zeros_(self.fine_amp.weight)
             nn.init.zeros_(self.fine_amp.bias)
             self.fine_proj = nn.Conv2d(f, w[cfg.fine_level - 1], 1, bias=False)  # joins the upsampled features
+        if cfg.layouts:  # as the fine waves: a per-style amplitude, zero at first, and a 1×1 projection
+            self.layout_amp = nn.Linear(cfg.style_dim, cfg.layout_dim)
+            nn.init.zeros_(self.layout_amp.weight)
+            nn.init.zeros_(self.layout_amp.bias)
+            self.layout_proj = nn.Conv2d(cfg.layout_dim, w[cfg.fine_level - 1], 1, bias=False)
         if cfg.descriptor_dim:  # per image: an offset of the style embedding from the image's descriptors
             self.image_code = nn.Linear(cfg.descriptor_dim, cfg.style_dim, bias=False)
             nn.init.zeros_(self.image_code.weight)
@@ -195,11 +205,17 @@ class TextureGenerator(nn.Module):
             detail = torch.randn(b, cfg.detail_dim, h, w, generator=generator)
             fine_phase = (torch.rand(b, cfg.fine_periodic_dim, 1, 1, generator=generator) * (2 * math.pi)
                           if cfg.fine_periodic_dim else None)
+            layout = None
+            if cfg.layouts:  # core.noise draws lattices; their seeds come from this generator
+                seeds = torch.randint(0, 2 ** 62, (b,), generator=generator).tolist()
+                n = 2 ** cfg.fine_level
+                layout = torch.from_numpy(np.stack([noise.layout(cells, n, cfg.layouts, k) for k in seeds]))
         else:
             draws = [noise.draw(cfg, cells, seed) for seed in generator]
             assert len(draws) == b, f"{len(draws)} seeds for {b} style embeddings"
-            local, glob, phase, detail, fine_phase = (torch.from_numpy(np.stack([getattr(d, f) for d in draws]))
-                                                      for f in ("local", "glob", "phase", "detail", "fine_phase"))
+            local, glob, phase, detail, fine_phase, layout = (
+                torch.from_numpy(np.stack([getattr(d, f) for d in draws]))
+                for f in ("local", "glob", "phase", "detail", "fine_phase", "layout"))
         wave = waves(self.wave(s).view(b, cfg.periodic_dim, 2), (h, w), 1, phase.to(s.device, s.dtype))
         parts = [local, glob.expand(-1, -1, h, w), wave, detail]
         if cfg.fine_periodic_dim:
@@ -208,6 +224,9 @@ class TextureGenerator(nn.Module):
             fine = waves(self.fine_wave(s).view(b, cfg.fine_periodic_dim, 2), (h, w), n,
                          fine_phase.to(s.device, s.dtype))
             parts.append(F.pixel_unshuffle(fine, n))
+        if cfg.layouts:
+            assert layout is not None
+            parts.append(F.pixel_unshuffle(layout, 2 ** cfg.fine_level))
         return torch.cat([t.to(s.device, s.dtype) for t in parts], dim=1)
 
     # synthesis
@@ -221,14 +240,19 @@ class TextureGenerator(nn.Module):
         code = torch.cat([s, z[:, cfg.local_dim:cfg.local_dim + cfg.global_dim].mean(dim=(2, 3))], dim=1)
         x = self.head2(self.head(x, code), code)
         start = 0
+        fine_at = cfg.head_noise_dim + cfg.detail_dim
+        layout_at = fine_at + cfg.fine_periodic_dim * 4 ** cfg.fine_level
         for level, (up, conv) in enumerate(self.blocks, start=1):
             n = 4 ** level
             noise = F.pixel_shuffle(detail[:, start:start + n], 2 ** level)  # (B, 1, H·2^l, W·2^l)
             start += n
             x = wrap_upsample(x, 2, cfg.upsample)
             if level == cfg.fine_level and cfg.fine_periodic_dim:
-                fine = F.pixel_shuffle(z[:, cfg.head_noise_dim + cfg.detail_dim:], 2 ** level)
+                fine = F.pixel_shuffle(z[:, fine_at:layout_at], 2 ** level)
                 x = x + self.fine_proj(fine * self.fine_amp(s)[:, :, None, None])
+            if level == cfg.fine_level and cfg.layouts:
+                layout = F.pixel_shuffle(z[:, layout_at:], 2 ** level)
+                x = x + self.layout_proj(layout * self.layout_amp(s)[:, :, None, None])
             x = conv(up(x, code, noise), code, noise)
         return torch.tanh(self.to_rgb(x))
 

@@ -8,6 +8,11 @@ Training keeps drawing with a torch.Generator; only textures asked for by seed c
 Layout: every array is float32, channels first, one seed (no batch axis); the grid a generator takes
 is (1, noise_dim, H, W) for H × W cells (see core.generator for what each part means).
 
+A generator with layouts (`GeneratorConfig.layouts`) also takes, per seed, a few masonry-like lattices on the
+torus (`layout`): courses of units in running bond (brick), stack bond (tiles, slabs) and planks, each of a
+size drawn per seed. They come from the seed's own child stream (spawn key LAYOUT_STREAM), so the rest of a
+seed's noise is the same with layouts or without.
+
 A per-image generator's file holds a table of members, one style embedding per training image; a seed picks
 one member of each style (`member_embedding`) from the seed's own child stream, `SeedSequence(seed).spawn(1)[0]`,
 which `draw` never touches: the noise of a seed is the same with members or without.
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import GeneratorConfig, UpscalerConfig
+from .config import LATTICE_KINDS, GeneratorConfig, UpscalerConfig
 
 
 @dataclass(frozen=True)
@@ -32,12 +37,14 @@ class Draws:
     phase: np.ndarray       # (periodic_dim, 1, 1) in [0, 2π)
     detail: np.ndarray      # (detail_dim, H, W) standard normal: each level's detail map, pixel-unshuffled
     fine_phase: np.ndarray  # (fine_periodic_dim, 1, 1) in [0, 2π); (0, 1, 1) without fine waves
+    layout: np.ndarray      # (layout_dim, H·n, W·n) in [-1, 1], n = 2**fine_level; (0, H·n, W·n) without layouts
 
 
 def draw(cfg: GeneratorConfig, cells: tuple[int, int], seed: int) -> Draws:
     """A seed's draws for `cells` = (H, W) ≥ (1, 1), in this order: local, global, phase, detail,
-    fine phase. `seed` is a whole number from 0 to 2**64 - 1 (the caller checks it: core.api.check_seed).
-    The order and the calls are the format of a seed: changing either changes every texture."""
+    fine phase; then the layout from the seed's own stream (`layout`). `seed` is a whole number from 0 to
+    2**64 - 1 (the caller checks it: core.api.check_seed). The order and the calls are the format of a seed:
+    changing either changes every texture."""
     h, w = cells
     assert h >= 1 and w >= 1, f"cells {cells} must be at least 1×1"
     rng = np.random.default_rng(seed)
@@ -47,7 +54,63 @@ def draw(cfg: GeneratorConfig, cells: tuple[int, int], seed: int) -> Draws:
     phase = rng.random((cfg.periodic_dim, 1, 1), dtype=np.float32) * two_pi
     detail = rng.standard_normal((cfg.detail_dim, h, w), dtype=np.float32)
     fine_phase = rng.random((cfg.fine_periodic_dim, 1, 1), dtype=np.float32) * two_pi
-    return Draws(local, glob, phase, detail, fine_phase)
+    return Draws(local, glob, phase, detail, fine_phase, layout(cells, 2 ** cfg.fine_level, cfg.layouts, seed))
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """Rows ("courses") of units on the torus, as in masonry; sizes in cells of the noise grid (a cell is
+    `GeneratorConfig.stride` output pixels), each drawn log-uniformly per seed from its range."""
+
+    name: str
+    course: tuple[float, float]  # row height, cells
+    aspect: tuple[float, float]  # unit length over row height
+    bond: str                    # "running": every other row shifted by half a unit; "stack": none; "random": per row
+
+
+# Ranges from the curated training images at the GAN's scale (16 px a cell): brick courses of 10–40 px,
+# tiles and slabs of 16–80 px, boards 12–64 px wide.
+LATTICES = (Lattice("running bond", (0.6, 2.5), (2.0, 3.5), "running"),
+            Lattice("stack bond", (1.0, 5.0), (1.0, 2.0), "stack"),
+            Lattice("planks", (0.8, 4.0), (4.0, 12.0), "random"))
+assert len(LATTICES) == LATTICE_KINDS
+LAYOUT_STREAM = 2  # the spawn key of a seed's layout stream
+
+
+def lattice(lat: Lattice, cells: tuple[int, int], n: int, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One lattice drawn from `rng` on H·n × W·n samples of a grid of `cells` = (H, W): the row coordinate
+    v (H·n,), the unit coordinate u (H·n, W·n) (joints where either is a whole number) and a uniform value
+    in [-1, 1) per unit (H·n, W·n), all float64. A whole number of rows (an even one in running bond) and of
+    units per row fit the tile, so the lattice closes on the torus; its size follows the grid (a wider grid
+    holds more rows, not wider ones)."""
+    h, w = cells
+    course, aspect = (math.exp(rng.uniform(math.log(lo), math.log(hi))) for lo, hi in (lat.course, lat.aspect))
+    phase_v, phase_u = rng.random(2)
+    pair = 2 if lat.bond == "running" else 1
+    rows = pair * max(1, round(h / course / pair))
+    units = max(1, round(w / (course * aspect)))
+    v = np.arange(h * n) / (h * n) * rows + phase_v
+    row = np.floor(v).astype(np.int64) % rows
+    shift = {"running": (np.arange(rows) % 2) * 0.5, "stack": np.zeros(rows), "random": rng.random(rows)}[lat.bond]
+    u = np.arange(w * n)[None, :] / (w * n) * units + phase_u + shift[row][:, None]
+    unit = np.floor(u).astype(np.int64) % units
+    return v, u, rng.uniform(-1, 1, (rows, units))[row[:, None], unit]
+
+
+def layout(cells: tuple[int, int], n: int, count: int, seed: int) -> np.ndarray:
+    """The first `count` lattices of LATTICES for `seed` on H·n × W·n samples of a grid of `cells` = (H, W):
+    (3·count, H·n, W·n) float32 in [-1, 1]. Per lattice: cos 2πv (1 on the joints between rows), cos 2πu
+    (1 on the joints between units, shifted per row by the bond) and a uniform value per unit (its own
+    colour, wear, height), for v and u the row and unit coordinates (`lattice`). From the seed's layout
+    stream, in a fixed order."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(LAYOUT_STREAM,)))
+    out = []
+    for lat in LATTICES[:count]:
+        v, u, value = lattice(lat, cells, n, rng)
+        out += [np.broadcast_to(np.cos(2 * math.pi * v)[:, None], u.shape), np.cos(2 * math.pi * u), value]
+    h, w = cells
+    return np.stack(out).astype(np.float32) if out else np.zeros((0, h * n, w * n), np.float32)
 
 
 def waves(freq: np.ndarray, cells: tuple[int, int], n: int, phase: np.ndarray) -> np.ndarray:
@@ -74,11 +137,13 @@ def grid(cfg: GeneratorConfig, d: Draws, freq: np.ndarray, fine_freq: np.ndarray
     `freq` (periodic_dim, 2) and, with fine waves, `fine_freq` (fine_periodic_dim, 2), in cycles per cell
     (the generator's `wave` and `fine_wave` layers applied to the style embedding)."""
     h, w = d.local.shape[1:]
+    n = 2 ** cfg.fine_level
     parts = [d.local, np.broadcast_to(d.glob, (cfg.global_dim, h, w)), waves(freq, (h, w), 1, d.phase), d.detail]
     if cfg.fine_periodic_dim:
         assert fine_freq is not None, "this generator has fine waves: pass their frequencies"
-        n = 2 ** cfg.fine_level
         parts.append(pixel_unshuffle(waves(fine_freq, (h, w), n, d.fine_phase), n))
+    if cfg.layouts:
+        parts.append(pixel_unshuffle(d.layout, n))
     z = np.concatenate(parts, axis=0)[None]
     assert z.shape[1] == cfg.noise_dim, f"noise has {z.shape[1]} channels, want {cfg.noise_dim}"
     return np.ascontiguousarray(z, dtype=np.float32)

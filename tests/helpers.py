@@ -25,7 +25,7 @@ STYLES = ["brick", "grass"]
 
 def tiny_generator_config() -> GeneratorConfig:
     return GeneratorConfig(styles=len(STYLES), style_dim=8, local_dim=4, global_dim=4, periodic_dim=4,
-                           widths=(16, 8, 8), fine_periodic_dim=2)
+                           widths=(16, 8, 8), fine_periodic_dim=2, layouts=2)
 
 
 def tiny_generator(seed: int = 0) -> TextureGenerator:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from core import noise as core_noise
 from core.generator import GeneratorConfig, TextureGenerator, waves
 
 TOL = 1e-5
@@ -68,6 +69,63 @@ def test_fine_waves_start_silent_so_an_extended_model_draws_what_it_drew():
         a = base(one_hot(1), (4, 5), torch.Generator().manual_seed(3))
         b = ext(one_hot(1), (4, 5), torch.Generator().manual_seed(3))
     assert (a - b).abs().max() == 0
+
+
+def test_layouts_start_silent_and_are_written_only_when_there():
+    """A generator extended with layouts draws what it drew (amplitudes start at zero, the lattices come
+    from the seed's own stream); a config without layouts is written as before (no "layouts" key)."""
+    base = TextureGenerator(GeneratorConfig(styles=2, style_dim=8, local_dim=4, global_dim=4, periodic_dim=4,
+                                            widths=(16, 8, 8, 8), fine_periodic_dim=2)).eval()
+    assert "layouts" not in base.cfg.to_dict()
+    ext = TextureGenerator(GeneratorConfig(**{**base.cfg.to_dict(), "layouts": 3})).eval()
+    assert ext.cfg.to_dict()["layouts"] == 3 and ext.cfg.noise_dim == base.cfg.noise_dim + 9 * 16
+    missing, unexpected = ext.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and sorted(missing) == ["layout_amp.bias", "layout_amp.weight", "layout_proj.weight"]
+    with torch.no_grad():
+        for draw in (lambda: torch.Generator().manual_seed(3), lambda: [3]):  # training's draws, a seed's
+            assert torch.equal(base(one_hot(1), (4, 5), draw()), ext(one_hot(1), (4, 5), draw()))
+        ext.layout_amp.bias.fill_(1.0)  # now the lattices show
+        assert (base(one_hot(1), (4, 5), [3]) - ext(one_hot(1), (4, 5), [3])).abs().max() > 1e-2
+    with pytest.raises(AssertionError, match="layouts 4"):
+        GeneratorConfig(layouts=4)
+
+
+@pytest.mark.parametrize("lat", core_noise.LATTICES, ids=lambda lat: lat.name)
+@pytest.mark.parametrize("cells", [(2, 3), (8, 8), (16, 11)])
+def test_lattices_close_on_the_torus(lat, cells):
+    """Whole numbers of rows and of units per row fit the tile: every pixel row holds as many unit values
+    as units, the wrap included (a lattice cut at the border would hold one more); rows alternate by half a
+    unit in running bond across the wrap as well (an even number of rows); stack bond has no shift."""
+    n = 4
+    for seed in range(4):
+        v, u, value = core_noise.lattice(lat, cells, n, np.random.default_rng(seed))
+        h, w = cells
+        rows = round(v[-1] + (v[1] - v[0]) - v[0])
+        units = round(u[0, -1] + (u[0, 1] - u[0, 0]) - u[0, 0])
+        assert v.shape == (h * n,) and u.shape == value.shape == (h * n, w * n)
+        assert -1 <= value.min() and value.max() < 1
+        runs = (value != np.roll(value, 1, axis=1)).sum(axis=1)  # unit boundaries along each pixel row
+        assert (runs == (units if units > 1 else 0)).all(), (runs, units)
+        row = np.floor(v).astype(int) % rows
+        shift = (u[:, 0] - u[0, 0]) % 1
+        new_row = row != np.roll(row, -1)  # pixel row y and the next (the last and the first: the wrap)
+        step = (np.roll(shift, -1) - shift) % 1
+        assert new_row.sum() == (rows if rows > 1 else 0) and np.allclose(step[~new_row] % 1 * (1 - step[~new_row] % 1), 0)
+        if lat.bond == "running":
+            assert rows % 2 == 0
+            np.testing.assert_allclose(step[new_row], 0.5, atol=1e-9)
+        elif lat.bond == "stack":
+            assert np.allclose(step * (1 - step), 0, atol=1e-9)
+
+
+def test_layout_channels_and_seeds():
+    """`layout`: cos of the row and unit coordinates and a value per unit, float32 in [-1, 1]; the same seed
+    gives the same lattices, another seed others."""
+    a = core_noise.layout((4, 6), 8, 3, seed=1)
+    assert a.shape == (9, 32, 48) and a.dtype == np.float32 and np.abs(a).max() <= 1
+    assert np.array_equal(a, core_noise.layout((4, 6), 8, 3, seed=1))
+    assert not np.array_equal(a, core_noise.layout((4, 6), 8, 3, seed=2))
+    assert core_noise.layout((4, 6), 8, 0, seed=1).shape == (0, 32, 48)
 
 
 @pytest.mark.parametrize("cells", [(4, 4), (3, 5), (6, 2)])

@@ -56,6 +56,7 @@ def test_a_seed_draws_the_same_numbers_everywhere():
     np.testing.assert_allclose(d.glob[:2, 0, 0], [0.030065445, -0.17637537], rtol=1e-6)
     np.testing.assert_allclose(d.phase[:2, 0, 0], [4.348166, 5.5407858], rtol=1e-6)
     np.testing.assert_allclose(d.fine_phase[:, 0, 0], [1.5881922, 4.4404445], rtol=1e-6)
+    assert d.layout.shape == (6, 6, 10) and d.layout.dtype == np.float32  # 2 lattices at fine level 1
 
 
 def test_torch_and_numpy_noise_grids_agree():

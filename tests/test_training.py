@@ -178,8 +178,33 @@ def test_gan_init_extends_a_run_with_fine_waves(data, tmp_path):
         GanConfig(**gan_kwargs(data, tmp_path / "d", init=a, resume=True))
 
 
+def test_gan_init_adds_layouts_that_start_silent(data, tmp_path):
+    """--layouts on --init from a run without them: the new amplitudes start at zero, the run trains on, its
+    export says so in its config and draws; resuming without --layouts names the flag."""
+    from core import weights
+    from training.export import export
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    gan(data, a)
+    _, ta = read_checkpoint(a)
+    gan(data, b, init=a, layouts=3)  # already at step 3: writes what it built
+    meta, tb = read_checkpoint(b)
+    assert meta["generator"]["layouts"] == 3
+    assert {k for k in prefixed(tb, "G.") if k not in prefixed(ta, "G.")} == {
+        "layout_amp.weight", "layout_amp.bias", "layout_proj.weight"}
+    assert tb["G.layout_amp.weight"].abs().max() == 0 and tb["G.layout_amp.bias"].abs().max() == 0
+    gan(data, b, steps=5, resume=True, layouts=3)
+    model, fmeta = weights.build(export(b, tmp_path / "g.safetensors"))
+    assert fmeta["config"]["layouts"] == 3 and model.cfg.layouts == 3
+    with torch.no_grad():
+        assert model(torch.eye(model.cfg.styles)[:1], (3, 3), [4]).shape == (1, 3, 12, 12)
+    with pytest.raises(ValueError, match="--layouts"):
+        gan(data, b, steps=7, resume=True)
+
+
 @pytest.mark.parametrize("over, flag", [
     (dict(steps=None, minutes=None), "--steps"),
+    (dict(layouts=4), "--layouts"),
     (dict(steps=0), "--steps"),
     (dict(minutes=0.0), "--minutes"),
     (dict(batch=0), "--batch"),

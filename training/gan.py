@@ -25,6 +25,7 @@ from torch.nn.utils import spectral_norm
 
 from core import descriptors
 from core.files import check_can_write
+from core.config import LATTICE_KINDS
 from core.generator import GeneratorConfig, TextureGenerator
 from core.imageio import write_png
 
@@ -78,6 +79,10 @@ class GanConfig(RunConfig):
     """generator channels per resolution, coarse to fine"""
     fine_waves: int = 8
     """periodic wave channels at half the output resolution, for courses, planks and joints (0: none)"""
+    layouts: int = 0
+    """masonry-like lattices drawn per seed and added at half the output resolution (core.noise.LATTICES:
+    1 running bond, 2 and stack bond, 3 and planks; 0: none), so brick, tiles and boards have joints to
+    draw on; --init from a run without them starts as the same G (their amplitudes start at zero)"""
     d_width: int = 32
     """discriminator channels at full resolution (doubling as it goes down, at most 256); --init from a
     narrower D grows it so that it starts as the same function (new channels are read with zero weights)"""
@@ -124,6 +129,8 @@ class GanConfig(RunConfig):
             raise ValueError(f"--d-norm {self.d_norm}: choose from {', '.join(D_NORMS)}")
         if self.fine_waves < 0:
             raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
+        if not 0 <= self.layouts <= LATTICE_KINDS:
+            raise ValueError(f"--layouts {self.layouts} must be 0 … {LATTICE_KINDS}")
         unknown = sorted(set(filter(None, self.augment.split(","))) - set(AUGMENTS))
         if unknown:
             raise ValueError(f"--augment {','.join(unknown)}: choose from {','.join(AUGMENTS)}")
@@ -433,7 +440,7 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
     weights = style_weights(cfg.style_weights, data.styles)
     k = descriptors.DIM if cfg.per_image else 0
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves,
-                           descriptor_dim=k)
+                           descriptor_dim=k, layouts=cfg.layouts)
     G = TextureGenerator(gcfg).to(d.device)
     D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool,
                       k).to(d.device)
@@ -450,7 +457,7 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
         if GeneratorConfig(**meta["generator"]) != gcfg:
             raise ValueError(f"--resume: checkpoint generator {meta['generator']} differs from {gcfg.to_dict()}: "
-                             f"pass its --widths, --fine-waves and --per-image, or start a new run from it with --init")
+                             f"pass its --widths, --fine-waves, --layouts and --per-image, or start a new run from it with --init")
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
         saved = len(json.loads(header["opt_g.param_groups"]))

@@ -276,6 +276,7 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
                     init=None if cfg.resume else Path(state["start"]),
                     style_init=None if cfg.resume else f"{cfg.name}={state['like']}",
                     widths=tuple(start_cfg["widths"]), fine_waves=start_cfg["fine_periodic_dim"],
+                    layouts=start_cfg.get("layouts", 0),
                     batch=cfg.batch, crop=cfg.crop, g_size=cfg.g_size, image_size=TRAIN_SIDE, photos=True,
                     seed=cfg.seed, device=cfg.device, ckpt_every=25, sample_every=100)
     if cfg.resume:  # --minutes counts across resumes: take off what the earlier runs spent
