@@ -63,9 +63,9 @@ def map_paths(out: str | Path, style: str, seed: int, maps: tuple[str, ...]) -> 
 
 
 def write_maps(paths: dict[str, Path], maps: dict, sweep: bool = True) -> dict[str, Path]:
-    """Write each map to its path (the height also as `.exr` when OpenEXR is installed). With `sweep`,
-    first delete the temporary files killed runs left in those folders (once per command: a batch sweeps
-    its folder when it starts and passes False)."""
+    """Write each map to its path (the height also as `.exr` when OpenEXR is installed: `with_exr` names
+    every file) → {map: path} of the maps written. With `sweep`, first delete the temporary files killed runs
+    left in those folders (once per command: a batch sweeps its folder when it starts and passes False)."""
     if sweep:
         for folder in {paths[name].parent for name in maps}:
             if folder.is_dir():
@@ -75,6 +75,13 @@ def write_maps(paths: dict[str, Path], maps: dict, sweep: bool = True) -> dict[s
         if name == "height" and have_exr():
             write_exr(paths[name].with_suffix(".exr"), img.astype("float32") / 65535, sweep=False)
     return {name: paths[name] for name in maps}
+
+
+def with_exr(paths: dict[str, Path]) -> dict[str, Path]:
+    """`paths` ({map: path}, as write_maps returns) plus "height_exr": the float height that write_maps wrote
+    beside the height's .png, when it did: every file, for what a command reports."""
+    exr = paths["height"].with_suffix(".exr") if "height" in paths else None
+    return {**paths, "height_exr": exr} if exr is not None and exr.is_file() else dict(paths)
 
 
 def check_folder(out: str | Path) -> Path:
@@ -291,7 +298,8 @@ def _bake(gen, styles: list[str], seeds: list[int], size: int, out: Path, progre
             before = [e for e in images if (e["style"], e["seed"]) == (style, seed) and e["size"] == size]
             if replace:  # the set of another size goes as a whole, not only the maps remade
                 remove_other_size(out, style, seed, size)
-            files = {**(before[0]["files"] if before else {}), **{name: p.name for name, p in paths.items()}}
+            files = {**(before[0]["files"] if before else {}),
+                     **{name: p.name for name, p in with_exr(paths).items()}}
             entry = {"style": style, "seed": seed, "size": size, "files": files,
                      "seconds": round(time.perf_counter() - t0, 3)}
             shown = out / PREVIEWS / f"{file_stem(style)}_{seed}.png"

@@ -63,7 +63,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .api import check_size
-    from .batch import map_paths, write_maps
+    from .batch import map_paths, with_exr, write_maps
     from .pbr import check_maps
 
     check_size(args.size)
@@ -74,13 +74,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     images = gen.generate_maps(args.style, seed=args.seed, size=args.size, maps=maps,
                                normal_strength=args.normal_strength, faithful=args.faithful)
     seconds = time.perf_counter() - t0
-    write_maps(paths, images)
+    files = with_exr(write_maps(paths, images))
     if args.json:
-        print(json.dumps({"path": str(paths[maps[0]]), "files": {m: str(p) for m, p in paths.items()},
+        print(json.dumps({"path": str(paths[maps[0]]), "files": {m: str(p) for m, p in files.items()},
                           "style": args.style, "seed": args.seed, "size": args.size,
                           "seconds": round(seconds, 3), "device": str(gen.device)}))
     else:
-        print("\n".join(str(p) for p in paths.values()))
+        print("\n".join(str(p) for p in files.values()))
     return 0
 
 
@@ -109,7 +109,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 def cmd_maps(args: argparse.Namespace) -> int:
     from .api import maps_from_image, make_tileable
     from .tile import check_tile_size
-    from .batch import check_folder, file_stem, write_maps
+    from .batch import check_folder, file_stem, with_exr, write_maps
     from .imageio import check_writable, read_image
     from .metrics import seam_percentile, seam_ratio
     from .pbr import check_maps
@@ -133,8 +133,8 @@ def cmd_maps(args: argparse.Namespace) -> int:
         if ratio > TILE_HINT_RATIO and seam_percentile(img) > TILE_HINT_PERCENTILE:
             warnings.warn(f"{args.input} does not tile (seam ratio {ratio:.1f}; 1 is seamless), so neither do "
                           f"its maps: add --tile to make it seamless first")
-    write_maps(paths, maps_from_image(img, maps, roughness=args.roughness, normal_strength=args.normal_strength))
-    print("\n".join(str(p) for p in paths.values()))
+    files = write_maps(paths, maps_from_image(img, maps, roughness=args.roughness, normal_strength=args.normal_strength))
+    print("\n".join(str(p) for p in with_exr(files).values()))
     return 0
 
 
@@ -196,13 +196,30 @@ def cmd_learn(args: argparse.Namespace) -> int:
                       steps=args.steps, like=args.like, resume=args.resume, restart=args.restart,
                       replace=args.replace, models=args.models, device=args.device,
                       **({"start": Path(args.start)} if args.start else {}))
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []  # made at the first step, so a refused input prints its one line alone
+
+    def progress(done: int, total: int, seconds_left: float) -> bool:  # this style's steps, not the start's
+        if not bars:
+            bars.append(tqdm(desc=f"learn {args.name}", unit="step", dynamic_ncols=True, file=sys.stderr))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
+        bars[0].set_postfix_str(f"{seconds_left / 60:.1f} min left", refresh=False)
+        return True
+
     try:
         with redirect_stdout(sys.stderr):  # training's messages are progress; stdout is the result's path
-            out = learn(cfg)
+            out = learn(cfg, progress=progress)
     except KeyboardInterrupt:
+        for bar in bars:
+            bar.close()
         print(f"interrupted: the run is kept (checkpoints every 25 steps); continue it with the same command "
               f"and --resume", file=sys.stderr)
         return 130
+    finally:
+        for bar in bars:
+            bar.close()
     print(out)
     return 0
 

@@ -55,6 +55,9 @@ def test_learn_adds_a_style_that_generate_offers(env, tmp_path, run_cli):
     r = run_cli("learn", folder, "--name", "my_wall", "--method", "gan", "--steps", "2", "--start",
                 env / "gan-tiny.safetensors", "--device", "cpu", env=xdg, timeout=300)
     assert r.returncode == 0, r.stderr
+    bar = r.stderr.replace("\r", "\n").splitlines()
+    assert any("learn my_wall" in line and "2/2" in line for line in bar), r.stderr  # this style's steps
+    assert not any("loss_d" in line or line.startswith("gan:") and "%|" in line for line in bar), r.stderr
     out = tmp_path / "xdg" / "tessera" / "models" / "my_wall.safetensors"
     assert r.stdout.strip() == str(out) and out.is_file()
     start_steps = json.loads(learn_mod.peek(env / "gan-tiny.safetensors")["training"])["steps"]
@@ -90,11 +93,14 @@ def test_bad_input_is_one_line_and_trains_nothing(env, tmp_path, run_cli):
 
 
 def test_a_name_learned_before_needs_replace(env, tmp_path):
+    """A finished run leaves no work folder behind (it held 55 MB of checkpoint), so learning the name again
+    needs --replace alone, not --restart of a run that had finished."""
     folder = photos(tmp_path / "photos")
     out = learn(config(env, [folder]))
+    assert not (tmp_path / "cache" / "learn" / "my_wall").exists()
     with pytest.raises(ValueError, match="you learned a style of this name before .*pass --replace"):
-        learn(config(env, [folder], restart=True))
-    assert learn(config(env, [folder], restart=True, replace=True)) == out
+        learn(config(env, [folder]))
+    assert learn(config(env, [folder], replace=True)) == out
 
 
 def test_an_interrupted_run_resumes(env, tmp_path, monkeypatch):

@@ -106,6 +106,7 @@ def test_generate_maps_through_api_and_cli_files(tiny_models, run_cli, tmp_path)
                   "albedo,normal,height,roughness,ao", "--out", f"{tmp_path}/", "--models", tiny_models, "--json")
     assert res.returncode == 0, res.stderr
     files = json.loads(res.stdout)["files"]
+    assert files.pop("height_exr", None) == (str(tmp_path / "grass_1_height.exr") if have_exr() else None)
     modes = {name: Image.open(path).mode for name, path in files.items()}
     assert modes == {"albedo": "RGB", "normal": "RGB", "height": "I;16", "roughness": "L", "ao": "L"}
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"grass_1_{m}.png" for m in pbr.MAPS)
@@ -126,6 +127,11 @@ def test_batch_maps_and_resume_asks_for_missing_maps(tiny_models, run_cli, tmp_p
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [sorted(e["files"]) for e in manifest["images"]] == [["albedo", "normal"]] * 2
     assert (tmp_path / "grass_1_normal.png").is_file()
+    res = run_cli(*args, "--maps", "albedo,height")  # the manifest names the height's .exr too
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    exr = ["height_exr"] if have_exr() else []
+    assert [sorted(e["files"]) for e in manifest["images"]] == [sorted(["albedo", "height", "normal", *exr])] * 2
 
 
 TORCH_FREE = """

@@ -530,7 +530,7 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
         write_png(cfg.out / "samples" / f"step_{step_now:07d}.png", grid(imgs, 2 * n))
 
     clock = Clock(step, cfg.steps, cfg.minutes, wall)
-    bar = progress(clock, "gan", d.main)
+    bar = progress(clock, "gan", d.main and on_step is None)  # a host (learn) shows its own
     r1 = torch.zeros((), device=d.device)  # the last computed R1 (it is lazy), for the log
     while clock.running():
         real, labels, index = data.sample_indexed(cfg.batch, cfg.crop, g_data, wrap=not cfg.photos, weights=weights)

@@ -17,7 +17,8 @@ The generator stays a torus network, so whatever it learns is seamless.
     result       <models>/<name>.safetensors    the user models folder unless --models; a generator file
                                                 with this one style, written atomically at the end
 
-A kill loses at most 25 steps: `--resume` continues the run, and `--minutes` counts across resumes.
+A kill loses at most 25 steps: `--resume` continues the run, and `--minutes` counts across resumes. Once the
+style is written the work folder is removed.
 """
 
 from __future__ import annotations
@@ -300,7 +301,9 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
         raise Stopped(f"the run of {cfg.name} stopped at step {stopped_at} and is kept in {work}: resume "
                       "continues it")
     models.mkdir(parents=True, exist_ok=True)
-    return export.export(last.parent, models / f"{cfg.name}.safetensors")  # written atomically, checked
+    out = export.export(last.parent, models / f"{cfg.name}.safetensors")  # written atomically, checked
+    shutil.rmtree(work, ignore_errors=True)  # the style is written: the run (55 MB) has nothing left to resume
+    return out
 
 
 def _start_clock(state: dict, state_file: Path) -> None:
