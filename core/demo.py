@@ -29,8 +29,21 @@ def contact_sheet(images: dict[str, np.ndarray], cell: int = 384, columns: int =
         x, y = pad + c * (cell + pad), pad + r * (cell + label_h + pad)
         tiled = Image.fromarray(np.tile(images[name], (2, 2, 1))).resize((cell, cell), Image.Resampling.LANCZOS)
         sheet.paste(tiled, (x, y + label_h))
-        draw.text((x + 2, y + 3), f"{name}  (tiled 2x2)", fill=(230, 230, 230), font=font)
+        draw.text((x + 2, y + 3), fit(draw, [f"{name}  (tiled 2x2)", name], font, cell - 4), fill=(230, 230, 230),
+                  font=font)
     return np.asarray(sheet)
+
+
+def fit(draw, labels: list[str], font, width: int) -> str:
+    """The first of `labels` that fits in `width` px, else the last cut short with "…": a label never runs
+    into the next cell."""
+    for label in labels:
+        if draw.textlength(label, font=font) <= width:
+            return label
+    label = labels[-1]
+    while len(label) > 1 and draw.textlength(label + "…", font=font) > width:
+        label = label[:-1]
+    return label + "…"
 
 
 def pbr_sheet(sets: dict[str, dict[str, np.ndarray]], cell: int = 192) -> np.ndarray:
@@ -48,7 +61,7 @@ def pbr_sheet(sets: dict[str, dict[str, np.ndarray]], cell: int = 192) -> np.nda
         draw.text((label_w + j * (cell + pad) + 4, 4), m, fill=(230, 230, 230), font=font)
     for i, name in enumerate(names):
         y = 24 + i * (cell + pad)
-        draw.text((6, y + cell // 2 - 8), name, fill=(230, 230, 230), font=font)
+        draw.text((6, y + cell // 2 - 8), fit(draw, [name], font, label_w - 8), fill=(230, 230, 230), font=font)
         for j, m in enumerate(maps):
             img = sets[name][m]
             if img.dtype == np.uint16:
