@@ -24,7 +24,9 @@ Structured materials need more than waves: brick is courses of units whose joint
 each unit with its own colour. With layouts (`layouts` > 0) the generator also takes masonry-like lattices
 drawn per seed (core.noise.layout: running bond, stack bond, planks; for each, the row and unit joints and a
 value per unit), added at `fine_level` as the fine waves are, with a learned per-style amplitude that starts
-at zero. A layout only offers a place for joints; whether and how a style draws them is learned.
+at zero and learns LAYOUT_GAIN times faster than the rest (a gain on the layer's output, as StyleGAN's
+learning-rate multipliers; at 2e-4 an amplitude from zero would need thousands of steps to matter). A layout
+only offers a place for joints; whether and how a style draws them is learned.
 With per-image conditioning (`descriptor_dim` > 0) a style is a set of members, one per training image:
 image i of style c is embedded as style[c] + image_code(φ_i), φ_i its standardised descriptors
 (core.descriptors), so one seed draws one coherent material instead of a blend of the style's images.
@@ -44,6 +46,9 @@ from torch import nn
 
 from . import noise
 from .config import GeneratorConfig  # noqa: F401  (defined without torch; importable from here as before)
+
+
+LAYOUT_GAIN = 10.0  # the layout amplitudes' output gain: their effective learning rate, ×10 (Adam)
 
 
 # helpers
@@ -252,7 +257,7 @@ class TextureGenerator(nn.Module):
                 x = x + self.fine_proj(fine * self.fine_amp(s)[:, :, None, None])
             if level == cfg.fine_level and cfg.layouts:
                 layout = F.pixel_shuffle(z[:, layout_at:], 2 ** level)
-                x = x + self.layout_proj(layout * self.layout_amp(s)[:, :, None, None])
+                x = x + self.layout_proj(layout * (LAYOUT_GAIN * self.layout_amp(s))[:, :, None, None])
             x = conv(up(x, code, noise), code, noise)
         return torch.tanh(self.to_rgb(x))
 
