@@ -80,7 +80,7 @@ def write_maps(paths: dict[str, Path], maps: dict, sweep: bool = True) -> dict[s
 def with_exr(paths: dict[str, Path]) -> dict[str, Path]:
     """`paths` ({map: path}, as write_maps returns) plus "height_exr": the float height that write_maps wrote
     beside the height's .png, when it did: every file, for what a command reports."""
-    exr = paths["height"].with_suffix(".exr") if "height" in paths else None
+    exr = paths["height"].with_suffix(".exr") if "height" in paths and have_exr() else None
     return {**paths, "height_exr": exr} if exr is not None and exr.is_file() else dict(paths)
 
 

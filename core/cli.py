@@ -202,7 +202,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int, seconds_left: float) -> bool:  # this style's steps, not the start's
         if not bars:
-            bars.append(tqdm(desc=f"learn {args.name}", unit="step", dynamic_ncols=True, file=sys.stderr))
+            bars.append(tqdm(desc=f"learn {args.name}", unit="step", initial=done, dynamic_ncols=True,
+                             file=sys.stderr))  # from where a resumed run stands
         bars[0].total = total
         bars[0].update(done - bars[0].n)
         bars[0].set_postfix_str(f"{seconds_left / 60:.1f} min left", refresh=False)

@@ -92,7 +92,10 @@ def lattice(lat: Lattice, cells: tuple[int, int], n: int, rng: np.random.Generat
     units = max(1, round(w / (course * aspect)))
     v = np.arange(h * n) / (h * n) * rows + phase_v
     row = np.floor(v).astype(np.int64) % rows
-    shift = {"running": (np.arange(rows) % 2) * 0.5, "stack": np.zeros(rows), "random": rng.random(rows)}[lat.bond]
+    if lat.bond == "random":
+        shift = rng.random(rows)
+    else:
+        shift = (np.arange(rows) % 2) * 0.5 if lat.bond == "running" else np.zeros(rows)
     u = np.arange(w * n)[None, :] / (w * n) * units + phase_u + shift[row][:, None]
     unit = np.floor(u).astype(np.int64) % units
     return v, u, rng.uniform(-1, 1, (rows, units))[row[:, None], unit]

@@ -98,6 +98,8 @@ def test_a_name_learned_before_needs_replace(env, tmp_path):
     folder = photos(tmp_path / "photos")
     out = learn(config(env, [folder]))
     assert not (tmp_path / "cache" / "learn" / "my_wall").exists()
+    assert json.loads(learn_mod.peek(out)["data"]) == {"your photos: wall0.png, wall1.png": "your own"}  # not the
+    # work folder it trained from, which is gone
     with pytest.raises(ValueError, match="you learned a style of this name before .*pass --replace"):
         learn(config(env, [folder]))
     assert learn(config(env, [folder], replace=True)) == out

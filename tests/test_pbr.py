@@ -119,6 +119,20 @@ def test_generate_maps_through_api_and_cli_files(tiny_models, run_cli, tmp_path)
         np.testing.assert_allclose(pixels, maps["height"] / 65535, atol=1e-6)
 
 
+def test_an_exr_is_named_only_when_this_run_could_write_it(tmp_path, monkeypatch):
+    """with_exr names the height's .exr beside its .png only where OpenEXR is there to write it: one left by an
+    earlier run is not reported as written."""
+    from core import batch
+
+    paths = {"albedo": tmp_path / "a_albedo.png", "height": tmp_path / "a_height.png"}
+    (tmp_path / "a_height.exr").write_bytes(b"left by an earlier run")
+    monkeypatch.setattr(batch, "have_exr", lambda: False)
+    assert batch.with_exr(paths) == paths
+    monkeypatch.setattr(batch, "have_exr", lambda: True)
+    assert batch.with_exr(paths) == {**paths, "height_exr": tmp_path / "a_height.exr"}
+    assert batch.with_exr({"albedo": paths["albedo"]}) == {"albedo": paths["albedo"]}
+
+
 def test_batch_maps_and_resume_asks_for_missing_maps(tiny_models, run_cli, tmp_path):
     args = ["batch", "--styles", "grass", "--seeds", "0-1", "--size", "256", "--out", tmp_path, "--models", tiny_models]
     assert run_cli(*args).returncode == 0

@@ -23,10 +23,13 @@ from core.upscaler import Upscaler, UpscalerConfig
 from . import checkpoint
 
 
-def export(ckpt_dir: Path, out: Path, metrics: dict | None = None, average: bool = True) -> Path:
+def export(ckpt_dir: Path, out: Path, metrics: dict | None = None, average: bool = True,
+           sources: dict[str, str] | None = None) -> Path:
     """Write `out` from the checkpoint in `ckpt_dir`: the moving average of the weights (EMA), or with
     `average=False` an sr run's weights as they are (an adversarial upscaler's fine detail changes from step
-    to step, and averaging the weights averages it away). Raises ValueError for a checkpoint it cannot use."""
+    to step, and averaging the weights averages it away). `sources` ({source: licence}) replaces the data the
+    run recorded (`learn`: the user's photos, not its work folder). Raises ValueError for a checkpoint it
+    cannot use."""
     meta, tensors, _ = checkpoint.load(Path(ckpt_dir), "export takes the --out folder of a gan or sr run")
     state: dict[str, torch.Tensor] = {}
     if not average and meta["kind"] != "sr":
@@ -55,7 +58,7 @@ def export(ckpt_dir: Path, out: Path, metrics: dict | None = None, average: bool
     training = {"steps": meta["step"], "wall_time_s": round(meta["wall_time_s"], 1),
                 "hardware": meta["hardware"], "config": meta["train"], "weights": "ema" if average else "last"}
     with atomic_path(out) as tmp:  # checked before it is renamed to --out: a file the loader rejects never lands there
-        weights.save(tmp, kind, config, model.state_dict() | state, data=meta["sources"], training=training,
+        weights.save(tmp, kind, config, model.state_dict() | state, data=sources or meta["sources"], training=training,
                      metrics=metrics or {}, **extra)
         try:
             weights.build(tmp)

@@ -18,7 +18,8 @@ The generator stays a torus network, so whatever it learns is seamless.
                                                 with this one style, written atomically at the end
 
 A kill loses at most 25 steps: `--resume` continues the run, and `--minutes` counts across resumes. Once the
-style is written the work folder is removed.
+style is written the work folder is removed: a finished style is trained further by `learn` again with a
+longer `--minutes` and `--replace`, or by `python -m training gan --init` from its file.
 """
 
 from __future__ import annotations
@@ -301,7 +302,9 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
         raise Stopped(f"the run of {cfg.name} stopped at step {stopped_at} and is kept in {work}: resume "
                       "continues it")
     models.mkdir(parents=True, exist_ok=True)
-    out = export.export(last.parent, models / f"{cfg.name}.safetensors")  # written atomically, checked
+    names = ", ".join(Path(f).name for f in state["photos"])  # as a photo style records them
+    out = export.export(last.parent, models / f"{cfg.name}.safetensors",  # written atomically, checked
+                        sources={f"your photos: {names}": "your own"})
     shutil.rmtree(work, ignore_errors=True)  # the style is written: the run (55 MB) has nothing left to resume
     return out
 
