@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,14 +163,23 @@ def read(path: Path | str) -> PhotoStyle:
 
 # `tessera learn` (both methods): the photos and the name
 
+MAP_SUFFIXES = tuple(f"_{m}" for m in ("normal", "height", "roughness", "ao"))  # what `maps` and `generate` write
+
+
 def photo_files(inputs: list[Path]) -> list[Path]:
-    """The image files named by `inputs` (files as given; a folder's images by suffix, sorted). Raises
+    """The image files named by `inputs` (files as given; a folder's images by suffix, sorted, leaving out the
+    normal, height, roughness and AO maps Tessera writes beside an albedo, with a warning). Raises
     FileNotFoundError for a path that is not there, ValueError when no image is named at all."""
     files: list[Path] = []
     for p in inputs:
         check_name_length(p)
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+            maps = [f for f in found if f.stem.lower().endswith(MAP_SUFFIXES)]
+            if maps and len(maps) < len(found):  # a folder of maps alone is taken as the user's photos
+                warnings.warn(f"{p}: left out {len(maps)} map(s) that are not photos ({maps[0].name}, …); "
+                              "name them as files to learn from them")
+                found = [f for f in found if f not in maps]
             if not found:
                 raise ValueError(f"{p}: no images in this folder (looked for {', '.join(sorted(SUFFIXES))})")
             files += found

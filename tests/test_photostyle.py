@@ -173,3 +173,17 @@ def test_batch_bakes_a_photo_style_and_names_its_photos(mine: Path, tmp_path: Pa
     first = next(e for e in m["images"] if e["style"] == "my_wall" and e["seed"] == 1)
     albedo = np.asarray(Image.open(tmp_path / "out" / first["files"]["albedo"]))
     assert np.array_equal(albedo, gen.generate("my_wall", seed=1, size=256))
+
+
+def test_a_folder_of_maps_gives_its_albedos_and_photos_not_its_maps(tmp_path):
+    """`tessera maps` and `generate --maps` write <name>_normal/_height/_roughness/_ao beside the albedo: learn
+    leaves those out of a folder, with a warning; a file named on its own is taken as given."""
+    img = (smooth_noise(0, 128, 128) * 255).astype(np.uint8)
+    for name in ("bark_albedo", "bark_normal", "bark_height", "bark_roughness", "bark_ao", "photo"):
+        write_png(tmp_path / f"{name}.png", img)
+    with pytest.warns(UserWarning, match="left out 4 map"):
+        files = photostyle.photo_files([tmp_path])
+    assert [f.name for f in files] == ["bark_albedo.png", "photo.png"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert photostyle.photo_files([tmp_path / "bark_normal.png"]) == [tmp_path / "bark_normal.png"]
