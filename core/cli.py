@@ -210,17 +210,16 @@ def cmd_learn(args: argparse.Namespace) -> int:
         return True
 
     try:
-        with redirect_stdout(sys.stderr):  # training's messages are progress; stdout is the result's path
-            out = learn(cfg, progress=progress)
+        try:
+            with redirect_stdout(sys.stderr):  # training's messages are progress; stdout is the result's path
+                out = learn(cfg, progress=progress)
+        finally:  # before any message below
+            for bar in bars:
+                bar.close()
     except KeyboardInterrupt:
-        for bar in bars:
-            bar.close()
         print(f"interrupted: the run is kept (checkpoints every 25 steps); continue it with the same command "
               f"and --resume", file=sys.stderr)
         return 130
-    finally:
-        for bar in bars:
-            bar.close()
     print(out)
     return 0
 

@@ -107,13 +107,14 @@ def layout(cells: tuple[int, int], n: int, count: int, seed: int) -> np.ndarray:
     (1 on the joints between units, shifted per row by the bond) and a uniform value per unit (its own
     colour, wear, height), for v and u the row and unit coordinates (`lattice`). From the seed's layout
     stream, in a fixed order."""
+    if not count:  # a generator without layouts: no stream to open (every seed's draw passes here)
+        return np.zeros((0, cells[0] * n, cells[1] * n), np.float32)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(LAYOUT_STREAM,)))
     out = []
     for lat in LATTICES[:count]:
         v, u, value = lattice(lat, cells, n, rng)
         out += [np.broadcast_to(np.cos(2 * math.pi * v)[:, None], u.shape), np.cos(2 * math.pi * u), value]
-    h, w = cells
-    return np.stack(out).astype(np.float32) if out else np.zeros((0, h * n, w * n), np.float32)
+    return np.stack(out).astype(np.float32)
 
 
 def waves(freq: np.ndarray, cells: tuple[int, int], n: int, phase: np.ndarray) -> np.ndarray:

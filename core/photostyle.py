@@ -103,8 +103,13 @@ def save(path: Path | str, name: str, photos: list[np.ndarray], sources: list[st
         raise ValueError("a photo style needs at least one photo")
     names = [Path(s).name for s in sources]
     return weights.save(path, KIND, {"patch": patch}, {f"photo.{i}": img for i, img in enumerate(kept)},
-                        styles=[name], photos=names, data={f"your photos: {', '.join(names)}": "your own"},
-                        **meta)
+                        styles=[name], photos=names, data=your_photos(sources), **meta)
+
+
+def your_photos(sources: list[str] | list[Path]) -> dict[str, str]:
+    """The data record ({source: licence}) of a style made from a user's photos, by either method of `learn`:
+    the photos' file names, and "your own" for their licence."""
+    return {f"your photos: {', '.join(Path(s).name for s in sources)}": "your own"}
 
 
 def is_photo_style(path: Path) -> bool:

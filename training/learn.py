@@ -34,7 +34,7 @@ import numpy as np
 
 from core.catalog import SHIPPED_DIR, peek, user_models_dir
 from core.files import cache_dir
-from core.photostyle import NAME, SUFFIXES, check_name, photo_files  # noqa: F401  (shared by both methods)
+from core.photostyle import NAME, SUFFIXES, check_name, photo_files, your_photos  # noqa: F401  (both methods)
 
 MIN_SIDE = 128  # px, the shorter side of a photo as given: the GAN sees 64² crops of it at ≤ 256 px
 MAX_ASPECT = 4  # longer / shorter side: a narrower strip holds too few crops at the training scale
@@ -302,9 +302,8 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
         raise Stopped(f"the run of {cfg.name} stopped at step {stopped_at} and is kept in {work}: resume "
                       "continues it")
     models.mkdir(parents=True, exist_ok=True)
-    names = ", ".join(Path(f).name for f in state["photos"])  # as a photo style records them
     out = export.export(last.parent, models / f"{cfg.name}.safetensors",  # written atomically, checked
-                        sources={f"your photos: {names}": "your own"})
+                        sources=your_photos(state["photos"]))
     shutil.rmtree(work, ignore_errors=True)  # the style is written: the run (55 MB) has nothing left to resume
     return out
 
