@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import (DXT_PACKAGES, GAN_SIDE, STATIONARITY_MEAN, STATIONARITY_STD, VAL_FRACTION, VAL_MIN,
-                           Record, group_duplicates, looks_upscaled, nonstationarity, process, records, split)
+from training.data import (DXT_PACKAGES, GAN_SIDE, STATIONARITY_MEAN, STATIONARITY_STD, STYLES, UNCURATED, VAL_FRACTION,
+                           VAL_MIN, Record, group_duplicates, looks_upscaled, nonstationarity, process, records, split)
 from training.sources import Entry, read_bytes, read_manifest
 from training_helpers import smooth_noise, stripes, write_png
 
@@ -73,6 +73,7 @@ def test_shipped_manifest_is_well_formed_and_leaves_the_test_set_out():
     entries = read_manifest()
     assert len(entries) > 1500 and len({(e.package, e.path) for e in entries}) == len(entries)
     assert not any("supertuxkart" in e.package or "supertuxkart" in e.path for e in entries)
+    assert {e.style for e in entries} <= set(STYLES) | set(UNCURATED)  # a mistyped label would silently drop images
 
 
 def test_images_are_read_from_zip_members(tmp_path):
