@@ -41,8 +41,8 @@ STYLES = ("asphalt", "brick", "concrete", "dirt", "forest_floor", "grass", "grav
 # The manifest's other labels, left out: materials with too few distinct images here for a style with VAL_MIN
 # held out (ice … corrugated), and what is not a material an artist tiles (grates and vents, sci-fi panels,
 # windows, hazard stripes: an object or a frame per tile) or not what its package calls it (other). A style
-# whose images disagree teaches the generator their average, so "metal" is plain, worn, painted and tread
-# plate, and rusted plate is "rust".
+# whose images disagree teaches the generator their average, so "metal" is plain, worn and painted plate,
+# and rusted plate is "rust".
 UNCURATED = ("ice", "plaster", "bark", "marble", "fabric", "tread_plate", "corrugated", "grate", "panel", "other")
 GAN_SIDE = 256       # longer side of a texture at the GAN's scale
 HR_MAX_SIDE = 1024   # cap for upscaler targets
