@@ -37,14 +37,14 @@ from .sources import Entry, copyright_path, fetch, read_bytes, read_manifest
 
 # The styles curated, from the manifest's labels.
 STYLES = ("asphalt", "brick", "concrete", "dirt", "forest_floor", "grass", "gravel", "metal", "mud", "paving",
-          "rock", "roof", "rust", "sand", "snow", "stone_wall", "tiles", "wood")
+          "plaster", "rock", "roof", "rust", "sand", "snow", "stone_wall", "tiles", "wood")
 # The manifest's other labels, left out: materials with too few distinct images here for a style with VAL_MIN
 # held out (ice … end_grain), and what is not a material an artist tiles (grates and vents; panels: carved
 # or inlaid stone, friezes and columns, sci-fi panels, windows, hazard stripes, doors; an object, band or
 # frame per tile) or not what its style says (other: wood chips, flat stone without blocks, road markings,
 # a texture atlas). A style whose images disagree teaches the generator their average, so "metal" is plain,
 # worn and painted plate, rusted plate is "rust", and rubble walls are "stone_wall" rather than "brick".
-UNCURATED = ("ice", "plaster", "bark", "marble", "fabric", "tread_plate", "corrugated", "end_grain", "grate", "panel",
+UNCURATED = ("ice", "bark", "marble", "fabric", "tread_plate", "corrugated", "end_grain", "grate", "panel",
              "other")
 GAN_SIDE = 256       # longer side of a texture at the GAN's scale
 HR_MAX_SIDE = 1024   # cap for upscaler targets
