@@ -102,7 +102,7 @@ class GanConfig(RunConfig):
     style_lr: float | None = None
     """Adam learning rate of G's style embeddings (default: --lr). Adam moves a parameter about its learning
     rate per step it gets a gradient, and a style's row gets one only in the steps whose batch draws that
-    style (about a third of them with 18 styles and batch 8), so new styles started from another style's
+    style (about a third of them with 19 styles and batch 8), so new styles started from another style's
     embedding (--style-init) stay near it for thousands of steps at 2e-4; 10× that lets them find their
     own look"""
     d_lr: float | None = None
