@@ -345,8 +345,8 @@ def init_from(path: Path, styles: list[str], modules: dict[str, nn.Module],
     return step, wall, f"new styles: {', '.join(seeded) or 'none'}; new layers: {layers}"
 
 
-STYLE_TENSORS = ("style.weight", "embed.weight_orig", "embed.weight")  # one row per style: G's embedding, D's
-# projection (spectrally normalised, or plain with --d-norm none)
+# one row per style: G's embedding, D's projection (spectrally normalised, or plain with --d-norm none)
+STYLE_TENSORS = ("style.weight", "embed.weight_orig", "embed.weight")
 STYLE_VECTORS = ("embed.weight_u",)  # spectral norm's power-iteration vector over D's style rows
 
 
