@@ -145,7 +145,8 @@ class Tessera:
                 m = entry.members
                 s = torch.from_numpy(np.concatenate([noise.member_embedding(w.numpy(), m.embedding, m.style, seed)
                                                      for seed in seeds])).to(self.device)
-            x = model.synthesize(model.make_noise(s, cells, seeds), s)
+            gate = model.layout_gate(w.to(self.device).expand(len(seeds), -1))
+            x = model.synthesize(model.make_noise(s, cells, seeds, gate), s)
         return (x.float() * 0.5 + 0.5).clamp(0, 1)
 
     @torch.inference_mode()

@@ -7,6 +7,7 @@ torch-free runtime (core.runtime) read the same classes, so both agree on every 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class GeneratorConfig:
     fine_level: int = -1        # the ×2 level they join (1 … len(widths) - 1); -1: the one before the last
     descriptor_dim: int = 0     # per-image conditioning: width of the image descriptors (core.descriptors); 0: none
     layouts: int = 0            # layout lattices added at `fine_level` (core.noise.LATTICES; 0: none)
+    layout_styles: tuple[int, ...] | None = None  # the styles (indices) that see the layouts; None: all
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
@@ -38,6 +40,12 @@ class GeneratorConfig:
         assert 1 <= self.fine_level < len(self.widths), f"fine_level {self.fine_level} is not a ×2 level"
         assert self.descriptor_dim >= 0, f"descriptor_dim {self.descriptor_dim} must be ≥ 0"
         assert 0 <= self.layouts <= LATTICE_KINDS, f"layouts {self.layouts} is not 0 … {LATTICE_KINDS}"
+        if self.layout_styles is not None:
+            self.layout_styles = tuple(self.layout_styles)
+            assert self.layouts, "layout_styles without layouts"
+            assert list(self.layout_styles) == sorted(set(self.layout_styles)) and \
+                all(0 <= i < self.styles for i in self.layout_styles), \
+                f"layout_styles {self.layout_styles} are not distinct style indices 0 … {self.styles - 1} in order"
 
     @classmethod
     def from_meta(cls, config: dict[str, Any]) -> GeneratorConfig:
@@ -69,13 +77,24 @@ class GeneratorConfig:
     def detail_dim(self) -> int:
         return sum(4 ** level for level in range(1, len(self.widths)))
 
+    def layout_gate(self, weights: Sequence[float]) -> float:
+        """How much of the layouts a style mix sees: the share of its mixing `weights` (one per style, summing
+        to 1) on `layout_styles`, in [0, 1]; 1 when every style sees them (`layout_styles` None). A seed's
+        layout channels are scaled by it before the generator reads them, so a style outside `layout_styles`
+        gets none and cannot draw blocks from them, whatever amplitude it learned."""
+        if self.layout_styles is None:
+            return 1.0
+        return float(sum(weights[i] for i in self.layout_styles))
+
     def to_dict(self) -> dict:
-        """The fields as a dict; `descriptor_dim` and `layouts` only when they are not 0, so a generator
+        """The fields as a dict; `descriptor_dim`, `layouts` and `layout_styles` only when set, so a generator
         without them writes the config (and has the graph name and file header) it had before those fields."""
         d = asdict(self)
         for optional in ("descriptor_dim", "layouts"):
             if not d[optional]:
                 del d[optional]
+        if self.layout_styles is None:
+            del d["layout_styles"]
         return d
 
 

@@ -26,7 +26,9 @@ drawn per seed (core.noise.layout: running bond, stack bond, planks; for each, t
 value per unit), added at `fine_level` as the fine waves are, with a learned per-style amplitude that starts
 at zero and learns LAYOUT_GAIN times faster than the rest (a gain on the layer's output, as StyleGAN's
 learning-rate multipliers; at 2e-4 an amplitude from zero would need thousands of steps to matter). A layout
-only offers a place for joints; whether and how a style draws them is learned.
+only offers a place for joints; whether and how a style draws them is learned. With `layout_styles` only
+those styles see the layouts (the channels are scaled by a style mix's share of them), so sand or metal
+cannot learn to draw the lattices' per-unit blocks.
 With per-image conditioning (`descriptor_dim` > 0) a style is a set of members, one per training image:
 image i of style c is embedded as style[c] + image_code(φ_i), φ_i its standardised descriptors
 (core.descriptors), so one seed draws one coherent material instead of a blend of the style's images.
@@ -194,13 +196,21 @@ class TextureGenerator(nn.Module):
         assert self.cfg.descriptor_dim, "this generator has no per-image conditioning: pass no descriptors"
         return s + self.image_code(descriptors.to(s.dtype))
 
-    def make_noise(self, s: torch.Tensor, cells: tuple[int, int],
-                   generator: torch.Generator | Sequence[int]) -> torch.Tensor:
+    def layout_gate(self, weights: torch.Tensor) -> torch.Tensor | None:
+        """(B,) the share of each row of mixing weights (B, styles) on the styles that draw on the layouts
+        (GeneratorConfig.layout_gate); None when every style does."""
+        if self.cfg.layout_styles is None:
+            return None
+        return weights[:, list(self.cfg.layout_styles)].sum(dim=1)
+
+    def make_noise(self, s: torch.Tensor, cells: tuple[int, int], generator: torch.Generator | Sequence[int],
+                   layout_gate: torch.Tensor | None = None) -> torch.Tensor:
         """Noise grid (B, noise_dim, H, W) for style embeddings `s` (B, style_dim) and `cells` = (H, W).
 
         `generator`: a torch.Generator on the CPU (training), or B seeds, one per row of `s`, drawn with
         numpy as core.noise does: the same noise the torch-free runtime (core.runtime) makes for a seed.
-        Either way a seed gives the same noise on every device.
+        Either way a seed gives the same noise on every device. `layout_gate` (B,): `layout_gate(weights)`,
+        which scales the layout channels; needed, and only taken, when the config has `layout_styles`.
         """
         cfg, (h, w), b = self.cfg, cells, s.shape[0]
         if isinstance(generator, torch.Generator):
@@ -231,6 +241,10 @@ class TextureGenerator(nn.Module):
             parts.append(F.pixel_unshuffle(fine, n))
         if cfg.layouts:
             assert layout is not None
+            assert (layout_gate is None) == (cfg.layout_styles is None), "pass layout_gate(weights) exactly " \
+                "when the config has layout_styles"
+            if layout_gate is not None:
+                layout = layout.to(layout_gate.device, layout_gate.dtype) * layout_gate.view(b, 1, 1, 1)
             parts.append(F.pixel_unshuffle(layout, 2 ** cfg.fine_level))
         return torch.cat([t.to(s.device, s.dtype) for t in parts], dim=1)
 
@@ -264,4 +278,4 @@ class TextureGenerator(nn.Module):
     def forward(self, weights: torch.Tensor, cells: tuple[int, int], generator: torch.Generator | Sequence[int],
                 descriptors: torch.Tensor | None = None) -> torch.Tensor:
         s = self.embed(weights, descriptors)
-        return self.synthesize(self.make_noise(s, cells, generator), s)
+        return self.synthesize(self.make_noise(s, cells, generator, self.layout_gate(weights)), s)

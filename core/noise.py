@@ -136,10 +136,12 @@ def pixel_unshuffle(x: np.ndarray, n: int) -> np.ndarray:
     return x.reshape(c, hn // n, n, wn // n, n).transpose(0, 2, 4, 1, 3).reshape(c * n * n, hn // n, wn // n)
 
 
-def grid(cfg: GeneratorConfig, d: Draws, freq: np.ndarray, fine_freq: np.ndarray | None = None) -> np.ndarray:
+def grid(cfg: GeneratorConfig, d: Draws, freq: np.ndarray, fine_freq: np.ndarray | None = None,
+         layout_gate: float = 1.0) -> np.ndarray:
     """The noise grid (1, noise_dim, H, W) float32 from a seed's draws and the style's wave frequencies:
     `freq` (periodic_dim, 2) and, with fine waves, `fine_freq` (fine_periodic_dim, 2), in cycles per cell
-    (the generator's `wave` and `fine_wave` layers applied to the style embedding)."""
+    (the generator's `wave` and `fine_wave` layers applied to the style embedding); the layout channels
+    scaled by `layout_gate`, the style mix's `cfg.layout_gate(weights)`."""
     h, w = d.local.shape[1:]
     n = 2 ** cfg.fine_level
     parts = [d.local, np.broadcast_to(d.glob, (cfg.global_dim, h, w)), waves(freq, (h, w), 1, d.phase), d.detail]
@@ -147,7 +149,7 @@ def grid(cfg: GeneratorConfig, d: Draws, freq: np.ndarray, fine_freq: np.ndarray
         assert fine_freq is not None, "this generator has fine waves: pass their frequencies"
         parts.append(pixel_unshuffle(waves(fine_freq, (h, w), n, d.fine_phase), n))
     if cfg.layouts:
-        parts.append(pixel_unshuffle(d.layout, n))
+        parts.append(pixel_unshuffle(d.layout * np.float32(layout_gate), n))
     z = np.concatenate(parts, axis=0)[None]
     assert z.shape[1] == cfg.noise_dim, f"noise has {z.shape[1]} channels, want {cfg.noise_dim}"
     return np.ascontiguousarray(z, dtype=np.float32)

@@ -188,7 +188,7 @@ class Runtime:
         if cfg.fine_periodic_dim:
             fine = (s @ t["fine_wave.weight"].T + t["fine_wave.bias"]).reshape(cfg.fine_periodic_dim, 2)
         cells = (size // cfg.stride, size // cfg.stride)
-        z = noise.grid(cfg, noise.draw(cfg, cells, seed), freq, fine)
+        z = noise.grid(cfg, noise.draw(cfg, cells, seed), freq, fine, cfg.layout_gate(w[0]))
         (x,) = entry.session.run(None, {"noise": z, "style": s})
         return np.clip(x * np.float32(0.5) + np.float32(0.5), 0, 1)
 

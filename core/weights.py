@@ -196,6 +196,7 @@ def graph_name(kind: str, config: dict[str, Any]) -> str:
             arch = GeneratorConfig.from_meta(config).to_dict()
             arch.pop("styles")  # the style table stays outside the graph: the runtime embeds the style
             arch.pop("descriptor_dim", None)  # so does image_code: a per-image generator runs the same graph
+            arch.pop("layout_styles", None)  # and the layout gate, applied to the noise before the graph
         elif kind == "upscaler":
             arch = UpscalerConfig(**config).to_dict()
         elif kind == "exemplar":

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from core import noise as core_noise
 from core.generator import GeneratorConfig, TextureGenerator, waves
@@ -88,6 +89,45 @@ def test_layouts_start_silent_and_are_written_only_when_there():
         assert (base(one_hot(1), (4, 5), [3]) - ext(one_hot(1), (4, 5), [3])).abs().max() > 1e-2
     with pytest.raises(AssertionError, match="layouts 4"):
         GeneratorConfig(layouts=4)
+
+
+def test_layout_styles_hide_the_layouts_from_the_other_styles():
+    """With `layout_styles` only those styles see the lattices: another style draws exactly what it draws
+    with its layout amplitude zeroed, however large the amplitude it learned (without the gate it drew the
+    lattices' per-unit blocks: metal and rust did); a mix sees them by its share. The config writes the field
+    only when set, and the graph (core.export_onnx) is the same with it or without."""
+    from core import weights
+
+    base = GeneratorConfig(styles=2, style_dim=8, local_dim=4, global_dim=4, periodic_dim=4, widths=(16, 8, 8),
+                           fine_periodic_dim=2, layouts=2)
+    cfg = GeneratorConfig(**{**base.to_dict(), "layout_styles": [0]})  # as read back from a file's JSON
+    assert cfg.layout_styles == (0,) and cfg.to_dict()["layout_styles"] == (0,) and "layout_styles" not in base.to_dict()
+    assert weights.graph_name("generator", cfg.to_dict()) == weights.graph_name("generator", base.to_dict())
+    torch.manual_seed(0)
+    gated = TextureGenerator(cfg).eval()
+    with torch.no_grad():
+        gated.layout_amp.bias.fill_(1.0)
+        silent = TextureGenerator(cfg).eval()
+        silent.load_state_dict(gated.state_dict())
+        silent.layout_amp.bias.zero_()
+        for draw in (lambda: torch.Generator().manual_seed(3), lambda: [3]):  # training's draws, a seed's
+            assert torch.equal(gated(one_hot(1), (4, 5), draw()), silent(one_hot(1), (4, 5), draw()))
+            assert (gated(one_hot(0), (4, 5), draw()) - silent(one_hot(0), (4, 5), draw())).abs().max() > 1e-2
+        mix = torch.tensor([[0.25, 0.75], [1.0, 0.0]])
+        gate = gated.layout_gate(mix)
+        assert gate.tolist() == [0.25, 1.0] and cfg.layout_gate([0.25, 0.75]) == 0.25
+        s = gated.embed(mix)
+        z = gated.make_noise(s, (4, 5), [3, 3], gate)
+        layout = F.pixel_unshuffle(torch.from_numpy(core_noise.layout((4, 5), 2, 2, 3)), 2)
+        assert torch.equal(z[0, -layout.shape[0]:], 0.25 * layout) and torch.equal(z[1, -layout.shape[0]:], layout)
+        with pytest.raises(AssertionError, match="layout_gate"):
+            gated.make_noise(s, (4, 5), [3, 3])
+    nobody = GeneratorConfig(**{**base.to_dict(), "layout_styles": []})  # a style learned from grass: none
+    assert nobody.layout_gate([1.0, 0.0]) == 0.0 and base.layout_gate([1.0, 0.0]) == 1.0
+    for bad, match in (({"layout_styles": [2]}, "layout_styles"), ({"layout_styles": [1, 0]}, "layout_styles"),
+                       ({"layouts": 0, "layout_styles": [0]}, "without layouts")):
+        with pytest.raises(AssertionError, match=match):
+            GeneratorConfig(**{**base.to_dict(), **bad})
 
 
 @pytest.mark.parametrize("lat", core_noise.LATTICES, ids=lambda lat: lat.name)

@@ -161,3 +161,15 @@ def test_stored_reference_descriptors_of_real_images_decide_the_start(env, tmp_p
     for bad, why in ((tmp_path / "nothing", "no <style>/*.png images"),):
         assert training_cli.main(["reference", str(gan_file), "--data", str(bad)]) == 2
         assert why in capsys.readouterr().err
+
+
+def test_a_learned_style_sees_the_layouts_when_the_style_it_starts_from_does():
+    """From a start whose layouts only brick sees, a style learned like brick sees them and one learned
+    like grass does not ('' : no style); a start without layout_styles leaves the default (every style)."""
+    from training.learn import learned_layout_styles
+
+    start = {"layouts": 3, "layout_styles": [0]}
+    assert learned_layout_styles("mine", "brick", ["brick", "grass"], start) == "mine"
+    assert learned_layout_styles("mine", "grass", ["brick", "grass"], start) == ""
+    assert learned_layout_styles("mine", "grass", ["brick", "grass"], {"layouts": 3}) is None
+    assert learned_layout_styles("mine", "grass", ["brick", "grass"], {}) is None

@@ -181,6 +181,34 @@ def test_runtime_generates_what_the_torch_path_generates(onnx_models):
         assert levels(rt.upscale_unit(x, 2, tileable=tileable), want) <= 1
 
 
+def test_a_file_with_layout_styles_gates_the_layouts_alike_on_both_paths(tmp_path):
+    """A generator whose layouts only brick sees: the runtime and the torch path draw the same pixels for
+    brick, grass and a mix of them, and grass differs from what the same tensors draw without the gate."""
+    from core import api
+    from core.config import GeneratorConfig
+    from core.export_onnx import export_folder
+    from core.generator import TextureGenerator
+    from helpers import save_generator
+
+    plain = tiny_generator()
+    gated = TextureGenerator(GeneratorConfig(**{**plain.cfg.to_dict(), "layout_styles": [0]})).eval()
+    gated.load_state_dict(plain.state_dict())
+    folders = {}
+    for name, model in (("plain", plain), ("gated", gated)):
+        folders[name] = tmp_path / name
+        save_generator(folders[name] / "gan-tiny.safetensors", model)
+        export_folder(folders[name])
+    assert [p.name for p in (folders["gated"] / "graphs").glob("*.onnx")] == \
+        [p.name for p in (folders["plain"] / "graphs").glob("*.onnx")]  # the gate costs no new graph
+    rt, gen = runtime.load(models_dir=folders["gated"]), api.load_generator(device="cpu", models_dir=folders["gated"])
+    for style in ("brick", "grass", "brick:0.3+grass:0.7"):
+        want = gen.generate_gan(style, seed=3, size=32).numpy()
+        assert levels(rt.generate_gan(style, seed=3, size=32), want) <= 1
+    ungated = runtime.load(models_dir=folders["plain"])
+    assert levels(rt.generate_gan("grass", seed=3, size=32), ungated.generate_gan("grass", seed=3, size=32)) > 1
+    assert np.array_equal(rt.generate_gan("brick", seed=3, size=32), ungated.generate_gan("brick", seed=3, size=32))
+
+
 def test_runtime_upscaling_tells_each_tile_and_stops_when_told(onnx_models):
     """As core.upscaler.upscale_tiled: progress after every tile, and a progress that raises stops the
     upscaling there (the worker's Cancel on the bundled runtime)."""

@@ -202,9 +202,28 @@ def test_gan_init_adds_layouts_that_start_silent(data, tmp_path):
         gan(data, b, steps=7, resume=True)
 
 
+def test_gan_layout_styles_are_kept_by_name_and_must_match_on_resume(data, tmp_path):
+    """--layout-styles names the styles that see the layouts: the checkpoint and the export keep their
+    indices; a resume without the flag, or an unknown style, is a one-line error naming it."""
+    from core import weights
+    from training.export import export
+
+    a = tmp_path / "a"
+    gan(data, a, layouts=2, layout_styles="stripes")
+    assert read_checkpoint(a)[0]["generator"]["layout_styles"] == [1]
+    gan(data, a, steps=5, resume=True, layouts=2, layout_styles="stripes")
+    model, _ = weights.build(export(a, tmp_path / "g.safetensors"))
+    assert model.cfg.layout_styles == (1,) and model.layout_gate(torch.eye(2)).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="--layout-styles"):
+        gan(data, a, steps=7, resume=True, layouts=2)
+    with pytest.raises(ValueError, match="--layout-styles: unknown style 'brick'; the styles are noise, stripes"):
+        gan(data, tmp_path / "b", layouts=2, layout_styles="stripes,brick")
+
+
 @pytest.mark.parametrize("over, flag", [
     (dict(steps=None, minutes=None), "--steps"),
     (dict(layouts=4), "--layouts"),
+    (dict(layout_styles="stripes"), "--layout-styles"),  # without --layouts
     (dict(steps=0), "--steps"),
     (dict(minutes=0.0), "--minutes"),
     (dict(batch=0), "--batch"),

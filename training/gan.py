@@ -83,6 +83,10 @@ class GanConfig(RunConfig):
     """masonry-like lattices drawn per seed and added at half the output resolution (core.noise.LATTICES:
     1 running bond, 2 and stack bond, 3 and planks; 0: none), so brick, tiles and boards have joints to
     draw on; --init from a run without them starts as the same G (their amplitudes start at zero)"""
+    layout_styles: str | None = None
+    """with --layouts: only these styles see the lattices, e.g. brick,tiles,wood (default: all); the rest get
+    none, so they cannot learn to draw the lattices' per-unit blocks. A run from --init does not inherit it
+    from its start: name the styles again"""
     d_width: int = 32
     """discriminator channels at full resolution (doubling as it goes down, at most 256); --init from a
     narrower D grows it so that it starts as the same function (new channels are read with zero weights)"""
@@ -131,6 +135,8 @@ class GanConfig(RunConfig):
             raise ValueError(f"--fine-waves {self.fine_waves} must be ≥ 0")
         if not 0 <= self.layouts <= LATTICE_KINDS:
             raise ValueError(f"--layouts {self.layouts} must be 0 … {LATTICE_KINDS}")
+        if self.layout_styles is not None and not self.layouts:
+            raise ValueError("--layout-styles names the styles that see the layouts: give --layouts too")
         unknown = sorted(set(filter(None, self.augment.split(","))) - set(AUGMENTS))
         if unknown:
             raise ValueError(f"--augment {','.join(unknown)}: choose from {','.join(AUGMENTS)}")
@@ -228,6 +234,19 @@ def style_weights(spec: str | None, styles: list[str]) -> torch.Tensor | None:
     if w.sum() <= 0:
         raise ValueError("--style-weights: at least one style needs a weight > 0")
     return w
+
+
+def style_indices(spec: str | None, styles: list[str]) -> tuple[int, ...] | None:
+    """'brick,wood' → the indices of those styles in `styles`, in order; '' → () (no style); None → None
+    (every style). An unknown name is a one-line error."""
+    if spec is None:
+        return None
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in styles]
+    if unknown:
+        raise ValueError(f"--layout-styles: unknown style {', '.join(map(repr, unknown))}; the styles are "
+                         f"{', '.join(styles)}")
+    return tuple(sorted({styles.index(name) for name in names}))
 
 
 class Discriminator(nn.Module):
@@ -441,7 +460,8 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
     weights = style_weights(cfg.style_weights, data.styles)
     k = descriptors.DIM if cfg.per_image else 0
     gcfg = GeneratorConfig(styles=len(data.styles), widths=cfg.widths, fine_periodic_dim=cfg.fine_waves,
-                           descriptor_dim=k, layouts=cfg.layouts)
+                           descriptor_dim=k, layouts=cfg.layouts,
+                           layout_styles=style_indices(cfg.layout_styles, data.styles))
     G = TextureGenerator(gcfg).to(d.device)
     D = Discriminator(len(data.styles), cfg.d_width, cfg.d_levels, cfg.d_norm == "spectral", cfg.d_pool,
                       k).to(d.device)
@@ -458,7 +478,8 @@ def train(cfg: GanConfig, on_step: Callable[[Clock], bool] | None = None) -> Pat
             raise ValueError(f"--resume: checkpoint styles {meta['styles']} differ from {data.styles} in {cfg.data}")
         if GeneratorConfig(**meta["generator"]) != gcfg:
             raise ValueError(f"--resume: checkpoint generator {meta['generator']} differs from {gcfg.to_dict()}: "
-                             f"pass its --widths, --fine-waves, --layouts and --per-image, or start a new run from it with --init")
+                             f"pass its --widths, --fine-waves, --layouts, --layout-styles and --per-image, or start a "
+                             f"new run from it with --init")
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             checkpoint.restore_module(m, name, tensors)
         saved = len(json.loads(header["opt_g.param_groups"]))

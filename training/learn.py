@@ -279,6 +279,7 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
                     style_init=None if cfg.resume else f"{cfg.name}={state['like']}",
                     widths=tuple(start_cfg["widths"]), fine_waves=start_cfg["fine_periodic_dim"],
                     layouts=start_cfg.get("layouts", 0),
+                    layout_styles=learned_layout_styles(cfg.name, state["like"], start_styles, start_cfg),
                     batch=cfg.batch, crop=cfg.crop, g_size=cfg.g_size, image_size=TRAIN_SIDE, photos=True,
                     seed=cfg.seed, device=cfg.device, ckpt_every=25, sample_every=100)
     if cfg.resume:  # --minutes counts across resumes: take off what the earlier runs spent
@@ -306,6 +307,16 @@ def learn(cfg: LearnConfig, log=print, progress: Callable[[int, int, float], boo
                         sources=your_photos(state["photos"]))
     shutil.rmtree(work, ignore_errors=True)  # the style is written: the run (55 MB) has nothing left to resume
     return out
+
+
+def learned_layout_styles(name: str, like: str, start_styles: list[str], start_cfg: dict) -> str | None:
+    """--layout-styles for a style learned from `like` of a start generator (its styles, its config): the
+    new style sees the layouts when `like` does (None: the start has no layout_styles, every style sees
+    them), else none ('')."""
+    seen = start_cfg.get("layout_styles")
+    if seen is None or not start_cfg.get("layouts"):
+        return None
+    return name if start_styles.index(like) in seen else ""
 
 
 def _start_clock(state: dict, state_file: Path) -> None:
