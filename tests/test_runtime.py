@@ -41,7 +41,7 @@ def gan_inputs(model, cells: tuple[int, int], seed: int = 0, style: int = 1) -> 
     w = torch.zeros(1, model.cfg.styles)
     w[0, style] = 1.0
     s = model.embed(w)
-    return model.make_noise(s, cells, [seed]).numpy(), s.numpy()
+    return model.make_noise(s, cells, [seed], model.layout_gate(w)).numpy(), s.numpy()
 
 
 # noise and seeds
