@@ -313,8 +313,8 @@ def learned_layout_styles(name: str, like: str, start_styles: list[str], start_c
     """--layout-styles for a style learned from `like` of a start generator (its styles, its config): the
     new style sees the layouts when `like` does (None: the start has no layout_styles, every style sees
     them), else none ('')."""
-    seen = start_cfg.get("layout_styles")
-    if seen is None or not start_cfg.get("layouts"):
+    seen = start_cfg.get("layout_styles")  # only ever set with layouts (GeneratorConfig checks)
+    if seen is None:
         return None
     return name if start_styles.index(like) in seen else ""
 
